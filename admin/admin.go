@@ -1,0 +1,250 @@
+// Package admin is the relay's HTTP + JSON admin API, used by the CLI and
+// by automation: users, the queue, health. Every request but /healthz needs
+// the bearer token the server keeps in data_dir/admin.token. The API goes
+// through the storage owners' own methods; it keeps no state of its own.
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"outbound/auth"
+	"outbound/queue"
+)
+
+// Options configures the API handler.
+type Options struct {
+	Users  *auth.Store
+	Queue  *queue.Queue
+	Token  string
+	Logger *slog.Logger
+}
+
+type api struct {
+	Options
+}
+
+// Handler returns the admin API.
+func Handler(opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /api/users", a.authed(a.listUsers))
+	mux.Handle("POST /api/users", a.authed(a.createUser))
+	mux.Handle("GET /api/users/{name}", a.authed(a.showUser))
+	mux.Handle("DELETE /api/users/{name}", a.authed(a.deleteUser))
+	mux.Handle("PUT /api/users/{name}/password", a.authed(a.setPassword))
+	mux.Handle("GET /api/queue", a.authed(a.listQueue))
+	mux.Handle("GET /api/queue/{id}", a.authed(a.showMessage))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// authed checks the bearer token in constant time.
+func (a *api) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send 'Authorization: Bearer <contents of data_dir/admin.token>'")
+			return
+		}
+		if err := h(w, r); err != nil {
+			status := http.StatusInternalServerError
+			var he *httpError
+			switch {
+			case errors.As(err, &he):
+				status = he.status
+			case errors.Is(err, auth.ErrNoSuchUser), errors.Is(err, queue.ErrNotFound):
+				status = http.StatusNotFound
+			case errors.Is(err, auth.ErrUserExists):
+				status = http.StatusConflict
+			}
+			if status == http.StatusInternalServerError {
+				a.Logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, status, err.Error())
+		}
+	})
+}
+
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// decode reads a JSON body, refusing unknown fields so that a typo in a
+// script is reported instead of silently ignored.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+// UserView is a user as the API shows it: never the password hash.
+type UserView struct {
+	Name      string    `json:"name"`
+	AllowFrom []string  `json:"allow_from"`
+	Route     string    `json:"route"`
+	Created   time.Time `json:"created"`
+}
+
+func viewUser(u *auth.User) UserView {
+	route := u.Route
+	if route == "" {
+		route = "default"
+	}
+	allow := u.AllowFrom
+	if allow == nil {
+		allow = []string{}
+	}
+	return UserView{Name: u.Name, AllowFrom: allow, Route: route, Created: u.Created}
+}
+
+func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
+	users, err := a.Users.List()
+	if err != nil {
+		return err
+	}
+	out := make([]UserView, 0, len(users))
+	for _, u := range users {
+		out = append(out, viewUser(u))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// CreateUserRequest is the body of POST /api/users.
+type CreateUserRequest struct {
+	Name      string   `json:"name"`
+	Password  string   `json:"password"`
+	AllowFrom []string `json:"allow_from"`
+}
+
+func (a *api) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req CreateUserRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	u, err := a.Users.Add(req.Name, req.Password, req.AllowFrom)
+	if err != nil {
+		if errors.Is(err, auth.ErrUserExists) {
+			return err
+		}
+		return badRequest("%v", err)
+	}
+	a.Logger.Info("user added", "user", u.Name)
+	writeJSON(w, http.StatusCreated, viewUser(u))
+	return nil
+}
+
+func (a *api) showUser(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.Users.Get(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewUser(u))
+	return nil
+}
+
+func (a *api) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := a.Users.Delete(name); err != nil {
+		return err
+	}
+	a.Logger.Info("user deleted", "user", name)
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+	return nil
+}
+
+// PasswordRequest is the body of PUT /api/users/{name}/password.
+type PasswordRequest struct {
+	Password string `json:"password"`
+}
+
+func (a *api) setPassword(w http.ResponseWriter, r *http.Request) error {
+	var req PasswordRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := auth.ValidatePassword(req.Password); err != nil {
+		return badRequest("%v", err)
+	}
+	if err := a.Users.SetPassword(name, req.Password); err != nil {
+		return err
+	}
+	a.Logger.Info("password changed", "user", name)
+	writeJSON(w, http.StatusOK, map[string]string{"updated": name})
+	return nil
+}
+
+func (a *api) listQueue(w http.ResponseWriter, r *http.Request) error {
+	status := r.URL.Query().Get("status")
+	switch status {
+	case "", "queued", "delivered", "failed":
+	default:
+		return badRequest("status must be queued, delivered or failed, got %q", status)
+	}
+	msgs, err := a.Queue.List(func(m *queue.Message) bool {
+		if status == "" {
+			return true
+		}
+		for _, rc := range m.Recipients {
+			if string(rc.Status) == status {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	if msgs == nil {
+		msgs = []*queue.Message{}
+	}
+	writeJSON(w, http.StatusOK, msgs)
+	return nil
+}
+
+func (a *api) showMessage(w http.ResponseWriter, r *http.Request) error {
+	m, err := a.Queue.Get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}

@@ -1,0 +1,82 @@
+package auth
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"sync"
+	"time"
+)
+
+// verifyCacheLifetime bounds how long a successful login is remembered. A
+// short lifetime limits the window in which a password leaked from memory
+// would be useful, while still sparing clients that send one message per
+// connection (most app libraries) a bcrypt hash per message.
+const verifyCacheLifetime = 5 * time.Minute
+
+// verifyCache remembers recent successful verifications as a keyed hash of
+// the password, never the password itself. The key is random per process, so
+// the cache is useless to anyone who reads memory dumps from another run.
+type verifyCache struct {
+	key []byte
+
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	// mac is HMAC-SHA256(key, password).
+	mac []byte
+	// hash is the stored bcrypt hash the password was checked against, so a
+	// password changed by another path (or another process) invalidates it.
+	hash    []byte
+	expires time.Time
+}
+
+func newVerifyCache() *verifyCache {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return &verifyCache{key: key, entries: make(map[string]cacheEntry)}
+}
+
+func (c *verifyCache) mac(password string) []byte {
+	m := hmac.New(sha256.New, c.key)
+	m.Write([]byte(password))
+	return m.Sum(nil)
+}
+
+func (c *verifyCache) matches(name string, hash []byte, password string) bool {
+	c.mu.Lock()
+	e, ok := c.entries[name]
+	c.mu.Unlock()
+	if !ok || time.Now().After(e.expires) || !bytes.Equal(e.hash, hash) {
+		return false
+	}
+	return subtle.ConstantTimeCompare(e.mac, c.mac(password)) == 1
+}
+
+func (c *verifyCache) remember(name string, hash []byte, password string) {
+	e := cacheEntry{mac: c.mac(password), hash: hash, expires: time.Now().Add(verifyCacheLifetime)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Keep the map bounded: drop expired entries when it grows.
+	if len(c.entries) > 10000 {
+		now := time.Now()
+		for k, v := range c.entries {
+			if now.After(v.expires) {
+				delete(c.entries, k)
+			}
+		}
+	}
+	c.entries[name] = e
+}
+
+func (c *verifyCache) forget(name string) {
+	c.mu.Lock()
+	delete(c.entries, name)
+	c.mu.Unlock()
+}

@@ -1,0 +1,290 @@
+// Package auth owns the relay's users: their password hashes, the senders
+// each may use, and the verification of SMTP AUTH credentials (with an
+// in-memory cache so that clients opening one connection per message do not
+// pay a bcrypt hash each time).
+//
+// On disk, in the shared bbolt file, bucket "users" maps a login name to the
+// JSON form of User. Passwords are stored only as bcrypt hashes.
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/bcrypt"
+)
+
+var usersBucket = []byte("users")
+
+// ErrNoSuchUser is returned for a login that does not exist.
+var ErrNoSuchUser = errors.New("no such user")
+
+// ErrUserExists is returned when adding a login that is already taken.
+var ErrUserExists = errors.New("user already exists")
+
+// User is one SMTP login: an app or a person.
+type User struct {
+	// Name is the login, usually an e-mail address, sometimes a key name.
+	Name string `json:"name"`
+	// PasswordHash is the bcrypt hash of the password; read by Verify.
+	PasswordHash []byte `json:"password_hash"`
+	// AllowFrom lists the extra addresses ("bob@example.com") and domains
+	// ("example.com") the user may send as, besides its own login when that
+	// is an address. Read by MaySendAs.
+	AllowFrom []string `json:"allow_from,omitempty"`
+	// Route names the user's smarthost; empty means the default route.
+	// Read by delivery when the user's messages are queued.
+	Route string `json:"route,omitempty"`
+	// Created is when the user was added.
+	Created time.Time `json:"created"`
+}
+
+// MaySendAs reports whether addr is a sender this user may use: its own
+// login when that is an address, or one of AllowFrom (address or domain).
+// Comparison is case-insensitive, as mail operators expect.
+func (u *User) MaySendAs(addr string) bool {
+	addr = strings.ToLower(addr)
+	at := strings.LastIndexByte(addr, '@')
+	if at < 1 || at == len(addr)-1 {
+		return false
+	}
+	domain := addr[at+1:]
+	if strings.EqualFold(u.Name, addr) {
+		return true
+	}
+	for _, a := range u.AllowFrom {
+		a = strings.ToLower(strings.TrimPrefix(a, "@"))
+		if a == addr || (!strings.Contains(a, "@") && a == domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateName checks a login name: printable, no spaces, at most 254 bytes.
+func ValidateName(name string) error {
+	if name == "" {
+		return errors.New("user name must not be empty")
+	}
+	if len(name) > 254 {
+		return errors.New("user name is longer than 254 bytes")
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return fmt.Errorf("user name %q must not contain spaces or control characters", name)
+		}
+	}
+	return nil
+}
+
+// ValidateAllowFrom checks one allowed sender: an address or a bare domain.
+func ValidateAllowFrom(s string) error {
+	s = strings.TrimPrefix(s, "@")
+	if strings.Contains(s, "@") {
+		if _, err := mail.ParseAddress(s); err != nil {
+			return fmt.Errorf("allowed sender %q is not a valid address", s)
+		}
+		return nil
+	}
+	if s == "" || strings.ContainsAny(s, " \t/\\<>") || !strings.Contains(s, ".") {
+		return fmt.Errorf("allowed sender %q is neither an address nor a domain like example.com", s)
+	}
+	return nil
+}
+
+// ValidatePassword enforces a minimum so that an operator cannot hand out
+// trivially guessable SMTP credentials.
+func ValidatePassword(p string) error {
+	if len(p) < 8 {
+		return errors.New("password must be at least 8 characters")
+	}
+	if strings.ContainsAny(p, "\r\n") {
+		return errors.New("password must not contain line breaks")
+	}
+	return nil
+}
+
+// Store keeps users in the shared bbolt file.
+type Store struct {
+	db    *bolt.DB
+	cache *verifyCache
+	// cost is the bcrypt cost; tests lower it.
+	cost int
+}
+
+// NewStore opens (creating if needed) the users bucket in db.
+func NewStore(db *bolt.DB) (*Store, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(usersBucket)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating users bucket: %w", err)
+	}
+	return &Store{db: db, cache: newVerifyCache(), cost: bcrypt.DefaultCost}, nil
+}
+
+// SetHashCost changes the bcrypt cost of newly set passwords. Only tests
+// lower it, to keep them fast.
+func (s *Store) SetHashCost(cost int) { s.cost = cost }
+
+// Add creates a user with the given password.
+func (s *Store) Add(name, password string, allowFrom []string) (*User, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := ValidatePassword(password); err != nil {
+		return nil, err
+	}
+	for _, a := range allowFrom {
+		if err := ValidateAllowFrom(a); err != nil {
+			return nil, err
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	if err != nil {
+		return nil, fmt.Errorf("hashing password: %w", err)
+	}
+	u := &User{Name: name, PasswordHash: hash, AllowFrom: allowFrom, Created: time.Now().UTC()}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(usersBucket)
+		if b.Get([]byte(name)) != nil {
+			return fmt.Errorf("%w: %s", ErrUserExists, name)
+		}
+		return putUser(b, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Get returns the named user or ErrNoSuchUser.
+func (s *Store) Get(name string) (*User, error) {
+	var u *User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		u, err = getUser(tx.Bucket(usersBucket), name)
+		return err
+	})
+	return u, err
+}
+
+// List returns every user, sorted by name.
+func (s *Store) List() ([]*User, error) {
+	var users []*User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
+			u := new(User)
+			if err := json.Unmarshal(v, u); err != nil {
+				return fmt.Errorf("user %q: %w", k, err)
+			}
+			users = append(users, u)
+			return nil
+		})
+	})
+	sort.Slice(users, func(i, j int) bool { return users[i].Name < users[j].Name })
+	return users, err
+}
+
+// Delete removes a user.
+func (s *Store) Delete(name string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(usersBucket)
+		if b.Get([]byte(name)) == nil {
+			return fmt.Errorf("%w: %s", ErrNoSuchUser, name)
+		}
+		return b.Delete([]byte(name))
+	})
+	s.cache.forget(name)
+	return err
+}
+
+// SetPassword replaces a user's password and drops its cached verification.
+func (s *Store) SetPassword(name, password string) error {
+	if err := ValidatePassword(password); err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	if err != nil {
+		return fmt.Errorf("hashing password: %w", err)
+	}
+	err = s.Update(name, func(u *User) error {
+		u.PasswordHash = hash
+		return nil
+	})
+	s.cache.forget(name)
+	return err
+}
+
+// Update applies change to the stored user in one transaction.
+func (s *Store) Update(name string, change func(*User) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(usersBucket)
+		u, err := getUser(b, name)
+		if err != nil {
+			return err
+		}
+		if err := change(u); err != nil {
+			return err
+		}
+		return putUser(b, u)
+	})
+}
+
+// Verify checks a login and password. It returns the user on success and
+// ErrBadCredentials otherwise, taking about as long for an unknown user as
+// for a wrong password so that logins cannot be enumerated by timing.
+func (s *Store) Verify(name, password string) (*User, error) {
+	u, err := s.Get(name)
+	if errors.Is(err, ErrNoSuchUser) {
+		// Spend a hash anyway: an unknown login should cost what a known one does.
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.cache.matches(name, u.PasswordHash, password) {
+		return u, nil
+	}
+	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+		return nil, ErrBadCredentials
+	}
+	s.cache.remember(name, u.PasswordHash, password)
+	return u, nil
+}
+
+// ErrBadCredentials is returned by Verify for a wrong login or password.
+var ErrBadCredentials = errors.New("invalid user name or password")
+
+// dummyHash is a bcrypt hash of a random string, compared against when the
+// login does not exist.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("outbound-no-such-user"), bcrypt.DefaultCost)
+
+func getUser(b *bolt.Bucket, name string) (*User, error) {
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoSuchUser, name)
+	}
+	u := new(User)
+	if err := json.Unmarshal(v, u); err != nil {
+		return nil, fmt.Errorf("user %q: %w", name, err)
+	}
+	return u, nil
+}
+
+func putUser(b *bolt.Bucket, u *User) error {
+	v, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(u.Name), v)
+}

@@ -1,0 +1,363 @@
+// Package config is the relay's TOML configuration: the documented schema,
+// its safe defaults, loading (defaults → file → validate) and the errors that
+// name the key to fix.
+//
+// Only cmd/outbound reads a Config; it hands every other package a plain
+// options struct built from it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration file. Every field has a default (see
+// Default) and a doc tag that the reference in docs/config.md is checked
+// against.
+type Config struct {
+	Hostname     string     `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
+	DataDir      string     `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the admin token and the secrets key. Created with mode 0700."`
+	TLS          TLS        `toml:"tls"`
+	Submission   Submission `toml:"submission"`
+	Admin        Admin      `toml:"admin"`
+	DefaultRoute Upstream   `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
+	Delivery     Delivery   `toml:"delivery"`
+	Retry        Retry      `toml:"retry"`
+	Retention    Retention  `toml:"retention"`
+	Limits       Limits     `toml:"limits"`
+	DNS          DNS        `toml:"dns"`
+	Log          Log        `toml:"log"`
+}
+
+// TLS is the certificate the submission listeners present.
+type TLS struct {
+	Cert string `toml:"cert" doc:"PEM certificate chain. Empty: a self-signed ECDSA certificate is generated in data_dir/tls on first start."`
+	Key  string `toml:"key" doc:"PEM private key for cert."`
+}
+
+// Submission configures the two listeners clients submit mail to.
+type Submission struct {
+	ImplicitTLS     string   `toml:"implicit_tls" doc:"Address of the implicit-TLS listener (port 465 in production). Empty disables it."`
+	StartTLS        string   `toml:"starttls" doc:"Address of the STARTTLS listener (port 587 in production). AUTH is refused before STARTTLS. Empty disables it."`
+	MaxMessageBytes int64    `toml:"max_message_bytes" doc:"Largest message accepted, in bytes (advertised as SIZE)."`
+	MaxRecipients   int      `toml:"max_recipients" doc:"Most recipients per message; more get 452 4.5.3."`
+	BareLineEndings string   `toml:"bare_line_endings" doc:"What to do with a bare CR or LF in DATA: \"normalize\" rewrites it to CRLF, \"reject\" refuses the message with 550 5.6.0. Either way no smuggled message can reach an upstream."`
+	ReadTimeout     Duration `toml:"read_timeout" doc:"How long a client may stay silent before the connection is closed."`
+	WriteTimeout    Duration `toml:"write_timeout" doc:"How long a reply may take to be written to a client."`
+	MaxLineLength   int      `toml:"max_line_length" doc:"Longest command or message line accepted, in bytes."`
+}
+
+// Admin configures the HTTP admin API that the CLI talks to.
+type Admin struct {
+	Listen string `toml:"listen" doc:"Address of the admin API. Keep it on loopback; the CLI reads the bearer token from data_dir/admin.token."`
+}
+
+// Upstream is a smarthost the relay delivers through.
+type Upstream struct {
+	Host         string `toml:"host" doc:"Smarthost host name."`
+	Port         int    `toml:"port" doc:"Smarthost port: 587 for starttls, 465 for implicit."`
+	TLSMode      string `toml:"tls" doc:"\"implicit\", \"starttls\" or \"none\" (none only for a loopback host)."`
+	Username     string `toml:"username" doc:"AUTH user name; empty means deliver without AUTH."`
+	Password     string `toml:"password" doc:"AUTH password. Prefer password_file."`
+	PasswordFile string `toml:"password_file" doc:"File holding the AUTH password (trailing newline ignored)."`
+	CAFile       string `toml:"ca_file" doc:"Extra PEM CA to trust for this upstream, besides the system roots."`
+}
+
+// Delivery tunes the workers that send queued mail upstream.
+type Delivery struct {
+	Workers                int      `toml:"workers" doc:"Messages delivered in parallel."`
+	ConnectionsPerUpstream int      `toml:"connections_per_upstream" doc:"Most simultaneous connections to one upstream; connections are reused between messages."`
+	ConnectTimeout         Duration `toml:"connect_timeout" doc:"Time allowed to connect and get a greeting; a dead upstream must not stall the queue."`
+	CommandTimeout         Duration `toml:"command_timeout" doc:"Time allowed for each SMTP command and for the whole DATA transfer."`
+	IdleConnection         Duration `toml:"idle_connection" doc:"How long an unused upstream connection is kept open for reuse."`
+}
+
+// Retry is the schedule of delivery attempts.
+type Retry struct {
+	Schedule     []Duration `toml:"schedule" doc:"Delays between attempts; the last one repeats."`
+	MaxLifetime  Duration   `toml:"max_lifetime" doc:"After this long in the queue a recipient fails permanently."`
+	DelayWarning Duration   `toml:"delay_warning" doc:"Tell the sender once when a recipient has been delayed this long. \"0\" disables."`
+}
+
+// Retention is how long finished messages are kept.
+type Retention struct {
+	Content Duration `toml:"content" doc:"Redact body and headers of finished messages after this."`
+	Stub    Duration `toml:"stub" doc:"Delete the remaining stub (ids, envelope, status, reply) after this."`
+}
+
+// Limits are the per-user sending allowances.
+type Limits struct {
+	DefaultRoutePerHour int `toml:"default_route_per_hour" doc:"Recipients per hour for users on the default route."`
+	DefaultRoutePerDay  int `toml:"default_route_per_day" doc:"Recipients per day for users on the default route."`
+	OwnSmarthostPerHour int `toml:"own_smarthost_per_hour" doc:"Recipients per hour for users with their own smarthost."`
+	OwnSmarthostPerDay  int `toml:"own_smarthost_per_day" doc:"Recipients per day for users with their own smarthost."`
+	MaxPerDay           int `toml:"max_per_day" doc:"Ceiling no default or per-user daily limit may exceed."`
+}
+
+// DNS configures the resolver used for SPF checks.
+type DNS struct {
+	Servers []string `toml:"servers" doc:"Resolvers as host:port. Empty: those in /etc/resolv.conf."`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `toml:"level" doc:"\"debug\", \"info\", \"warn\" or \"error\"."`
+	Format string `toml:"format" doc:"\"text\" or \"json\"."`
+}
+
+// Default returns the embedded defaults: a relay on unprivileged loopback
+// ports with data in ./data, safe to start on a fresh machine.
+func Default() Config {
+	return Config{
+		Hostname: "localhost",
+		DataDir:  "./data",
+		Submission: Submission{
+			ImplicitTLS:     "127.0.0.1:2465",
+			StartTLS:        "127.0.0.1:2587",
+			MaxMessageBytes: 25 << 20,
+			MaxRecipients:   100,
+			BareLineEndings: "normalize",
+			ReadTimeout:     Duration(5 * time.Minute),
+			WriteTimeout:    Duration(time.Minute),
+			MaxLineLength:   2000,
+		},
+		Admin: Admin{Listen: "127.0.0.1:8025"},
+		DefaultRoute: Upstream{
+			Host:    "smtp.eu.mailgun.org",
+			Port:    587,
+			TLSMode: "starttls",
+		},
+		Delivery: Delivery{
+			Workers:                32,
+			ConnectionsPerUpstream: 8,
+			ConnectTimeout:         Duration(15 * time.Second),
+			CommandTimeout:         Duration(5 * time.Minute),
+			IdleConnection:         Duration(30 * time.Second),
+		},
+		Retry: Retry{
+			Schedule: []Duration{
+				Duration(time.Minute), Duration(5 * time.Minute), Duration(15 * time.Minute),
+				Duration(30 * time.Minute), Duration(time.Hour), Duration(2 * time.Hour),
+				Duration(4 * time.Hour),
+			},
+			MaxLifetime:  Duration(5 * 24 * time.Hour),
+			DelayWarning: Duration(4 * time.Hour),
+		},
+		Retention: Retention{
+			Content: Duration(30 * 24 * time.Hour),
+			Stub:    Duration(90 * 24 * time.Hour),
+		},
+		Limits: Limits{
+			DefaultRoutePerHour: 2,
+			DefaultRoutePerDay:  2,
+			OwnSmarthostPerHour: 50,
+			OwnSmarthostPerDay:  500,
+			MaxPerDay:           10000,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path over the defaults and validates the result.
+// An empty path means the embedded defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("reading config: %w", err)
+	}
+	if err := Parse(&cfg, string(data)); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	// Relative paths in a config file are relative to the file, so that
+	// `outbound serve -config /etc/outbound/outbound.toml` behaves the same
+	// from any working directory.
+	cfg.resolvePaths(filepath.Dir(path))
+	return cfg, cfg.Validate()
+}
+
+// Parse decodes TOML text over cfg, refusing keys the schema does not know.
+func Parse(cfg *Config, text string) error {
+	md, err := toml.Decode(text, cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return err
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("unknown key %s (see outbound.example.toml for every key)", strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+func (c *Config) resolvePaths(base string) {
+	for _, p := range []*string{&c.DataDir, &c.TLS.Cert, &c.TLS.Key, &c.DefaultRoute.PasswordFile, &c.DefaultRoute.CAFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+}
+
+// Validate checks every value and names the key of the first bad one.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t\r\n") {
+		bad("hostname", "must be a host name, got %q", c.Hostname)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls.cert", "tls.cert and tls.key must be set together")
+	}
+	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "must be host:port, got %q", addr)
+		}
+	}
+	if c.Submission.ImplicitTLS == "" && c.Submission.StartTLS == "" {
+		bad("submission", "at least one of implicit_tls and starttls must be set")
+	}
+	if c.Submission.MaxMessageBytes < 1024 {
+		bad("submission.max_message_bytes", "must be at least 1024, got %d", c.Submission.MaxMessageBytes)
+	}
+	if c.Submission.MaxRecipients < 1 {
+		bad("submission.max_recipients", "must be at least 1, got %d", c.Submission.MaxRecipients)
+	}
+	if c.Submission.BareLineEndings != "normalize" && c.Submission.BareLineEndings != "reject" {
+		bad("submission.bare_line_endings", "must be \"normalize\" or \"reject\", got %q", c.Submission.BareLineEndings)
+	}
+	if c.Submission.MaxLineLength < 1000 {
+		bad("submission.max_line_length", "must be at least 1000 (RFC 5321), got %d", c.Submission.MaxLineLength)
+	}
+	if c.Submission.ReadTimeout <= 0 || c.Submission.WriteTimeout <= 0 {
+		bad("submission.read_timeout", "read_timeout and write_timeout must be positive")
+	}
+	if err := c.DefaultRoute.Validate(); err != nil {
+		bad("default_route", "%v", err)
+	}
+	if c.Delivery.Workers < 1 {
+		bad("delivery.workers", "must be at least 1, got %d", c.Delivery.Workers)
+	}
+	if c.Delivery.ConnectionsPerUpstream < 1 {
+		bad("delivery.connections_per_upstream", "must be at least 1, got %d", c.Delivery.ConnectionsPerUpstream)
+	}
+	if c.Delivery.ConnectTimeout <= 0 || c.Delivery.CommandTimeout <= 0 {
+		bad("delivery.connect_timeout", "connect_timeout and command_timeout must be positive")
+	}
+	if len(c.Retry.Schedule) == 0 {
+		bad("retry.schedule", "must list at least one delay")
+	}
+	for i, d := range c.Retry.Schedule {
+		if d <= 0 {
+			bad("retry.schedule", "entry %d must be positive, got %q", i+1, d)
+		}
+	}
+	if c.Retry.MaxLifetime <= 0 {
+		bad("retry.max_lifetime", "must be positive")
+	}
+	if c.Retry.DelayWarning < 0 {
+		bad("retry.delay_warning", "must not be negative")
+	}
+	if c.Retention.Content <= 0 {
+		bad("retention.content", "must be positive")
+	}
+	if c.Retention.Stub < c.Retention.Content {
+		bad("retention.stub", "must not be shorter than retention.content (%s)", c.Retention.Content)
+	}
+	l := c.Limits
+	if l.MaxPerDay < 1 {
+		bad("limits.max_per_day", "must be at least 1, got %d", l.MaxPerDay)
+	}
+	for key, v := range map[string]int{
+		"limits.default_route_per_hour": l.DefaultRoutePerHour, "limits.default_route_per_day": l.DefaultRoutePerDay,
+		"limits.own_smarthost_per_hour": l.OwnSmarthostPerHour, "limits.own_smarthost_per_day": l.OwnSmarthostPerDay,
+	} {
+		if v < 0 {
+			bad(key, "must not be negative, got %d", v)
+		} else if v > l.MaxPerDay {
+			bad(key, "%d exceeds the ceiling limits.max_per_day = %d", v, l.MaxPerDay)
+		}
+	}
+	for i, s := range c.DNS.Servers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			bad("dns.servers", "entry %d must be host:port, got %q", i+1, s)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "must be \"text\" or \"json\", got %q", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks an upstream's settings.
+func (u Upstream) Validate() error {
+	if u.Host == "" {
+		return errors.New("host must be set")
+	}
+	if u.Port < 1 || u.Port > 65535 {
+		return fmt.Errorf("port must be 1-65535, got %d", u.Port)
+	}
+	switch u.TLSMode {
+	case "implicit", "starttls":
+	case "none":
+		if !IsLoopback(u.Host) {
+			return fmt.Errorf("tls = \"none\" is allowed only for a loopback host, not %q: credentials and mail would cross the network in the clear", u.Host)
+		}
+	default:
+		return fmt.Errorf("tls must be \"implicit\", \"starttls\" or \"none\", got %q", u.TLSMode)
+	}
+	if u.Password != "" && u.PasswordFile != "" {
+		return errors.New("set password or password_file, not both")
+	}
+	return nil
+}
+
+// IsLoopback reports whether host names this machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ResolvePassword returns the upstream's password, reading
+// password_file when that is how it is given.
+func (u Upstream) ResolvePassword() (string, error) {
+	if u.PasswordFile == "" {
+		return u.Password, nil
+	}
+	data, err := os.ReadFile(u.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("default_route.password_file: %w", err)
+	}
+	return strings.TrimRight(string(data), "\r\n"), nil
+}

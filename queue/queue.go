@@ -1,0 +1,399 @@
+// Package queue is the relay's durable message queue, kept in a bbolt file.
+//
+// What is on disk (buckets in the shared bbolt file):
+//
+//	messages: ID → JSON of Message (envelope, per-recipient status, attempt
+//	          history, next attempt time, finish and redaction times)
+//	bodies:   ID → the message as it will be sent upstream (CRLF lines,
+//	          with the headers the relay added)
+//
+// The durability order: Add writes both records in one bbolt transaction,
+// and bbolt fsyncs before the transaction returns; only then does the relay
+// answer 250. Concurrent Adds share one fsync through DB.Batch (group
+// commit). Nothing is ever written with NoSync.
+//
+// Scheduling is in memory: Open loads every unfinished message into a
+// timetable ordered by next attempt time, and Next hands a due message to
+// one delivery worker at a time (a lease). A message leased when the
+// process dies is simply due again at the next start, so delivery is
+// at-least-once: a crash between the upstream's 250 and our Update can
+// duplicate a message, never lose one.
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	messagesBucket = []byte("messages")
+	bodiesBucket   = []byte("bodies")
+)
+
+// ErrNotFound is returned for an unknown message ID.
+var ErrNotFound = errors.New("no such message")
+
+// ErrStopped is returned by Next once its done channel is closed.
+var ErrStopped = errors.New("queue: stopped")
+
+// Status is the state of one recipient.
+type Status string
+
+const (
+	// Queued recipients are waiting for a (further) delivery attempt.
+	Queued Status = "queued"
+	// Delivered recipients were accepted by the upstream.
+	Delivered Status = "delivered"
+	// Failed recipients failed permanently; no further attempts are made.
+	Failed Status = "failed"
+)
+
+// Recipient is one envelope recipient and what became of it.
+type Recipient struct {
+	// Addr is the RCPT TO address.
+	Addr string `json:"addr"`
+	// Status is where delivery to Addr stands.
+	Status Status `json:"status"`
+	// Reply is the upstream's last reply (or the network error) for this
+	// recipient; shown by `queue show` and quoted in DSNs.
+	Reply string `json:"reply,omitempty"`
+	// Attempts counts delivery attempts that reached a verdict for Addr.
+	Attempts int `json:"attempts,omitempty"`
+	// Updated is when Status or Reply last changed.
+	Updated time.Time `json:"updated,omitempty"`
+	// Notify is the client's DSN NOTIFY list (RFC 3461), empty when not given.
+	Notify []string `json:"notify,omitempty"`
+	// ORCPT is the client's original recipient parameter (RFC 3461).
+	ORCPT string `json:"orcpt,omitempty"`
+	// DelayNotified is set once the sender was told this recipient is delayed.
+	DelayNotified bool `json:"delay_notified,omitempty"`
+}
+
+// Attempt records one delivery attempt; the last few are kept for operators.
+type Attempt struct {
+	At       time.Time     `json:"at"`
+	Upstream string        `json:"upstream"`
+	Duration time.Duration `json:"duration"`
+	// Result summarises the outcome, e.g. "250 2.0.0 Ok" or the error.
+	Result string `json:"result"`
+}
+
+// maxAttemptsKept bounds the attempt history stored with a message.
+const maxAttemptsKept = 20
+
+// Message is the queue's record of one accepted message.
+type Message struct {
+	// ID is the queue ID given to the client in "250 ... queued as ID".
+	ID string `json:"id"`
+	// User is the login that submitted the message; empty for mail the
+	// relay generated itself (DSNs). Used for routing and quotas.
+	User string `json:"user,omitempty"`
+	// From is the envelope sender (MAIL FROM); empty for DSNs.
+	From string `json:"from"`
+	// Recipients are the accepted envelope recipients.
+	Recipients []Recipient `json:"recipients"`
+	// Route is the smarthost the message leaves through; empty for the
+	// default route. Fixed at submission, read by delivery.
+	Route string `json:"route,omitempty"`
+	// MessageID is the header Message-ID, for logs and DSNs.
+	MessageID string `json:"message_id,omitempty"`
+	// Size is the body size in bytes.
+	Size int `json:"size"`
+	// UTF8 is set when the client used SMTPUTF8; delivery asks for it too.
+	UTF8 bool `json:"utf8,omitempty"`
+	// EnvID and Ret are the client's DSN parameters (RFC 3461).
+	EnvID string `json:"envid,omitempty"`
+	Ret   string `json:"ret,omitempty"`
+	// Created is when the message was accepted.
+	Created time.Time `json:"created"`
+	// NextAttempt is when delivery is next due; zero once finished.
+	NextAttempt time.Time `json:"next_attempt,omitempty"`
+	// Attempts is the recent attempt history, newest last.
+	Attempts []Attempt `json:"attempts,omitempty"`
+	// Finished is when the last recipient reached a final status.
+	Finished time.Time `json:"finished,omitempty"`
+	// Redacted is when the body was removed by the retention sweeper.
+	Redacted time.Time `json:"redacted,omitempty"`
+}
+
+// Pending reports whether any recipient still awaits delivery.
+func (m *Message) Pending() bool {
+	for _, r := range m.Recipients {
+		if r.Status == Queued {
+			return true
+		}
+	}
+	return false
+}
+
+// RecordAttempt appends to the bounded attempt history.
+func (m *Message) RecordAttempt(a Attempt) {
+	m.Attempts = append(m.Attempts, a)
+	if n := len(m.Attempts); n > maxAttemptsKept {
+		m.Attempts = append(m.Attempts[:0:0], m.Attempts[n-maxAttemptsKept:]...)
+	}
+}
+
+// Queue is the durable queue plus its in-memory timetable.
+type Queue struct {
+	db  *bolt.DB
+	now func() time.Time
+
+	mu     sync.Mutex
+	sched  timetable
+	leased map[string]bool
+	// changed is closed and replaced whenever the timetable changes, waking
+	// every waiting worker so each can look at the new earliest entry.
+	changed chan struct{}
+}
+
+// Open creates the queue's buckets if needed and loads every unfinished
+// message into the timetable. now is the clock (nil means time.Now).
+func Open(db *bolt.DB, now func() time.Time) (*Queue, error) {
+	if now == nil {
+		now = time.Now
+	}
+	q := &Queue{db: db, now: now, leased: make(map[string]bool), changed: make(chan struct{})}
+	err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(messagesBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bodiesBucket)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating queue buckets: %w", err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(messagesBucket).ForEach(func(k, v []byte) error {
+			var m Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("message %s: %w", k, err)
+			}
+			if m.Pending() {
+				q.sched.set(m.ID, m.NextAttempt)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading queue: %w", err)
+	}
+	return q, nil
+}
+
+// NewID returns a fresh queue ID: time-ordered, 20 hex digits.
+func NewID(now time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%012x%s", now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// Add stores a new message and its body durably, then schedules it for
+// immediate delivery. When Add returns nil the message survives any crash.
+func (q *Queue) Add(m *Message, body []byte) error {
+	if m.ID == "" {
+		m.ID = NewID(q.now())
+	}
+	if m.Created.IsZero() {
+		m.Created = q.now()
+	}
+	if m.NextAttempt.IsZero() {
+		m.NextAttempt = m.Created
+	}
+	m.Size = len(body)
+	meta, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	// Batch coalesces concurrent Adds into one transaction and one fsync.
+	// Its function may run more than once; Put is idempotent.
+	err = q.db.Batch(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bodiesBucket).Put([]byte(m.ID), body); err != nil {
+			return err
+		}
+		return tx.Bucket(messagesBucket).Put([]byte(m.ID), meta)
+	})
+	if err != nil {
+		return fmt.Errorf("storing message: %w", err)
+	}
+	q.schedule(m.ID, m.NextAttempt)
+	return nil
+}
+
+// Next blocks until a message is due, leases it to the caller and returns
+// it. The caller must hand it back with Update (or Release).
+func (q *Queue) Next(done <-chan struct{}) (*Message, error) {
+	for {
+		q.mu.Lock()
+		id, when, ok := q.sched.earliest()
+		changed := q.changed
+		now := q.now()
+		if ok && !when.After(now) {
+			q.sched.remove(id)
+			q.leased[id] = true
+			q.mu.Unlock()
+			m, err := q.Get(id)
+			if err != nil {
+				q.Release(id, now.Add(time.Minute))
+				return nil, err
+			}
+			return m, nil
+		}
+		q.mu.Unlock()
+
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if ok {
+			timer = time.NewTimer(when.Sub(now))
+			fire = timer.C
+		}
+		select {
+		case <-done:
+			return nil, ErrStopped
+		case <-changed:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// Release returns a leased message to the timetable without changing it,
+// due again at when.
+func (q *Queue) Release(id string, when time.Time) {
+	q.mu.Lock()
+	delete(q.leased, id)
+	q.mu.Unlock()
+	q.schedule(id, when)
+}
+
+// Update durably stores a message after a delivery attempt and, if it is
+// still pending, puts it back in the timetable at its NextAttempt. It ends
+// the caller's lease.
+func (q *Queue) Update(m *Message) error {
+	if !m.Pending() {
+		if m.Finished.IsZero() {
+			m.Finished = q.now()
+		}
+		m.NextAttempt = time.Time{}
+	}
+	meta, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	err = q.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(messagesBucket).Put([]byte(m.ID), meta)
+	})
+	q.mu.Lock()
+	delete(q.leased, m.ID)
+	q.mu.Unlock()
+	if err != nil {
+		// The old record is still on disk; try again later rather than lose
+		// track of the message.
+		q.schedule(m.ID, q.now().Add(time.Minute))
+		return fmt.Errorf("updating message %s: %w", m.ID, err)
+	}
+	if m.Pending() {
+		q.schedule(m.ID, m.NextAttempt)
+	}
+	return nil
+}
+
+// Reschedule makes a pending, unleased message due at when (now for
+// `queue retry`). Leased messages are left to their worker.
+func (q *Queue) Reschedule(id string, when time.Time) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.leased[id] {
+		return nil
+	}
+	if !q.sched.has(id) {
+		return fmt.Errorf("%w (or it is finished): %s", ErrNotFound, id)
+	}
+	q.sched.set(id, when)
+	q.wakeLocked()
+	return nil
+}
+
+func (q *Queue) schedule(id string, when time.Time) {
+	q.mu.Lock()
+	q.sched.set(id, when)
+	q.wakeLocked()
+	q.mu.Unlock()
+}
+
+func (q *Queue) wakeLocked() {
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
+
+// Get returns the stored record of a message.
+func (q *Queue) Get(id string) (*Message, error) {
+	var m Message
+	err := q.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(messagesBucket).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return json.Unmarshal(v, &m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Body returns the stored message body, or nil once it was redacted.
+func (q *Queue) Body(id string) ([]byte, error) {
+	var body []byte
+	err := q.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bodiesBucket).Get([]byte(id))
+		// bbolt's slices are valid only inside the transaction.
+		body = append([]byte(nil), v...)
+		return nil
+	})
+	return body, err
+}
+
+// List returns the stored messages, oldest first, that match keep (nil
+// keeps all).
+func (q *Queue) List(keep func(*Message) bool) ([]*Message, error) {
+	var out []*Message
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(messagesBucket).ForEach(func(k, v []byte) error {
+			m := new(Message)
+			if err := json.Unmarshal(v, m); err != nil {
+				return fmt.Errorf("message %s: %w", k, err)
+			}
+			if keep == nil || keep(m) {
+				out = append(out, m)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// Stats counts the unfinished messages.
+type Stats struct {
+	// Pending counts unfinished messages, Leased those being delivered now.
+	Pending, Leased int
+}
+
+// Stats reports how many messages are unfinished.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return Stats{Pending: q.sched.len() + len(q.leased), Leased: len(q.leased)}
+}

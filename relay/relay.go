@@ -1,0 +1,332 @@
+// Package relay is the submission side of outbound: the go-smtp backend and
+// sessions behind the implicit-TLS (465) and STARTTLS (587) listeners.
+//
+// A session must authenticate (over TLS only) before MAIL; the envelope
+// sender and every header From address must be ones the user may send as;
+// the message is checked (size, line endings, header), completed
+// (Message-ID, Date, Received) and written to the queue. The 250 reply goes
+// out only after the queue has durably committed the message. The relay
+// never dials an upstream: delivery is another package's job.
+package relay
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"outbound/auth"
+	"outbound/queue"
+)
+
+// Users verifies SMTP AUTH credentials (package auth).
+type Users interface {
+	Verify(name, password string) (*auth.User, error)
+}
+
+// Spool durably stores an accepted message (package queue). When Add
+// returns nil the message must survive a crash.
+type Spool interface {
+	Add(m *queue.Message, body []byte) error
+}
+
+var (
+	_ Users = (*auth.Store)(nil)
+	_ Spool = (*queue.Queue)(nil)
+)
+
+// Options configures a Backend.
+type Options struct {
+	// Hostname is the relay's name in the greeting and Received headers.
+	Hostname string
+	Users    Users
+	Spool    Spool
+	// MaxMessageBytes and MaxRecipients are the per-message limits.
+	MaxMessageBytes int64
+	MaxRecipients   int
+	// RejectBareLineEndings refuses messages with bare CR or LF instead of
+	// normalizing them to CRLF.
+	RejectBareLineEndings bool
+	ReadTimeout           time.Duration
+	WriteTimeout          time.Duration
+	MaxLineLength         int
+	Logger                *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Backend is the go-smtp backend shared by both listeners.
+type Backend struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Backend.
+func New(opts Options) *Backend {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Backend{opts: opts, log: opts.Logger}
+}
+
+// NewServer returns a go-smtp server for one listener. With implicitTLS the
+// caller must hand Serve a TLS listener (tls.NewListener); otherwise the
+// server offers STARTTLS and refuses AUTH until it has been used.
+func (b *Backend) NewServer(tlsConfig *tls.Config, implicitTLS bool) *smtp.Server {
+	s := smtp.NewServer(b)
+	s.Domain = b.opts.Hostname
+	s.TLSConfig = tlsConfig
+	s.MaxMessageBytes = b.opts.MaxMessageBytes
+	s.MaxRecipients = b.opts.MaxRecipients
+	s.MaxLineLength = b.opts.MaxLineLength
+	s.ReadTimeout = b.opts.ReadTimeout
+	s.WriteTimeout = b.opts.WriteTimeout
+	s.EnableSMTPUTF8 = true
+	// go-smtp answers AUTH before TLS with its own 523; letting the session
+	// see the command lets us answer with the 530 5.7.0 that clients and
+	// RFC 3207 expect. Session.Auth refuses every mechanism until TLS is up,
+	// and AuthMechanisms advertises none before it.
+	s.AllowInsecureAuth = true
+	s.ErrorLog = slogPrinter{b.log}
+	return s
+}
+
+// ServerTLSConfig returns the TLS settings for the submission listeners:
+// TLS 1.2 minimum and no session tickets (Microsoft's SMTP client aborts
+// STARTTLS against Go servers that send TLS 1.3 tickets, golang/go#70232).
+func ServerTLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates:           []tls.Certificate{cert},
+		MinVersion:             tls.VersionTLS12,
+		SessionTicketsDisabled: true,
+	}
+}
+
+// NewSession implements smtp.Backend.
+func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	_, isTLS := c.TLSConnectionState()
+	s := &session{b: b, conn: c, tls: isTLS, helo: c.Hostname()}
+	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
+		s.remoteIP = addr.IP.String()
+	}
+	return s, nil
+}
+
+type session struct {
+	b        *Backend
+	conn     *smtp.Conn
+	tls      bool
+	helo     string
+	remoteIP string
+	user     *auth.User
+
+	// The transaction in progress, cleared by Reset.
+	from     string
+	mailOpts smtp.MailOptions
+	rcpts    []queue.Recipient
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+func (s *session) AuthMechanisms() []string {
+	if !s.tls {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.tls {
+		return nil, errTLSRequired
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return errAuthFailed
+			}
+			return s.login(username, password)
+		}), nil
+	case sasl.Login:
+		return auth.NewLoginServer(s.login), nil
+	}
+	return nil, errAuthMechanism
+}
+
+// login verifies credentials. Neither the password nor the AUTH payload is
+// ever logged.
+func (s *session) login(username, password string) error {
+	u, err := s.b.opts.Users.Verify(username, password)
+	if err != nil {
+		if errors.Is(err, auth.ErrBadCredentials) {
+			s.b.log.Warn("auth failed", "user", username, "remote", s.remoteIP)
+			return errAuthFailed
+		}
+		s.b.log.Error("auth lookup failed", "user", username, "err", err)
+		return errTemporary
+	}
+	s.user = u
+	s.b.log.Info("auth ok", "user", username, "remote", s.remoteIP)
+	return nil
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.user == nil {
+		return errAuthRequired
+	}
+	if !s.user.MaySendAs(from) {
+		s.b.log.Info("sender refused", "user", s.user.Name, "from", from)
+		return errFromNotAllowed(from, s.user.Name)
+	}
+	s.from = from
+	if opts != nil {
+		s.mailOpts = *opts
+	}
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if s.user == nil {
+		return errAuthRequired
+	}
+	if at := strings.LastIndexByte(to, '@'); at < 1 || at == len(to)-1 || strings.ContainsAny(to, " \t<>") {
+		return errBadAddress("recipient", to)
+	}
+	r := queue.Recipient{Addr: to, Status: queue.Queued}
+	if opts != nil {
+		for _, n := range opts.Notify {
+			r.Notify = append(r.Notify, string(n))
+		}
+		if opts.OriginalRecipient != "" {
+			r.ORCPT = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
+		}
+	}
+	s.rcpts = append(s.rcpts, r)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	if s.user == nil {
+		return errAuthRequired
+	}
+	start := s.b.opts.Now()
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			return errTooLarge(s.b.opts.MaxMessageBytes)
+		}
+		// The client went away or aborted BDAT; there is no one to answer.
+		return errTemporary
+	}
+
+	msg, bare := normalizeLineEndings(raw)
+	if bare && s.b.opts.RejectBareLineEndings {
+		s.b.log.Info("message refused", "user", s.user.Name, "reason", "bare line endings")
+		return errBadLineEndings
+	}
+	headerBlock, _ := splitHeader(msg)
+	header, err := parseHeader(headerBlock)
+	if err != nil {
+		return errMalformedHeader
+	}
+	froms, err := headerAddresses(header.Values("From"))
+	if err != nil {
+		return reply(550, smtp.EnhancedCode{5, 6, 0}, "Message refused: its From header cannot be parsed (%s)", shortErr(err))
+	}
+	if len(froms) == 0 {
+		return errNoFromHeader
+	}
+	for _, f := range froms {
+		if !s.user.MaySendAs(f.Address) {
+			s.b.log.Info("sender refused", "user", s.user.Name, "header_from", f.Address)
+			return errFromNotAllowed(f.Address, s.user.Name)
+		}
+	}
+
+	id := queue.NewID(start)
+	m := &queue.Message{
+		ID:         id,
+		User:       s.user.Name,
+		From:       s.from,
+		Recipients: append([]queue.Recipient(nil), s.rcpts...),
+		Route:      s.user.Route,
+		UTF8:       s.mailOpts.UTF8,
+		EnvID:      s.mailOpts.EnvelopeID,
+		Ret:        string(s.mailOpts.Return),
+		Created:    start,
+	}
+	var added bytes.Buffer
+	s.writeReceived(&added, id, start)
+	if header.Get("Message-Id") == "" {
+		m.MessageID = "<" + id + "@" + s.b.opts.Hostname + ">"
+		fmt.Fprintf(&added, "Message-ID: %s\r\n", m.MessageID)
+	} else {
+		m.MessageID = strings.TrimSpace(header.Get("Message-Id"))
+	}
+	if header.Get("Date") == "" {
+		fmt.Fprintf(&added, "Date: %s\r\n", start.Format(time.RFC1123Z))
+	}
+	body := make([]byte, 0, added.Len()+len(msg))
+	body = append(append(body, added.Bytes()...), msg...)
+
+	if err := s.b.opts.Spool.Add(m, body); err != nil {
+		s.b.log.Error("queue write failed", "user", s.user.Name, "err", err)
+		return errTemporary
+	}
+	s.b.log.Info("message queued", "id", id, "user", s.user.Name, "from", s.from,
+		"rcpts", len(m.Recipients), "size", len(body), "message_id", m.MessageID,
+		"duration", s.b.opts.Now().Sub(start))
+	return queuedReply(id)
+}
+
+// writeReceived writes the trace header RFC 5321 and RFC 6409 ask every
+// relay to add. "ESMTPSA" says TLS and AUTH were used (RFC 3848).
+func (s *session) writeReceived(w *bytes.Buffer, id string, now time.Time) {
+	helo := sanitizeHeaderValue(s.helo)
+	fmt.Fprintf(w, "Received: from %s ([%s])\r\n\tby %s (outbound) with ESMTPSA id %s;\r\n\t%s\r\n",
+		helo, s.remoteIP, s.b.opts.Hostname, id, now.Format(time.RFC1123Z))
+}
+
+// sanitizeHeaderValue keeps client-chosen text from breaking a header line.
+func sanitizeHeaderValue(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v)
+}
+
+func shortErr(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "mail: ")
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	return msg
+}
+
+func (s *session) Reset() {
+	s.from = ""
+	s.mailOpts = smtp.MailOptions{}
+	s.rcpts = nil
+}
+
+func (s *session) Logout() error { return nil }
+
+// slogPrinter routes go-smtp's own error log to slog.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) { p.log.Warn(fmt.Sprintf(format, v...)) }
+func (p slogPrinter) Println(v ...any)               { p.log.Warn(fmt.Sprint(v...)) }
