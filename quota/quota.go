@@ -1,0 +1,371 @@
+// Package quota enforces each user's sending limits over two sliding
+// windows, the last 60 minutes and the last 24 hours, counting one unit per
+// accepted recipient. It knows nothing about SMTP: the relay asks Check at
+// RCPT time, Reserve once the message is about to be queued, and Release if
+// queueing failed after all.
+//
+// # The windows
+//
+// Sends are counted in per-minute buckets (unix minute → recipients). At a
+// time in minute M, the hourly window holds the buckets of minutes M-59..M
+// and the daily window those of M-1439..M. A bucket therefore drops out of a
+// window as a whole, 60 (or 1440) minutes after its minute began: a send at
+// 10:00:40 is counted until 10:59:59 and frees its slot at 11:00:00. Slots
+// free one bucket at a time, never all at once as with calendar hours. The
+// minute granularity makes a window between 59 and 60 minutes long (1439 to
+// 1440 for the day); that is the price of a small, fixed-size record.
+//
+// A limit of 0 (or less) blocks all sending in that window: it is how an
+// operator suspends a user without deleting it. There is no "unlimited";
+// the operator ceiling is 10,000 per day.
+//
+// # On disk
+//
+// The package owns one bucket, "quota", in a bbolt database it shares with
+// other packages. It holds one key per user (the login name, byte for byte)
+// whose value is that user's non-empty minute buckets of the last 24 hours:
+//
+//	byte    format version, 1
+//	varint  minute of the first bucket, in unix minutes (signed)
+//	uvarint its count
+//	then for every further bucket, oldest first:
+//	uvarint minutes since the previous bucket (at least 1)
+//	uvarint its count
+//
+// A user's record is rewritten whole on every Reserve and Release, with the
+// buckets older than 24 hours left out; a user with nothing left in the day
+// has no key. Open loads every record into memory, which is where Check and
+// Usage read; bbolt is only written.
+//
+// # Exactness and durability
+//
+// Reserve checks and counts in memory under one mutex, so concurrent
+// reservations can never together cross a limit. It then commits the user's
+// record with DB.Batch (group commit: many reservations share one fsync)
+// and returns only once that commit is on disk. If the commit fails the
+// reservation is taken back out of memory and the error returned.
+//
+// Because the record written is the user's whole in-memory state at the time
+// of writing, a commit may also carry another reservation whose own commit
+// is still pending. If that other commit then fails, disk counts one
+// reservation too many until the user's next write. That error is on the
+// safe side: after a crash a user may be held back slightly, never allowed
+// to oversend.
+package quota
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// bucketName is the bbolt bucket this package owns.
+var bucketName = []byte("quota")
+
+// Window lengths in minutes.
+const (
+	hourMinutes = 60
+	dayMinutes  = 24 * 60
+)
+
+// Window names, as used in ExceededError.Window.
+const (
+	Hourly = "hourly"
+	Daily  = "daily"
+)
+
+// Limits are a user's sending limits, in recipients. A limit of 0 or less
+// blocks all sending in that window.
+type Limits struct {
+	PerHour int // recipients in any sliding 60 minutes
+	PerDay  int // recipients in any sliding 24 hours
+}
+
+// Clock returns the current time. Tests inject a fake one; nil means
+// time.Now.
+type Clock func() time.Time
+
+// Store counts sends per user. It is safe for concurrent use. Open one
+// Store per database: it assumes it is the only writer of its bucket.
+type Store struct {
+	db  *bbolt.DB
+	now Clock
+
+	// mu guards users. One mutex for all users is enough: everything done
+	// under it is a few microseconds of arithmetic, while the cost of a
+	// reservation is the fsync, which happens outside it.
+	mu    sync.Mutex
+	users map[string]*window
+}
+
+// Open returns a Store that keeps its counts in db, creating the "quota"
+// bucket if needed and loading the counts of the last 24 hours. Records
+// that have fully expired are deleted. A record that cannot be decoded is
+// an error: counts that silently vanished would let users oversend.
+func Open(db *bbolt.DB, now Clock) (*Store, error) {
+	if now == nil {
+		now = time.Now
+	}
+	s := &Store{db: db, now: now, users: map[string]*window{}}
+	cutoff := unixMinute(now()) - dayMinutes
+	err := db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketName)
+		if err != nil {
+			return err
+		}
+		var expired [][]byte
+		err = b.ForEach(func(k, v []byte) error {
+			w, err := decode(v)
+			if err != nil {
+				return fmt.Errorf("quota: record of user %q: %w", k, err)
+			}
+			w.prune(cutoff)
+			if w.empty() {
+				// Keys must not be deleted while ForEach walks them.
+				expired = append(expired, k)
+				return nil
+			}
+			s.users[string(k)] = w
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range expired {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Update may have run part of the loop before failing.
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reservation is a successful Reserve: n recipients counted for User in the
+// minute of At. Pass it to Release to give the slots back. The zero value
+// is valid and releases nothing, so callers can release unconditionally.
+type Reservation struct {
+	User string    // whose quota was charged
+	N    int       // recipients counted
+	At   time.Time // when; the slots count in the minute bucket of At
+
+	// st is shared by all copies of the Reservation so that a second
+	// Release cannot give back slots that belong to other reservations.
+	st *reservationState
+}
+
+// reservationState is guarded by Store.mu.
+type reservationState struct {
+	minute   int64
+	released bool
+}
+
+// Check reports whether n more recipients would fit for user now, on top of
+// pending recipients the caller already holds but has not reserved (the
+// earlier RCPTs of the same transaction). It reserves nothing, so a later
+// Reserve may still fail. It returns nil, an *ExceededError, or an error
+// for negative arguments.
+func (s *Store) Check(user string, lim Limits, pending, n int) error {
+	if pending < 0 || n < 0 {
+		return fmt.Errorf("quota: check for %q: negative count (pending %d, n %d)", user, pending, n)
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[user].exceeded(user, lim, pending+n, now)
+}
+
+// Reserve counts n recipients for user now if they fit in both windows, and
+// returns once the count is committed to disk. If they do not fit it counts
+// nothing and returns an *ExceededError. If the commit fails it counts
+// nothing and returns the commit's error.
+//
+// Concurrent calls for one user never together cross a limit: the check and
+// the in-memory count happen under one lock, before the commit.
+func (s *Store) Reserve(user string, lim Limits, n int) (Reservation, error) {
+	if user == "" {
+		return Reservation{}, errors.New("quota: reserve: empty user")
+	}
+	if len(user) > bbolt.MaxKeySize {
+		return Reservation{}, fmt.Errorf("quota: reserve: user name of %d bytes is too long", len(user))
+	}
+	if n < 1 {
+		return Reservation{}, fmt.Errorf("quota: reserve for %q: n must be at least 1, not %d", user, n)
+	}
+	now := s.now()
+	minute := unixMinute(now)
+
+	s.mu.Lock()
+	w := s.users[user]
+	if err := w.exceeded(user, lim, n, now); err != nil {
+		s.mu.Unlock()
+		return Reservation{}, err
+	}
+	if w == nil {
+		w = &window{}
+		s.users[user] = w
+	}
+	w.prune(minute - dayMinutes)
+	w.add(minute, n)
+	s.mu.Unlock()
+
+	if err := s.persist(user); err != nil {
+		s.mu.Lock()
+		s.take(user, minute, n)
+		s.mu.Unlock()
+		return Reservation{}, fmt.Errorf("quota: reserve for %q: %w", user, err)
+	}
+	return Reservation{User: user, N: n, At: now, st: &reservationState{minute: minute}}, nil
+}
+
+// Release gives back the slots of r, for a message that could not be queued
+// after all, and returns once that is committed. Releasing the zero
+// Reservation, or one already released, does nothing. Slots older than 24
+// hours have expired anyway and are not given back twice. If the commit
+// fails the slots stay counted and Release may be called again.
+func (s *Store) Release(r Reservation) error {
+	if r.st == nil {
+		return nil
+	}
+	s.mu.Lock()
+	if r.st.released {
+		s.mu.Unlock()
+		return nil
+	}
+	took := s.take(r.User, r.st.minute, r.N)
+	r.st.released = true
+	s.mu.Unlock()
+	if took == 0 {
+		return nil
+	}
+
+	if err := s.persist(r.User); err != nil {
+		s.mu.Lock()
+		w := s.users[r.User]
+		if w == nil {
+			w = &window{}
+			s.users[r.User] = w
+		}
+		w.add(r.st.minute, took)
+		r.st.released = false
+		s.mu.Unlock()
+		return fmt.Errorf("quota: release for %q: %w", r.User, err)
+	}
+	return nil
+}
+
+// take removes up to n from user's bucket of minute and returns how many it
+// removed; the bucket may have expired meanwhile. s.mu must be held.
+func (s *Store) take(user string, minute int64, n int) int {
+	w := s.users[user]
+	if w == nil {
+		return 0
+	}
+	took := w.sub(minute, n)
+	if w.empty() {
+		delete(s.users, user)
+	}
+	return took
+}
+
+// persist writes user's current in-memory counts to disk with group
+// commit. DB.Batch may run the function more than once, and runs it after
+// other reservations may have changed the counts; writing whatever the
+// state is at that moment is correct either way, since it contains every
+// reservation made before persist was called.
+func (s *Store) persist(user string) error {
+	key := []byte(user)
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketName)
+		if b == nil {
+			return errors.New("bucket \"quota\" is missing")
+		}
+		cutoff := unixMinute(s.now()) - dayMinutes
+		s.mu.Lock()
+		var val []byte
+		if w := s.users[user]; w != nil {
+			val = w.encode(cutoff)
+		}
+		s.mu.Unlock()
+		if val == nil {
+			return b.Delete(key)
+		}
+		return b.Put(key, val)
+	})
+}
+
+// Usage is what a user has sent, for display by the admin API and CLI.
+type Usage struct {
+	User          string
+	LastHour      int       // recipients counted in the sliding hour
+	LastDay       int       // recipients counted in the sliding day
+	Limits        Limits    // the limits the remaining counts are computed from
+	RemainingHour int       // PerHour - LastHour, at least 0
+	RemainingDay  int       // PerDay - LastDay, at least 0
+	NextSlot      time.Time // when one more recipient will fit, if it does not now; zero if it does, or never will (a limit of 0)
+}
+
+// Usage reports user's counts now, measured against lim.
+func (s *Store) Usage(user string, lim Limits) Usage {
+	now := s.now()
+	minute := unixMinute(now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.users[user]
+	u := Usage{
+		User:     user,
+		LastHour: w.sum(minute - hourMinutes),
+		LastDay:  w.sum(minute - dayMinutes),
+		Limits:   lim,
+	}
+	u.RemainingHour = max(0, lim.PerHour-u.LastHour)
+	u.RemainingDay = max(0, lim.PerDay-u.LastDay)
+	var e *ExceededError
+	if errors.As(w.exceeded(user, lim, 1, now), &e) && e.RetryIn > 0 {
+		u.NextSlot = now.Add(e.RetryIn)
+	}
+	return u
+}
+
+// Users returns, sorted, the users with anything counted in the last 24
+// hours. It also forgets, in memory, users whose counts have all expired.
+func (s *Store) Users() []string {
+	cutoff := unixMinute(s.now()) - dayMinutes
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.users))
+	for u, w := range s.users {
+		w.prune(cutoff)
+		if w.empty() {
+			delete(s.users, u)
+			continue
+		}
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// unixMinute is the minute bucket t falls in.
+func unixMinute(t time.Time) int64 {
+	sec := t.Unix()
+	if sec < 0 {
+		// Floor, not truncate, so minutes before 1970 stay one bucket
+		// each; only a broken clock gets here.
+		return (sec - 59) / 60
+	}
+	return sec / 60
+}
+
+// minuteStart is the time minute begins.
+func minuteStart(minute int64) time.Time {
+	return time.Unix(minute*60, 0)
+}
