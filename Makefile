@@ -1,0 +1,46 @@
+# The command index of outbound. CI runs `make test` (see .ci/run).
+GO      ?= go
+BIN     := bin/outbound
+CONFIG  ?=
+
+.PHONY: build run test test-go test-e2e deps check fuzz bench cover clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/outbound
+
+## run: build and start the relay on its embedded defaults (data in ./data).
+run: build
+	./$(BIN) serve $(if $(CONFIG),-config $(CONFIG))
+
+## deps: install what the end-to-end tests drive (swaks; python3 is assumed).
+deps:
+	@./scripts/install-test-deps.sh
+
+## test: vet, unit and integration tests, then end-to-end tests against the built binary.
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+## check: formatting and vet, without running tests.
+check:
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
+	$(GO) vet ./...
+
+## fuzz: run each fuzz target briefly (FUZZTIME per target).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: Go benchmarks of the hot paths (queue group commit, quota).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./queue ./quota
+
+cover:
+	$(GO) test -coverprofile=cover.out ./... && $(GO) tool cover -func=cover.out | tail -1
+
+clean:
+	rm -rf bin cover.out

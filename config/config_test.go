@@ -1,0 +1,140 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Submission.ImplicitTLS != "127.0.0.1:2465" || cfg.Submission.StartTLS != "127.0.0.1:2587" || cfg.Admin.Listen != "127.0.0.1:8025" {
+		t.Fatalf("default listeners: %+v %+v", cfg.Submission, cfg.Admin)
+	}
+	if cfg.Retry.MaxLifetime.D() != 5*24*time.Hour || cfg.Retention.Content.D() != 30*24*time.Hour {
+		t.Fatal("retry/retention defaults wrong")
+	}
+}
+
+// The example file documents every key with its default value: parsing it
+// must give exactly Default(), so the two cannot drift apart.
+func TestExampleFileMatchesDefaults(t *testing.T) {
+	data, err := os.ReadFile("../outbound.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	if err := Parse(&cfg, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	if len(cfg.DNS.Servers) == 0 {
+		cfg.DNS.Servers = nil // "servers = []" in the file, nil in Default()
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("example differs from defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+	// And it mentions every key of the schema.
+	for _, key := range tomlKeys(reflect.TypeOf(Config{}), "") {
+		name := key[strings.LastIndexByte(key, '.')+1:]
+		if !strings.Contains(string(data), name+" ") && !strings.Contains(string(data), name+"=") {
+			t.Errorf("outbound.example.toml does not document %s", key)
+		}
+	}
+}
+
+func tomlKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("toml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			keys = append(keys, tomlKeys(f.Type, prefix+tag+".")...)
+			continue
+		}
+		keys = append(keys, prefix+tag)
+	}
+	return keys
+}
+
+func TestEveryFieldIsDocumented(t *testing.T) {
+	var check func(reflect.Type)
+	check = func(ty reflect.Type) {
+		for i := 0; i < ty.NumField(); i++ {
+			f := ty.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration(0)) {
+				check(f.Type)
+				if f.Tag.Get("doc") == "" && ty != reflect.TypeOf(Config{}) {
+					t.Errorf("%s.%s has no doc tag", ty.Name(), f.Name)
+				}
+				continue
+			}
+			if f.Tag.Get("doc") == "" {
+				t.Errorf("%s.%s has no doc tag", ty.Name(), f.Name)
+			}
+		}
+	}
+	check(reflect.TypeOf(Config{}))
+}
+
+func loadText(t *testing.T, text string) error {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(p, []byte(text), 0o600)
+	_, err := Load(p)
+	return err
+}
+
+func TestBadInputNamesTheKey(t *testing.T) {
+	for text, want := range map[string]string{
+		"hostnme = \"x\"":                                              "unknown key hostnme",
+		"[submission]\nmax_recipients = 0":                             "submission.max_recipients",
+		"[submission]\nstarttls = \"nonsense\"":                        "submission.starttls",
+		"[default_route]\ntls = \"sometimes\"":                         "default_route: tls must be",
+		"[default_route]\nhost = \"smtp.example.com\"\ntls = \"none\"": "only for a loopback host",
+		"[retry]\nmax_lifetime = \"5 days\"":                           "invalid duration",
+		"[limits]\nown_smarthost_per_day = 20000":                      "exceeds the ceiling limits.max_per_day",
+		"[log]\nlevel = \"loud\"":                                      "log.level",
+		"[tls]\ncert = \"a.pem\"":                                      "tls.cert",
+		"hostname = ":                                                  "line 1",
+	} {
+		err := loadText(t, text)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config %q: got %v, want error containing %q", text, err, want)
+		}
+	}
+}
+
+func TestDurationSyntax(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90s": 90 * time.Second, "4h": 4 * time.Hour, "5d": 120 * time.Hour, "0": 0} {
+		d, err := ParseDuration(in)
+		if err != nil || d.D() != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, d, err, want)
+		}
+	}
+	if _, err := ParseDuration("1w"); err == nil {
+		t.Error("1w accepted")
+	}
+}
+
+func TestRelativePathsAreRelativeToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.toml")
+	os.WriteFile(p, []byte("data_dir = \"state\"\n"), 0o600)
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != filepath.Join(dir, "state") {
+		t.Fatalf("data_dir = %s", cfg.DataDir)
+	}
+}

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Installs the real clients the end-to-end tests drive, on Debian.
+# Idempotent: does nothing when they are already there.
+set -e
+missing=""
+command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
+command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
