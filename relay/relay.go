@@ -11,6 +11,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -25,6 +26,8 @@ import (
 
 	"outbound/auth"
 	"outbound/queue"
+	"outbound/quota"
+	"outbound/spf"
 )
 
 // Users verifies SMTP AUTH credentials (package auth).
@@ -38,9 +41,35 @@ type Spool interface {
 	Add(m *queue.Message, body []byte) error
 }
 
+// Quota enforces per-user sending limits (package quota): Check at RCPT,
+// Reserve when the message is about to be queued (atomically, so pipelined
+// RCPTs on parallel connections cannot oversend), Release if queueing then
+// fails.
+type Quota interface {
+	Check(user string, lim quota.Limits, pending, n int) error
+	Reserve(user string, lim quota.Limits, n int) (quota.Reservation, error)
+	Release(r quota.Reservation) error
+}
+
+// SPFChecker evaluates a sender domain's SPF policy for an upstream
+// (package spf).
+type SPFChecker interface {
+	Check(ctx context.Context, domain string, id spf.Identity) spf.Result
+}
+
+// UserPolicy is what the relay must know about a user's route: its
+// sending limits and the SPF identity and policy of its upstream.
+type UserPolicy struct {
+	Limits    quota.Limits
+	SPF       spf.Identity
+	SPFPolicy spf.Policy
+}
+
 var (
-	_ Users = (*auth.Store)(nil)
-	_ Spool = (*queue.Queue)(nil)
+	_ Users      = (*auth.Store)(nil)
+	_ Spool      = (*queue.Queue)(nil)
+	_ Quota      = (*quota.Store)(nil)
+	_ SPFChecker = (*spf.Checker)(nil)
 )
 
 // Options configures a Backend.
@@ -49,6 +78,15 @@ type Options struct {
 	Hostname string
 	Users    Users
 	Spool    Spool
+	// Quota, when set, enforces PolicyFor(user).Limits.
+	Quota Quota
+	// SPF, when set, checks sender domains under PolicyFor(user).SPFPolicy.
+	SPF SPFChecker
+	// PolicyFor returns the limits and SPF settings of a user's route.
+	// Required when Quota or SPF is set.
+	PolicyFor func(u *auth.User) UserPolicy
+	// SPFTimeout bounds one SPF evaluation.
+	SPFTimeout time.Duration
 	// MaxMessageBytes and MaxRecipients are the per-message limits.
 	MaxMessageBytes int64
 	MaxRecipients   int
@@ -76,6 +114,9 @@ func New(opts Options) *Backend {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SPFTimeout == 0 {
+		opts.SPFTimeout = 10 * time.Second
 	}
 	return &Backend{opts: opts, log: opts.Logger}
 }
@@ -130,10 +171,14 @@ type session struct {
 	helo     string
 	remoteIP string
 	user     *auth.User
+	policy   UserPolicy
 
 	// The transaction in progress, cleared by Reset.
 	from     string
 	mailOpts smtp.MailOptions
+	// spfResult is the last non-pass SPF verdict under "warn", recorded
+	// in a header of the queued message.
+	spfResult *spf.Result
 	rcpts    []queue.Recipient
 }
 
@@ -177,6 +222,9 @@ func (s *session) login(username, password string) error {
 		return errTemporary
 	}
 	s.user = u
+	if s.b.opts.PolicyFor != nil {
+		s.policy = s.b.opts.PolicyFor(u)
+	}
 	s.b.log.Info("auth ok", "user", username, "remote", s.remoteIP)
 	return nil
 }
@@ -188,6 +236,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !s.user.MaySendAs(from) {
 		s.b.log.Info("sender refused", "user", s.user.Name, "from", from)
 		return errFromNotAllowed(from, s.user.Name)
+	}
+	if err := s.checkSPF(from); err != nil {
+		return err
 	}
 	s.from = from
 	if opts != nil {
@@ -202,6 +253,12 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	if at := strings.LastIndexByte(to, '@'); at < 1 || at == len(to)-1 || strings.ContainsAny(to, " \t<>") {
 		return errBadAddress("recipient", to)
+	}
+	if q := s.b.opts.Quota; q != nil {
+		if err := q.Check(s.user.Name, s.policy.Limits, len(s.rcpts), 1); err != nil {
+			s.b.log.Info("recipient over limit", "user", s.user.Name, "rcpt", to, "err", err)
+			return quotaReply(err)
+		}
 	}
 	r := queue.Recipient{Addr: to, Status: queue.Queued}
 	if opts != nil {
@@ -253,6 +310,21 @@ func (s *session) Data(r io.Reader) error {
 			return errFromNotAllowed(f.Address, s.user.Name)
 		}
 	}
+	var spfHeaders []string
+	if s.spfResult != nil {
+		spfHeaders = append(spfHeaders, spfHeader(s.spfResult))
+	}
+	for _, f := range froms {
+		if domainOf(f.Address) == domainOf(s.from) {
+			continue
+		}
+		if err := s.checkSPF(f.Address); err != nil {
+			return err
+		}
+		if s.spfResult != nil {
+			spfHeaders = append(spfHeaders, spfHeader(s.spfResult))
+		}
+	}
 
 	id := queue.NewID(start)
 	m := &queue.Message{
@@ -268,6 +340,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	var added bytes.Buffer
 	s.writeReceived(&added, id, start)
+	for _, h := range spfHeaders {
+		added.WriteString(h)
+	}
 	if header.Get("Message-Id") == "" {
 		m.MessageID = "<" + id + "@" + s.b.opts.Hostname + ">"
 		fmt.Fprintf(&added, "Message-ID: %s\r\n", m.MessageID)
@@ -280,8 +355,21 @@ func (s *session) Data(r io.Reader) error {
 	body := make([]byte, 0, added.Len()+len(msg))
 	body = append(append(body, added.Bytes()...), msg...)
 
+	// Count the recipients atomically now: RCPT-time checks on parallel
+	// connections may each have seen room for the same last slot.
+	var reservation quota.Reservation
+	if q := s.b.opts.Quota; q != nil {
+		var err error
+		if reservation, err = q.Reserve(s.user.Name, s.policy.Limits, len(m.Recipients)); err != nil {
+			s.b.log.Info("message over limit", "user", s.user.Name, "rcpts", len(m.Recipients), "err", err)
+			return quotaReply(err)
+		}
+	}
 	if err := s.b.opts.Spool.Add(m, body); err != nil {
 		s.b.log.Error("queue write failed", "user", s.user.Name, "err", err)
+		if q := s.b.opts.Quota; q != nil {
+			q.Release(reservation)
+		}
 		return errTemporary
 	}
 	s.b.log.Info("message queued", "id", id, "user", s.user.Name, "from", s.from,
@@ -319,6 +407,7 @@ func shortErr(err error) string {
 
 func (s *session) Reset() {
 	s.from = ""
+	s.spfResult = nil
 	s.mailOpts = smtp.MailOptions{}
 	s.rcpts = nil
 }

@@ -1,0 +1,78 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+
+	"outbound/quota"
+	"outbound/spf"
+)
+
+// quotaReply turns a quota refusal into the reply the client sees: 450
+// 4.7.1 naming the limit and when room frees up, or 550 5.7.1 when the
+// limit is 0 and waiting cannot help. A message with more recipients than
+// the limit also gets 450: the recipient refused now fits in a later
+// message.
+func quotaReply(err error) *smtp.SMTPError {
+	var ex *quota.ExceededError
+	if !errors.As(err, &ex) {
+		return errTemporary
+	}
+	switch {
+	case ex.Limit <= 0:
+		return reply(550, smtp.EnhancedCode{5, 7, 1}, "%s", ex.Error())
+	case !ex.Temporary():
+		return reply(450, smtp.EnhancedCode{4, 7, 1},
+			"%s limit of %d reached for %s by this message's %d recipients; send the rest in a later message",
+			ex.Window, ex.Limit, ex.User, ex.Requested)
+	}
+	return reply(450, smtp.EnhancedCode{4, 7, 1}, "%s", ex.Error())
+}
+
+func domainOf(addr string) string {
+	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+		return strings.ToLower(addr[at+1:])
+	}
+	return ""
+}
+
+// checkSPF evaluates the SPF alignment of addr's domain with the user's
+// upstream. Under "enforce" a fail refuses the message with 550 5.7.23 and
+// a temperror with 451 4.7.24, both naming the fix; under "warn" a non-pass
+// is remembered for an X-Outbound-SPF header and logged.
+func (s *session) checkSPF(addr string) error {
+	s.spfResult = nil
+	policy := s.policy.SPFPolicy
+	if s.b.opts.SPF == nil || policy == "" || policy == spf.PolicyOff || domainOf(addr) == "" {
+		return nil
+	}
+	if s.policy.SPF.Include == "" && len(s.policy.SPF.IPs) == 0 {
+		return nil // the route has no SPF identity to check against
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.SPFTimeout)
+	defer cancel()
+	res := s.b.opts.SPF.Check(ctx, domainOf(addr), s.policy.SPF)
+	if res.Verdict == spf.Pass {
+		return nil
+	}
+	s.b.log.Info("spf not aligned", "user", s.user.Name, "domain", res.Domain, "upstream", s.policy.SPF.Name,
+		"verdict", res.Verdict, "policy", policy, "fix", res.Fix)
+	if policy == spf.PolicyEnforce {
+		if res.Verdict == spf.TempError {
+			return reply(451, smtp.EnhancedCode{4, 7, 24}, "SPF check failed temporarily: %s", res.Fix)
+		}
+		return reply(550, smtp.EnhancedCode{5, 7, 23}, "SPF alignment failed (%s): %s", res.Verdict, res.Fix)
+	}
+	s.spfResult = &res
+	return nil
+}
+
+// spfHeader records a non-pass SPF verdict under "warn" in the message,
+// where the operator (and the recipient's admin) can see it.
+func spfHeader(r *spf.Result) string {
+	return fmt.Sprintf("X-Outbound-SPF: %s domain=%s; %s\r\n", r.Verdict, r.Domain, sanitizeHeaderValue(r.Fix))
+}
