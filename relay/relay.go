@@ -179,7 +179,7 @@ type session struct {
 	// spfResult is the last non-pass SPF verdict under "warn", recorded
 	// in a header of the queued message.
 	spfResult *spf.Result
-	rcpts    []queue.Recipient
+	rcpts     []queue.Recipient
 }
 
 var _ smtp.AuthSession = (*session)(nil)
