@@ -16,14 +16,20 @@ import (
 
 	"outbound/auth"
 	"outbound/queue"
+	"outbound/quota"
 )
 
 // Options configures the API handler.
 type Options struct {
-	Users  *auth.Store
-	Queue  *queue.Queue
-	Token  string
-	Logger *slog.Logger
+	Users *auth.Store
+	Queue *queue.Queue
+	Quota *quota.Store
+	// LimitsFor returns a user's effective limits (override or route default).
+	LimitsFor func(u *auth.User) quota.Limits
+	// MaxPerDay is the operator's ceiling for any daily limit.
+	MaxPerDay int
+	Token     string
+	Logger    *slog.Logger
 }
 
 type api struct {
@@ -45,6 +51,10 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /api/users/{name}", a.authed(a.showUser))
 	mux.Handle("DELETE /api/users/{name}", a.authed(a.deleteUser))
 	mux.Handle("PUT /api/users/{name}/password", a.authed(a.setPassword))
+	mux.Handle("PUT /api/users/{name}/limits", a.authed(a.setLimits))
+	mux.Handle("DELETE /api/users/{name}/limits", a.authed(a.clearLimits))
+	mux.Handle("GET /api/usage", a.authed(a.listUsage))
+	mux.Handle("GET /api/usage/{name}", a.authed(a.showUsage))
 	mux.Handle("GET /api/queue", a.authed(a.listQueue))
 	mux.Handle("GET /api/queue/{id}", a.authed(a.showMessage))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -61,13 +61,16 @@ type Admin struct {
 
 // Upstream is a smarthost the relay delivers through.
 type Upstream struct {
-	Host         string `toml:"host" doc:"Smarthost host name."`
-	Port         int    `toml:"port" doc:"Smarthost port: 587 for starttls, 465 for implicit."`
-	TLSMode      string `toml:"tls" doc:"\"implicit\", \"starttls\" or \"none\" (none only for a loopback host)."`
-	Username     string `toml:"username" doc:"AUTH user name; empty means deliver without AUTH."`
-	Password     string `toml:"password" doc:"AUTH password. Prefer password_file."`
-	PasswordFile string `toml:"password_file" doc:"File holding the AUTH password (trailing newline ignored)."`
-	CAFile       string `toml:"ca_file" doc:"Extra PEM CA to trust for this upstream, besides the system roots."`
+	Host         string   `toml:"host" doc:"Smarthost host name."`
+	Port         int      `toml:"port" doc:"Smarthost port: 587 for starttls, 465 for implicit."`
+	TLSMode      string   `toml:"tls" doc:"\"implicit\", \"starttls\" or \"none\" (none only for a loopback host)."`
+	Username     string   `toml:"username" doc:"AUTH user name; empty means deliver without AUTH."`
+	Password     string   `toml:"password" doc:"AUTH password. Prefer password_file."`
+	PasswordFile string   `toml:"password_file" doc:"File holding the AUTH password (trailing newline ignored)."`
+	CAFile       string   `toml:"ca_file" doc:"Extra PEM CA to trust for this upstream, besides the system roots."`
+	SPFInclude   string   `toml:"spf_include" doc:"SPF include domain that authorizes this upstream (e.g. _spf.eu.mailgun.org). Empty: the provider preset's include when host is a known provider."`
+	SPFIPs       []string `toml:"spf_ips" doc:"Explicit egress IPs of this upstream, checked against sender domains' SPF besides spf_include."`
+	SPFPolicy    string   `toml:"spf_policy" doc:"What to do when a sender domain's SPF does not authorize this upstream: \"off\", \"warn\" (accept, log, add an X-Outbound-SPF header) or \"enforce\" (refuse with 550 5.7.23 naming the fix)."`
 }
 
 // Delivery tunes the workers that send queued mail upstream.
@@ -130,9 +133,10 @@ func Default() Config {
 		},
 		Admin: Admin{Listen: "127.0.0.1:8025"},
 		DefaultRoute: Upstream{
-			Host:    "smtp.eu.mailgun.org",
-			Port:    587,
-			TLSMode: "starttls",
+			Host:      "smtp.eu.mailgun.org",
+			Port:      587,
+			TLSMode:   "starttls",
+			SPFPolicy: "warn",
 		},
 		Delivery: Delivery{
 			Workers:                32,
@@ -336,6 +340,16 @@ func (u Upstream) Validate() error {
 	}
 	if u.Password != "" && u.PasswordFile != "" {
 		return errors.New("set password or password_file, not both")
+	}
+	switch u.SPFPolicy {
+	case "off", "warn", "enforce":
+	default:
+		return fmt.Errorf("spf_policy must be \"off\", \"warn\" or \"enforce\", got %q", u.SPFPolicy)
+	}
+	for _, ip := range u.SPFIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("spf_ips: %q is not an IP address", ip)
+		}
 	}
 	return nil
 }

@@ -34,8 +34,12 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
+	// "x = []" in the file is an empty slice, nil in Default().
 	if len(cfg.DNS.Servers) == 0 {
-		cfg.DNS.Servers = nil // "servers = []" in the file, nil in Default()
+		cfg.DNS.Servers = nil
+	}
+	if len(cfg.DefaultRoute.SPFIPs) == 0 {
+		cfg.DefaultRoute.SPFIPs = nil
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("example differs from defaults:\n got %+v\nwant %+v", cfg, want)

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"outbound/admin"
+	"outbound/queue"
+)
+
+// cliEnv carries what every CLI command needs.
+type cliEnv struct {
+	configPath     string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// client returns an admin API client for the server configured by -config.
+func (e *cliEnv) client() (*apiClient, error) {
+	cfg, err := loadConfig(e.configPath)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Admin.Listen == "" {
+		return nil, errors.New("admin.listen is empty in the configuration: the CLI needs the admin API")
+	}
+	token, err := readToken(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{base: "http://" + cfg.Admin.Listen, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+type apiClient struct {
+	base, token string
+	http        *http.Client
+}
+
+// call sends a JSON request and decodes the JSON answer into out (if not
+// nil). API errors come back with the server's message, which says what to
+// fix.
+func (c *apiClient) call(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the relay's admin API at %s: is `outbound serve` running? (%v)", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("admin API: %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("user add NAME --allow-from x" as well as "user add --allow-from x NAME").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func (e *cliEnv) userCommand(args []string) error {
+	if len(args) == 0 {
+		return usagef("user needs a subcommand: add, list, del, passwd")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "add":
+		fs := newFlags("user add")
+		var allow stringList
+		fs.Var(&allow, "allow-from", "address or domain the user may send as (repeatable)")
+		generate := fs.Bool("generate-password", false, "generate a password and print it")
+		pos, err := parseInterspersed(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usagef("usage: outbound user add NAME [--allow-from ADDR_OR_DOMAIN]... [--generate-password]")
+		}
+		var password string
+		if *generate {
+			password = generatePassword()
+		} else if password, err = e.readPassword("Password for " + pos[0]); err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var u admin.UserView
+		if err := c.call("POST", "/api/users", admin.CreateUserRequest{Name: pos[0], Password: password, AllowFrom: allow}, &u); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "added user %s\n", u.Name)
+		if *generate {
+			fmt.Fprintf(e.stdout, "password: %s\n", password)
+		}
+		return nil
+	case "list":
+		fs := newFlags("user list")
+		asJSON := fs.Bool("json", false, "print JSON")
+		if _, err := parseInterspersed(fs, args); err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var users []admin.UserView
+		if err := c.call("GET", "/api/users", nil, &users); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, users)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tROUTE\tALLOWED SENDERS\tCREATED")
+		for _, u := range users {
+			allow := strings.Join(u.AllowFrom, ",")
+			if allow == "" {
+				allow = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Route, allow, u.Created.Format("2006-01-02"))
+		}
+		return tw.Flush()
+	case "del", "delete":
+		if len(args) != 1 {
+			return usagef("usage: outbound user del NAME")
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		if err := c.call("DELETE", "/api/users/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "deleted user %s\n", args[0])
+		return nil
+	case "passwd":
+		if len(args) != 1 {
+			return usagef("usage: outbound user passwd NAME")
+		}
+		password, err := e.readPassword("New password for " + args[0])
+		if err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		if err := c.call("PUT", "/api/users/"+url.PathEscape(args[0])+"/password", admin.PasswordRequest{Password: password}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "password changed for %s\n", args[0])
+		return nil
+	}
+	return usagef("unknown user subcommand %q", sub)
+}
+
+// readPassword reads one line from stdin when it is not a terminal, or
+// prompts twice without echo. Passwords never come from argv, where other
+// users of the machine could read them.
+func (e *cliEnv) readPassword(prompt string) (string, error) {
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(e.stderr, "%s: ", prompt)
+		p1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(e.stderr, "Again: ")
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(p1) != string(p2) {
+			return "", errors.New("the passwords do not match")
+		}
+		return string(p1), nil
+	}
+	line, err := bufio.NewReader(e.stdin).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", errors.New("no password on standard input: pipe one line, or use --generate-password")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// generatePassword returns 20 characters from an unambiguous alphabet
+// (about 110 bits).
+func generatePassword() string {
+	const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 20)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (e *cliEnv) queueCommand(args []string) error {
+	if len(args) == 0 {
+		return usagef("queue needs a subcommand: list, show")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "list":
+		fs := newFlags("queue list")
+		status := fs.String("status", "", "only messages with a recipient in this status: queued, delivered, failed")
+		asJSON := fs.Bool("json", false, "print JSON")
+		if _, err := parseInterspersed(fs, args); err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var msgs []*queue.Message
+		if err := c.call("GET", "/api/queue?status="+url.QueryEscape(*status), nil, &msgs); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, msgs)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCREATED\tUSER\tFROM\tRCPTS\tSTATUS\tNEXT ATTEMPT")
+		for _, m := range msgs {
+			next := "-"
+			if !m.NextAttempt.IsZero() {
+				next = m.NextAttempt.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.Created.Local().Format(time.DateTime),
+				m.User, orNull(m.From), len(m.Recipients), statusSummary(m), next)
+		}
+		return tw.Flush()
+	case "show":
+		fs := newFlags("queue show")
+		asJSON := fs.Bool("json", false, "print JSON")
+		pos, err := parseInterspersed(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usagef("usage: outbound queue show ID")
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var m queue.Message
+		if err := c.call("GET", "/api/queue/"+url.PathEscape(pos[0]), nil, &m); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, m)
+		}
+		showMessage(e.stdout, &m)
+		return nil
+	}
+	return usagef("unknown queue subcommand %q", sub)
+}
+
+func orNull(addr string) string {
+	if addr == "" {
+		return "<>"
+	}
+	return addr
+}
+
+// statusSummary counts recipients by status: "2 delivered, 1 queued".
+func statusSummary(m *queue.Message) string {
+	counts := map[queue.Status]int{}
+	for _, r := range m.Recipients {
+		counts[r.Status]++
+	}
+	var parts []string
+	for _, s := range []queue.Status{queue.Delivered, queue.Queued, queue.Failed} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func showMessage(w io.Writer, m *queue.Message) {
+	fmt.Fprintf(w, "ID:          %s\n", m.ID)
+	fmt.Fprintf(w, "User:        %s\n", m.User)
+	fmt.Fprintf(w, "From:        %s\n", orNull(m.From))
+	fmt.Fprintf(w, "Message-ID:  %s\n", m.MessageID)
+	fmt.Fprintf(w, "Size:        %d bytes\n", m.Size)
+	route := m.Route
+	if route == "" {
+		route = "default"
+	}
+	fmt.Fprintf(w, "Route:       %s\n", route)
+	fmt.Fprintf(w, "Created:     %s\n", m.Created.Local().Format(time.DateTime))
+	if !m.NextAttempt.IsZero() {
+		fmt.Fprintf(w, "Next try:    %s\n", m.NextAttempt.Local().Format(time.DateTime))
+	}
+	if !m.Finished.IsZero() {
+		fmt.Fprintf(w, "Finished:    %s\n", m.Finished.Local().Format(time.DateTime))
+	}
+	if !m.Redacted.IsZero() {
+		fmt.Fprintf(w, "Content:     REDACTED on %s (only this stub remains)\n", m.Redacted.Local().Format(time.DateTime))
+	}
+	fmt.Fprintln(w, "Recipients:")
+	for _, r := range m.Recipients {
+		fmt.Fprintf(w, "  %-9s %s (attempts %d)\n", r.Status, r.Addr, r.Attempts)
+		if r.Reply != "" {
+			fmt.Fprintf(w, "            %s\n", r.Reply)
+		}
+	}
+	if len(m.Attempts) > 0 {
+		fmt.Fprintln(w, "Attempts:")
+		for _, a := range m.Attempts {
+			fmt.Fprintf(w, "  %s via %s (%s): %s\n", a.At.Local().Format(time.DateTime), a.Upstream, a.Duration.Round(time.Millisecond), a.Result)
+		}
+	}
+}

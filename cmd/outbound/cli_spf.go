@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"outbound/spf"
+)
+
+// spfCommand runs `outbound spf check`: it evaluates the SPF policy locally
+// (no running server needed) with the configured resolvers.
+func (e *cliEnv) spfCommand(args []string) error {
+	if len(args) == 0 || args[0] != "check" {
+		return usagef("usage: outbound spf check DOMAIN [--route default | --include DOMAIN | --ip IP]...")
+	}
+	fs := newFlags("spf check")
+	route := fs.String("route", "", "check against a route's upstream (\"default\")")
+	include := fs.String("include", "", "check against this SPF include domain")
+	var ips stringList
+	fs.Var(&ips, "ip", "check against this egress IP (repeatable)")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("usage: outbound spf check DOMAIN [--route default | --include DOMAIN | --ip IP]...")
+	}
+	cfg, err := loadConfig(e.configPath)
+	if err != nil {
+		return err
+	}
+	var id spf.Identity
+	switch {
+	case *include != "" || len(ips) > 0:
+		id = spf.Identity{Name: *include, Include: *include}
+		for _, s := range ips {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return usagef("--ip %q is not an IP address", s)
+			}
+			id.IPs = append(id.IPs, ip)
+		}
+		if id.Name == "" {
+			id.Name = "the given IPs"
+		}
+	case *route == "" || *route == "default":
+		id = newPolicies(cfg).defaultSPF
+	default:
+		return fmt.Errorf("route %q is not configured; use --route default, --include or --ip", *route)
+	}
+	if id.Include == "" && len(id.IPs) == 0 {
+		return errors.New("the upstream has no SPF identity: set default_route.spf_include or pass --include/--ip")
+	}
+	resolver, err := spf.NewResolver(cfg.DNS.Servers, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("dns.servers: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res := (&spf.Checker{Resolver: resolver}).Check(ctx, pos[0], id)
+	fmt.Fprintf(e.stdout, "domain:   %s\nupstream: %s\n", res.Domain, id.Name)
+	fmt.Fprintln(e.stdout, "records:")
+	for _, r := range res.Records {
+		fmt.Fprintf(e.stdout, "  %s: %s\n", r.Domain, r.Text)
+	}
+	if len(res.TestedIPs) > 0 {
+		fmt.Fprintf(e.stdout, "tested:   %v\n", res.TestedIPs)
+	}
+	fmt.Fprintf(e.stdout, "verdict:  %s\n", res.Verdict)
+	if res.Verdict != spf.Pass {
+		fmt.Fprintf(e.stdout, "fix:      %s\n", res.Fix)
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+// exitError ends the program with a status code and no further message
+// (the command already printed what there is to say).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }

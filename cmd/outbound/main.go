@@ -1,0 +1,154 @@
+// Command outbound is the relay's single binary: `outbound serve` runs the
+// relay; every other subcommand is the operator's CLI, which talks to the
+// running server's admin API (bbolt lets only one process open the
+// database, so the CLI never opens it itself).
+//
+// This is the only package that reads the configuration; it hands every
+// other package a plain options struct.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"outbound/bounce"
+)
+
+const usage = `outbound — an SMTP submission relay
+
+Usage:
+  outbound [-config FILE] COMMAND [ARGS]
+
+Commands:
+  serve                         run the relay
+  user add NAME [--allow-from ADDR_OR_DOMAIN]... [--generate-password]
+                                add a user; password from stdin (one line) or a prompt
+  user list                     list users
+  user del NAME                 delete a user
+  user passwd NAME              set a user's password (stdin or prompt)
+  usage [USER]                  sent in the last hour and day, limits, next free slot
+  limits set USER [--per-hour N] [--per-day N]
+                                override a user's limits (within limits.max_per_day)
+  limits reset USER             back to the route's default limits
+  spf check DOMAIN [--route default | --include DOMAIN | --ip IP]...
+                                does DOMAIN's SPF authorize the upstream? exits 1 unless pass
+  queue list [--status S]       list messages (S: queued, delivered, failed)
+  queue show ID                 show one message
+  bounce classify               classify upstream replies read from stdin
+                                (CODE<TAB>ENHANCED<TAB>TEXT per line)
+  config check                  validate the configuration and exit
+  version                       print the version
+
+Without -config the embedded defaults are used (see outbound.example.toml).
+Add --json to list and show commands for machine-readable output.
+`
+
+var version = "dev"
+
+func main() {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "outbound: %v\n\n%s", err, usage)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "outbound: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// run parses the global flags and dispatches. -config may also follow the
+// command ("outbound serve -config FILE"), as the README shows.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	global := flag.NewFlagSet("outbound", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	configPath := global.String("config", "", "configuration file")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		return usagef("%v", err)
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		return usagef("no command given")
+	}
+	cmd, rest := rest[0], rest[1:]
+	rest, path := extractConfigFlag(rest)
+	if path != "" {
+		*configPath = path
+	}
+	env := &cliEnv{configPath: *configPath, stdin: stdin, stdout: stdout, stderr: stderr}
+
+	switch cmd {
+	case "serve":
+		if len(rest) > 0 {
+			return usagef("serve takes no arguments besides -config, got %q", rest)
+		}
+		return serve(*configPath)
+	case "user":
+		return env.userCommand(rest)
+	case "queue":
+		return env.queueCommand(rest)
+	case "usage":
+		return env.usageCommand(rest)
+	case "limits":
+		return env.limitsCommand(rest)
+	case "spf":
+		return env.spfCommand(rest)
+	case "bounce":
+		if len(rest) != 1 || rest[0] != "classify" {
+			return usagef("usage: outbound bounce classify < replies.tsv")
+		}
+		return bounce.ClassifyLines(stdin, stdout)
+	case "config":
+		if len(rest) != 1 || rest[0] != "check" {
+			return usagef("usage: outbound [-config FILE] config check")
+		}
+		if _, err := loadConfig(*configPath); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "configuration ok")
+		return nil
+	case "version":
+		fmt.Fprintln(stdout, "outbound", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usagef("unknown command %q", cmd)
+}
+
+// extractConfigFlag removes "-config FILE" / "--config=FILE" from args.
+func extractConfigFlag(args []string) (rest []string, path string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case (a == "-config" || a == "--config") && i+1 < len(args):
+			path = args[i+1]
+			i++
+		case strings.HasPrefix(a, "-config=") || strings.HasPrefix(a, "--config="):
+			path = a[strings.IndexByte(a, '=')+1:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, path
+}

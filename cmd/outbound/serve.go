@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	bolt "go.etcd.io/bbolt"
+
+	"outbound/admin"
+	"outbound/auth"
+	"outbound/bounce"
+	"outbound/config"
+	"outbound/delivery"
+	"outbound/provider"
+	"outbound/queue"
+	"outbound/quota"
+	"outbound/relay"
+	"outbound/spf"
+)
+
+func loadConfig(path string) (config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Log) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// openDB opens the shared bbolt file. A short lock timeout turns "another
+// outbound serve is running" into a clear error instead of a hang.
+func openDB(dataDir string) (*bolt.DB, error) {
+	path := filepath.Join(dataDir, "outbound.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is locked: is another `outbound serve` running with this data_dir?", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	// Group commit: concurrent submissions wait at most this long to share
+	// one fsync. bbolt's default of 10 ms adds 10 ms to every reply and
+	// caps throughput; 1 ms lets ten writers commit several thousand
+	// messages a second (see PERFORMANCE.md).
+	db.MaxBatchDelay = time.Millisecond
+	return db, nil
+}
+
+func serve(configPath string) error {
+	cfg, err := loadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log)
+	srv, err := start(cfg, log)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	var runErr error
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case runErr = <-srv.failed:
+		log.Error("shutting down", "err", runErr)
+	}
+	srv.stop()
+	return runErr
+}
+
+// server is a running relay: listeners, delivery workers, admin API.
+type server struct {
+	db        *bolt.DB
+	users     *auth.Store
+	queue     *queue.Queue
+	quota     *quota.Store
+	addrs     map[string]string // "implicit", "starttls", "admin" → actual address
+	closers   []func(context.Context) error
+	done      chan struct{}
+	listeners sync.WaitGroup
+	delivered chan struct{}
+	// deliveryStarted says whether delivered will ever be closed.
+	deliveryStarted bool
+	// failed reports a listener that stopped on its own.
+	failed chan error
+}
+
+// start opens the data directory and starts every part of the relay.
+func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	cert, certPath, err := loadOrCreateCertificate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	token, tokenPath, err := loadOrCreateToken(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	router, err := newRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &server{addrs: map[string]string{}, done: make(chan struct{}), delivered: make(chan struct{}), failed: make(chan error, 4)}
+	if s.db, err = openDB(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.stop()
+		}
+	}()
+	if s.users, err = auth.NewStore(s.db); err != nil {
+		return nil, err
+	}
+	if s.queue, err = queue.Open(s.db, nil); err != nil {
+		return nil, err
+	}
+	if s.quota, err = quota.Open(s.db, nil); err != nil {
+		return nil, err
+	}
+	resolver, err := spf.NewResolver(cfg.DNS.Servers, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("dns.servers: %w", err)
+	}
+	policies := newPolicies(cfg)
+
+	backend := relay.New(relay.Options{
+		Hostname:              cfg.Hostname,
+		Users:                 s.users,
+		Spool:                 s.queue,
+		Quota:                 s.quota,
+		SPF:                   &spf.Checker{Resolver: resolver},
+		PolicyFor:             policies.forUser,
+		MaxMessageBytes:       cfg.Submission.MaxMessageBytes,
+		MaxRecipients:         cfg.Submission.MaxRecipients,
+		RejectBareLineEndings: cfg.Submission.BareLineEndings == "reject",
+		ReadTimeout:           cfg.Submission.ReadTimeout.D(),
+		WriteTimeout:          cfg.Submission.WriteTimeout.D(),
+		MaxLineLength:         cfg.Submission.MaxLineLength,
+		Logger:                log.With("component", "relay"),
+	})
+	tlsConfig := relay.ServerTLSConfig(cert)
+
+	listen := func(kind, addr string, implicit bool) error {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		s.addrs[kind] = l.Addr().String()
+		srv := backend.NewServer(tlsConfig, implicit)
+		if implicit {
+			l = tls.NewListener(l, tlsConfig)
+		}
+		// Let sessions finish what they are doing (a client in DATA gets
+		// its reply), then cut off those still connected.
+		s.closers = append(s.closers, func(ctx context.Context) error {
+			if err := srv.Shutdown(ctx); err != nil {
+				return srv.Close()
+			}
+			return nil
+		})
+		log.Info("submission listener", "kind", kind, "addr", l.Addr().String())
+		s.listeners.Add(1)
+		go func() {
+			defer s.listeners.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
+				s.failed <- fmt.Errorf("%s listener: %w", kind, err)
+			}
+		}()
+		return nil
+	}
+	if cfg.Submission.ImplicitTLS != "" {
+		if err := listen("implicit", cfg.Submission.ImplicitTLS, true); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Submission.StartTLS != "" {
+		if err := listen("starttls", cfg.Submission.StartTLS, false); err != nil {
+			return nil, err
+		}
+	}
+
+	if cfg.Admin.Listen != "" {
+		l, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+		}
+		s.addrs["admin"] = l.Addr().String()
+		hs := &http.Server{
+			Handler:           admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, MaxPerDay: cfg.Limits.MaxPerDay, Token: token, Logger: log.With("component", "admin")}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		s.closers = append(s.closers, hs.Shutdown)
+		log.Info("admin API", "addr", l.Addr().String(), "token_file", tokenPath)
+		go func() {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.failed <- fmt.Errorf("admin API: %w", err)
+			}
+		}()
+	}
+
+	d := delivery.New(s.queue, router, delivery.Options{
+		LocalName:              cfg.Hostname,
+		Workers:                cfg.Delivery.Workers,
+		ConnectionsPerUpstream: cfg.Delivery.ConnectionsPerUpstream,
+		ConnectTimeout:         cfg.Delivery.ConnectTimeout.D(),
+		CommandTimeout:         cfg.Delivery.CommandTimeout.D(),
+		IdleConnection:         cfg.Delivery.IdleConnection.D(),
+		RetryDelay:             retrySchedule(cfg.Retry),
+		Classify:               classify,
+		Logger:                 log.With("component", "delivery"),
+	})
+	s.deliveryStarted = true
+	go func() {
+		d.Run(s.done)
+		close(s.delivered)
+	}()
+
+	log.Info("outbound started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "certificate", certPath,
+		"default_route", fmt.Sprintf("%s:%d", cfg.DefaultRoute.Host, cfg.DefaultRoute.Port))
+	return s, nil
+}
+
+// stop closes the listeners (letting sessions in DATA finish), stops the
+// delivery workers after their current attempt, and closes the database.
+func (s *server) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range s.closers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c(ctx)
+		}()
+	}
+	wg.Wait()
+	s.listeners.Wait()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	if s.deliveryStarted {
+		<-s.delivered
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}
+
+// retrySchedule turns the configured schedule into a delay function: the
+// n-th attempt waits schedule[n-1]; the last entry repeats.
+func retrySchedule(r config.Retry) func(int) time.Duration {
+	return func(attempts int) time.Duration {
+		i := min(max(attempts-1, 0), len(r.Schedule)-1)
+		return r.Schedule[i].D()
+	}
+}
+
+// classify adapts the bounce classifier to delivery's verdict.
+func classify(err error) delivery.Verdict {
+	v := bounce.ClassifyError(err)
+	return delivery.Verdict{Permanent: v.Class == bounce.Permanent, Category: string(v.Category), Explanation: v.Explanation}
+}
+
+// staticRouter serves the default route; named smarthosts are not yet
+// configurable, so a message naming one waits (temporary failure) rather
+// than leave through the wrong upstream.
+type staticRouter struct{ def *delivery.Upstream }
+
+func (r staticRouter) Upstream(route string) (*delivery.Upstream, error) {
+	if route == "" {
+		return r.def, nil
+	}
+	return nil, fmt.Errorf("route %q is not configured", route)
+}
+
+func newRouter(cfg config.Config) (delivery.Router, error) {
+	up, err := upstreamFromConfig("default", cfg.DefaultRoute)
+	if err != nil {
+		return nil, err
+	}
+	return staticRouter{def: up}, nil
+}
+
+func upstreamFromConfig(name string, u config.Upstream) (*delivery.Upstream, error) {
+	password, err := u.ResolvePassword()
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("default_route.ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("default_route.ca_file: %s holds no PEM certificate", u.CAFile)
+		}
+	}
+	return &delivery.Upstream{Name: name, Host: u.Host, Port: u.Port, TLSMode: u.TLSMode,
+		Username: u.Username, Password: password, RootCAs: roots}, nil
+}
+
+// policies derives each user's limits and SPF settings from its route and
+// the configuration.
+type policies struct {
+	defaults   config.Limits
+	defaultSPF spf.Identity
+	spfPolicy  spf.Policy
+}
+
+func newPolicies(cfg config.Config) *policies {
+	r := cfg.DefaultRoute
+	id := spf.Identity{Name: r.Host, Include: r.SPFInclude}
+	if p, ok := provider.ForHost(r.Host); ok {
+		id.Name = p.Title
+		if id.Include == "" {
+			id.Include = p.SPFInclude
+		}
+	}
+	for _, ip := range r.SPFIPs {
+		id.IPs = append(id.IPs, net.ParseIP(ip))
+	}
+	return &policies{defaults: cfg.Limits, defaultSPF: id, spfPolicy: spf.Policy(r.SPFPolicy)}
+}
+
+// limits returns a user's effective limits: its own override, or the
+// defaults of its kind of route (strict on the shared default route).
+func (p *policies) limits(u *auth.User) quota.Limits {
+	if u.Limits != nil {
+		return quota.Limits{PerHour: u.Limits.PerHour, PerDay: u.Limits.PerDay}
+	}
+	if u.Route == "" {
+		return quota.Limits{PerHour: p.defaults.DefaultRoutePerHour, PerDay: p.defaults.DefaultRoutePerDay}
+	}
+	return quota.Limits{PerHour: p.defaults.OwnSmarthostPerHour, PerDay: p.defaults.OwnSmarthostPerDay}
+}
+
+func (p *policies) forUser(u *auth.User) relay.UserPolicy {
+	policy := p.spfPolicy
+	if u.SPFPolicy != "" {
+		policy = spf.Policy(u.SPFPolicy)
+	}
+	return relay.UserPolicy{Limits: p.limits(u), SPF: p.defaultSPF, SPFPolicy: policy}
+}
