@@ -17,12 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"outbound/bounce"
 	"outbound/queue"
 )
 
@@ -35,18 +37,11 @@ type Router interface {
 type Queue interface {
 	Next(done <-chan struct{}) (*queue.Message, error)
 	Body(id string) ([]byte, error)
-	Update(m *queue.Message) error
+	Update(m *queue.Message, additions ...queue.Addition) error
+	Release(id string, when time.Time)
 }
 
 var _ Queue = (*queue.Queue)(nil)
-
-// Verdict is the judgement of one failure (from package bounce).
-type Verdict struct {
-	Permanent bool
-	// Category and Explanation are for logs and notifications.
-	Category    string
-	Explanation string
-}
 
 // Options configures a Deliverer.
 type Options struct {
@@ -57,12 +52,21 @@ type Options struct {
 	ConnectTimeout         time.Duration
 	CommandTimeout         time.Duration
 	IdleConnection         time.Duration
-	// RetryDelay returns the wait before attempt n+1 after n attempts.
+	// RetryDelay returns the wait before attempt n+1 after n attempts;
+	// delivery adds ±10% jitter so that messages failed together do not
+	// come back together.
 	RetryDelay func(attempts int) time.Duration
-	// Classify judges a failed attempt's error.
-	Classify func(err error) Verdict
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// MaxLifetime is how long a recipient is retried before it fails
+	// permanently ("gave up after 5d").
+	MaxLifetime time.Duration
+	// DelayWarning is how long a recipient may be delayed before the
+	// sender is told once; 0 disables delay notifications.
+	DelayWarning time.Duration
+	// UpstreamBackoff returns how long an upstream that failed as a whole
+	// n times in a row is left alone (nil: 30s doubling up to 15m).
+	UpstreamBackoff func(failures int) time.Duration
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Deliverer runs the delivery workers.
@@ -70,8 +74,9 @@ type Deliverer struct {
 	q      Queue
 	router Router
 	opts   Options
-	log    *slog.Logger
-	pool   *pool
+	log      *slog.Logger
+	pool     *pool
+	backoffs *backoffs
 }
 
 // New returns a Deliverer; Run starts it.
@@ -82,14 +87,18 @@ func New(q Queue, router Router, opts Options) *Deliverer {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Classify == nil {
-		opts.Classify = classifyByCode
-	}
 	if opts.RetryDelay == nil {
 		opts.RetryDelay = func(int) time.Duration { return time.Minute }
 	}
+	if opts.MaxLifetime == 0 {
+		opts.MaxLifetime = 5 * 24 * time.Hour
+	}
+	if opts.UpstreamBackoff == nil {
+		opts.UpstreamBackoff = defaultUpstreamBackoff
+	}
 	return &Deliverer{q: q, router: router, opts: opts, log: opts.Logger,
-		pool: newPool(opts.ConnectionsPerUpstream, opts.IdleConnection)}
+		pool:     newPool(opts.ConnectionsPerUpstream, opts.IdleConnection),
+		backoffs: newBackoffs(opts.UpstreamBackoff)}
 }
 
 // Run delivers until done is closed, then waits for attempts in flight and
@@ -137,8 +146,9 @@ type result struct {
 	reply string // upstream reply or error text
 }
 
-// attempt makes one delivery attempt for every queued recipient of m and
-// stores the outcome.
+// attempt makes one delivery attempt for every queued recipient of m,
+// classifies each outcome and stores it, with any notifications it calls
+// for, in one queue update.
 func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 	start := d.opts.Now()
 	var rcpts []string
@@ -148,18 +158,29 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		}
 	}
 	up, err := d.router.Upstream(m.Route)
-	upName := m.Route
+	upName, upHost := m.Route, ""
+	var body []byte
 	var results map[string]result
 	if err == nil {
-		upName = up.Name
-		body, berr := d.q.Body(m.ID)
-		switch {
-		case berr != nil:
-			err = berr
-		case body == nil:
+		upName, upHost = up.Name, up.Host
+		// While an upstream is known to be down, waiting messages are not
+		// attempted and burn no attempts: they wait for it to come back.
+		if until, down := d.backoffs.downUntil(up.key(), start); down {
+			d.q.Release(m.ID, until.Add(jitter(until.Sub(start)/4+time.Second)))
+			return
+		}
+		body, err = d.q.Body(m.ID)
+		if err == nil && body == nil {
 			err = errors.New("message body is missing from the queue")
-		default:
+		}
+		if err == nil {
 			results, err = d.send(up, m, body, rcpts, done)
+			if isUpstreamWide(err) {
+				until := d.backoffs.failed(up.key(), d.opts.Now())
+				d.log.Warn("upstream unavailable; holding its messages", "upstream", upName, "until", until, "err", errorText(err))
+			} else if err == nil {
+				d.backoffs.succeeded(up.key())
+			}
 		}
 	}
 	now := d.opts.Now()
@@ -172,6 +193,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		}
 	}
 
+	n := notices{}
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
 		res, ok := results[r.Addr]
@@ -181,11 +203,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		r.Attempts++
 		r.Updated = now
 		r.Reply = res.reply
-		if res.err == nil {
-			r.Status = queue.Delivered
-		} else if v := d.opts.Classify(res.err); v.Permanent {
-			r.Status = queue.Failed
-		}
+		d.judge(m, r, res, now, &n)
 		d.log.Info("delivery attempt", "id", m.ID, "user", m.User, "from", m.From, "rcpt", r.Addr,
 			"upstream", upName, "status", r.Status, "reply", r.Reply, "duration", elapsed)
 	}
@@ -194,10 +212,105 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		summary = errorText(err)
 	}
 	m.RecordAttempt(queue.Attempt{At: start, Upstream: upName, Duration: elapsed, Result: summary})
-	m.NextAttempt = now.Add(d.opts.RetryDelay(len(m.Attempts)))
-	if err := d.q.Update(m); err != nil {
+	m.NextAttempt = d.nextAttempt(m, now)
+	additions := d.notifications(m, body, upHost, n, now)
+	if err := d.q.Update(m, additions...); err != nil {
 		d.log.Error("recording delivery failed", "id", m.ID, "err", err)
 	}
+}
+
+// notices collects the recipients an attempt must report on, by kind.
+type notices struct {
+	failed, delayed, delivered []*queue.Recipient
+}
+
+// judge sets a recipient's status from one attempt's result and notes the
+// notifications it calls for. Temporary failures are retried until the
+// message is MaxLifetime old; then the recipient fails with the last reply.
+func (d *Deliverer) judge(m *queue.Message, r *queue.Recipient, res result, now time.Time, n *notices) {
+	if res.err == nil {
+		r.Status = queue.Delivered
+		r.DSNStatus = "2.0.0"
+		if wants(r, "SUCCESS") {
+			n.delivered = append(n.delivered, r)
+		}
+		return
+	}
+	v := bounce.ClassifyError(res.err)
+	if isSetupError(res.err) {
+		// The upstream could not even be reached or logged in to: that is
+		// never the recipient's fault, whatever the code said.
+		v.Class = bounce.Temporary
+		if strings.HasPrefix(v.Status, "5.") {
+			v.Status = "4" + v.Status[1:]
+		}
+	}
+	r.DSNStatus = v.Status
+	age := now.Sub(m.Created)
+	switch {
+	case v.Class == bounce.Permanent:
+		r.Status = queue.Failed
+	case age >= d.opts.MaxLifetime:
+		r.Status = queue.Failed
+		r.Reply = fmt.Sprintf("gave up after %s: %s", humanDays(d.opts.MaxLifetime), res.reply)
+	default:
+		if d.opts.DelayWarning > 0 && !r.DelayNotified && age >= d.opts.DelayWarning && wants(r, "DELAY") {
+			r.DelayNotified = true
+			n.delayed = append(n.delayed, r)
+		}
+		return
+	}
+	if wants(r, "FAILURE") {
+		n.failed = append(n.failed, r)
+	}
+}
+
+// wants reports whether the client's NOTIFY list asks for this kind of
+// notification (RFC 3461). Without NOTIFY, failures and delays are
+// reported and successes are not.
+func wants(r *queue.Recipient, kind string) bool {
+	if len(r.Notify) == 0 {
+		return kind != "SUCCESS"
+	}
+	for _, k := range r.Notify {
+		if strings.EqualFold(k, kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextAttempt schedules the next try: the retry schedule with jitter, but
+// never past the end of the message's lifetime, so that the last attempt
+// happens when the lifetime ends and a still-failing recipient fails then.
+func (d *Deliverer) nextAttempt(m *queue.Message, now time.Time) time.Time {
+	attempts := 0
+	for _, r := range m.Recipients {
+		if r.Status == queue.Queued {
+			attempts = max(attempts, r.Attempts)
+		}
+	}
+	delay := d.opts.RetryDelay(attempts)
+	next := now.Add(delay + jitter(delay/10))
+	if end := m.Created.Add(d.opts.MaxLifetime); next.After(end) {
+		next = end
+	}
+	return next
+}
+
+// jitter returns a random duration in [-max, +max].
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(2*max))) - max
+}
+
+func humanDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // send runs one SMTP transaction for m. It returns per-recipient results,
@@ -214,7 +327,7 @@ func (d *Deliverer) send(up *Upstream, m *queue.Message, body []byte, rcpts []st
 			var err error
 			if c, err = Dial(up, d.opts.LocalName, d.opts.ConnectTimeout, d.opts.CommandTimeout); err != nil {
 				d.pool.release(key, nil)
-				return nil, err
+				return nil, &setupError{err}
 			}
 		}
 		results, keep, err := transact(c, m, body, rcpts)
@@ -304,12 +417,33 @@ func errorText(err error) string {
 	return err.Error()
 }
 
-// classifyByCode is the fallback judgement: 5xx replies are permanent,
-// everything else temporary.
-func classifyByCode(err error) Verdict {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) && se.Code >= 500 {
-		return Verdict{Permanent: true, Category: "other"}
+// setupError marks a failure to connect, secure or log in to an upstream:
+// a problem of the upstream as a whole, not of any recipient.
+type setupError struct{ err error }
+
+func (e *setupError) Error() string { return e.err.Error() }
+func (e *setupError) Unwrap() error { return e.err }
+
+func isSetupError(err error) bool {
+	var se *setupError
+	return errors.As(err, &se)
+}
+
+// isUpstreamWide reports whether err says the upstream as a whole is
+// unavailable, so every message for it should wait rather than retry on
+// its own: it could not be reached or logged in to, it is closing the
+// service (421), or it is rate limiting us.
+func isUpstreamWide(err error) bool {
+	if err == nil {
+		return false
 	}
-	return Verdict{Category: "other"}
+	if isSetupError(err) {
+		return true
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && se.Code == 421 {
+		return true
+	}
+	v := bounce.ClassifyError(err)
+	return v.Class == bounce.Temporary && (v.Category == bounce.RateLimited || v.Category == bounce.Network)
 }

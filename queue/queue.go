@@ -75,6 +75,9 @@ type Recipient struct {
 	ORCPT string `json:"orcpt,omitempty"`
 	// DelayNotified is set once the sender was told this recipient is delayed.
 	DelayNotified bool `json:"delay_notified,omitempty"`
+	// DSNStatus is the RFC 3463 status of the last outcome ("2.0.0",
+	// "4.2.2", "5.1.1"), as written in delivery status notifications.
+	DSNStatus string `json:"dsn_status,omitempty"`
 }
 
 // Attempt records one delivery attempt; the last few are kept for operators.
@@ -200,6 +203,23 @@ func NewID(now time.Time) string {
 // Add stores a new message and its body durably, then schedules it for
 // immediate delivery. When Add returns nil the message survives any crash.
 func (q *Queue) Add(m *Message, body []byte) error {
+	q.prepare(m, body)
+	meta, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	// Batch coalesces concurrent Adds into one transaction and one fsync.
+	// Its function may run more than once; Put is idempotent.
+	err = q.db.Batch(func(tx *bolt.Tx) error { return putNew(tx, m.ID, meta, body) })
+	if err != nil {
+		return fmt.Errorf("storing message: %w", err)
+	}
+	q.schedule(m.ID, m.NextAttempt)
+	return nil
+}
+
+// prepare fills in what a new message's record needs.
+func (q *Queue) prepare(m *Message, body []byte) {
 	if m.ID == "" {
 		m.ID = NewID(q.now())
 	}
@@ -210,23 +230,13 @@ func (q *Queue) Add(m *Message, body []byte) error {
 		m.NextAttempt = m.Created
 	}
 	m.Size = len(body)
-	meta, err := json.Marshal(m)
-	if err != nil {
+}
+
+func putNew(tx *bolt.Tx, id string, meta, body []byte) error {
+	if err := tx.Bucket(bodiesBucket).Put([]byte(id), body); err != nil {
 		return err
 	}
-	// Batch coalesces concurrent Adds into one transaction and one fsync.
-	// Its function may run more than once; Put is idempotent.
-	err = q.db.Batch(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bodiesBucket).Put([]byte(m.ID), body); err != nil {
-			return err
-		}
-		return tx.Bucket(messagesBucket).Put([]byte(m.ID), meta)
-	})
-	if err != nil {
-		return fmt.Errorf("storing message: %w", err)
-	}
-	q.schedule(m.ID, m.NextAttempt)
-	return nil
+	return tx.Bucket(messagesBucket).Put([]byte(id), meta)
 }
 
 // Next blocks until a message is due, leases it to the caller and returns
@@ -277,10 +287,19 @@ func (q *Queue) Release(id string, when time.Time) {
 	q.schedule(id, when)
 }
 
-// Update durably stores a message after a delivery attempt and, if it is
-// still pending, puts it back in the timetable at its NextAttempt. It ends
-// the caller's lease.
-func (q *Queue) Update(m *Message) error {
+// Addition is a new message to add together with an Update: the
+// notifications an attempt generated.
+type Addition struct {
+	Message *Message
+	Body    []byte
+}
+
+// Update durably stores a message after a delivery attempt, together with
+// any new messages (delivery status notifications) in the same
+// transaction, so that a crash can neither lose a notification nor record
+// an outcome without its notification. If m is still pending it goes back
+// in the timetable at its NextAttempt. It ends the caller's lease.
+func (q *Queue) Update(m *Message, additions ...Addition) error {
 	if !m.Pending() {
 		if m.Finished.IsZero() {
 			m.Finished = q.now()
@@ -291,7 +310,19 @@ func (q *Queue) Update(m *Message) error {
 	if err != nil {
 		return err
 	}
+	added := make([][]byte, len(additions))
+	for i, a := range additions {
+		q.prepare(a.Message, a.Body)
+		if added[i], err = json.Marshal(a.Message); err != nil {
+			return err
+		}
+	}
 	err = q.db.Batch(func(tx *bolt.Tx) error {
+		for i, a := range additions {
+			if err := putNew(tx, a.Message.ID, added[i], a.Body); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(messagesBucket).Put([]byte(m.ID), meta)
 	})
 	q.mu.Lock()
@@ -305,6 +336,9 @@ func (q *Queue) Update(m *Message) error {
 	}
 	if m.Pending() {
 		q.schedule(m.ID, m.NextAttempt)
+	}
+	for _, a := range additions {
+		q.schedule(a.Message.ID, a.Message.NextAttempt)
 	}
 	return nil
 }

@@ -134,6 +134,9 @@ func (b *Backend) NewServer(tlsConfig *tls.Config, implicitTLS bool) *smtp.Serve
 	s.ReadTimeout = b.opts.ReadTimeout
 	s.WriteTimeout = b.opts.WriteTimeout
 	s.EnableSMTPUTF8 = true
+	// DSN (RFC 3461): NOTIFY, ORCPT, RET and ENVID are stored with the
+	// message and honoured by delivery's notifications.
+	s.EnableDSN = true
 	// go-smtp answers AUTH before TLS with its own 523; letting the session
 	// see the command lets us answer with the 530 5.7.0 that clients and
 	// RFC 3207 expect. Session.Auth refuses every mechanism until TLS is up,

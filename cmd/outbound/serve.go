@@ -21,7 +21,6 @@ import (
 
 	"outbound/admin"
 	"outbound/auth"
-	"outbound/bounce"
 	"outbound/config"
 	"outbound/delivery"
 	"outbound/provider"
@@ -233,7 +232,8 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		CommandTimeout:         cfg.Delivery.CommandTimeout.D(),
 		IdleConnection:         cfg.Delivery.IdleConnection.D(),
 		RetryDelay:             retrySchedule(cfg.Retry),
-		Classify:               classify,
+		MaxLifetime:            cfg.Retry.MaxLifetime.D(),
+		DelayWarning:           cfg.Retry.DelayWarning.D(),
 		Logger:                 log.With("component", "delivery"),
 	})
 	s.deliveryStarted = true
@@ -282,12 +282,6 @@ func retrySchedule(r config.Retry) func(int) time.Duration {
 		i := min(max(attempts-1, 0), len(r.Schedule)-1)
 		return r.Schedule[i].D()
 	}
-}
-
-// classify adapts the bounce classifier to delivery's verdict.
-func classify(err error) delivery.Verdict {
-	v := bounce.ClassifyError(err)
-	return delivery.Verdict{Permanent: v.Class == bounce.Permanent, Category: string(v.Category), Explanation: v.Explanation}
 }
 
 // staticRouter serves the default route; named smarthosts are not yet
