@@ -71,9 +71,9 @@ type Options struct {
 
 // Deliverer runs the delivery workers.
 type Deliverer struct {
-	q      Queue
-	router Router
-	opts   Options
+	q        Queue
+	router   Router
+	opts     Options
 	log      *slog.Logger
 	pool     *pool
 	backoffs *backoffs
