@@ -431,3 +431,82 @@ func (q *Queue) Stats() Stats {
 	defer q.mu.Unlock()
 	return Stats{Pending: q.sched.len() + len(q.leased), Leased: len(q.leased)}
 }
+
+// ErrBusy is returned for a message a delivery worker holds right now.
+var ErrBusy = errors.New("the message is being delivered right now; try again in a moment")
+
+// Take leases one specific pending message, as Next does for due ones:
+// the operator's "bounce this now". The caller must hand it back with
+// Update or Release.
+func (q *Queue) Take(id string) (*Message, error) {
+	q.mu.Lock()
+	if q.leased[id] {
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrBusy, id)
+	}
+	if !q.sched.has(id) {
+		q.mu.Unlock()
+		if _, err := q.Get(id); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("message %s is finished: nothing left to deliver", id)
+	}
+	q.sched.remove(id)
+	q.leased[id] = true
+	q.mu.Unlock()
+	m, err := q.Get(id)
+	if err != nil {
+		q.Release(id, q.now())
+		return nil, err
+	}
+	return m, nil
+}
+
+// Delete removes a message and its body for good. A message being
+// delivered right now cannot be deleted.
+func (q *Queue) Delete(id string) error {
+	q.mu.Lock()
+	if q.leased[id] {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrBusy, id)
+	}
+	q.sched.remove(id)
+	q.mu.Unlock()
+	return q.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(messagesBucket).Get([]byte(id)) == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if err := tx.Bucket(bodiesBucket).Delete([]byte(id)); err != nil {
+			return err
+		}
+		return tx.Bucket(messagesBucket).Delete([]byte(id))
+	})
+}
+
+// Flush makes every pending message that keep selects due again, spread
+// over a window (50 ms per message, at most 10 minutes) so that a long
+// queue does not hit the upstream all at once. It returns how many.
+func (q *Queue) Flush(keep func(*Message) bool) (int, error) {
+	msgs, err := q.List(func(m *Message) bool { return m.Pending() && (keep == nil || keep(m)) })
+	if err != nil {
+		return 0, err
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	window := min(time.Duration(len(msgs))*50*time.Millisecond, 10*time.Minute)
+	step := window / time.Duration(len(msgs))
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for i, m := range msgs {
+		if q.leased[m.ID] || !q.sched.has(m.ID) {
+			continue
+		}
+		q.sched.set(m.ID, now.Add(time.Duration(i)*step))
+		n++
+	}
+	q.wakeLocked()
+	return n, nil
+}
