@@ -1,0 +1,290 @@
+package bounce_test
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"outbound/bounce"
+)
+
+// corpusRow is one line of testdata/replies.tsv.
+type corpusRow struct {
+	line           int
+	code           int
+	enhanced, text string
+	class          string
+	category       bounce.Category
+	provider       string
+}
+
+func readCorpus(t *testing.T) []corpusRow {
+	t.Helper()
+	f, err := os.Open("testdata/replies.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rows []corpusRow
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		cols := strings.Split(line, "\t")
+		if len(cols) != 6 {
+			t.Fatalf("replies.tsv:%d: %d columns, want 6 (CODE, ENHANCED, TEXT, CLASS, CATEGORY, PROVIDER)", n, len(cols))
+		}
+		row := corpusRow{line: n, enhanced: cols[1], text: cols[2], class: cols[3], category: bounce.Category(cols[4]), provider: cols[5]}
+		if cols[0] != "" {
+			if row.code, err = strconv.Atoi(cols[0]); err != nil {
+				t.Fatalf("replies.tsv:%d: bad code %q", n, cols[0])
+			}
+		}
+		if row.class != "temporary" && row.class != "permanent" {
+			t.Fatalf("replies.tsv:%d: bad class %q", n, row.class)
+		}
+		if !row.category.Valid() {
+			t.Fatalf("replies.tsv:%d: bad category %q", n, row.category)
+		}
+		rows = append(rows, row)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// TestRealWorldRepliesAreClassifiedAsProvidersMeanThem runs every reply of
+// the corpus through Classify and reports every mismatch, not just the first,
+// so a change to the rules shows its whole effect at once.
+func TestRealWorldRepliesAreClassifiedAsProvidersMeanThem(t *testing.T) {
+	rows := readCorpus(t)
+	if len(rows) < 100 {
+		t.Errorf("the corpus has %d replies; keep at least 100", len(rows))
+	}
+	bad := 0
+	for _, row := range rows {
+		v := bounce.Classify(row.code, row.enhanced, row.text)
+		if v.Class.String() != row.class || v.Category != row.category {
+			bad++
+			t.Errorf("replies.tsv:%d (%s): %d %s %q\n\tgot  %s %s (%s)\n\twant %s %s",
+				row.line, row.provider, row.code, row.enhanced, row.text,
+				v.Class, v.Category, v.Explanation, row.class, row.category)
+		}
+	}
+	if bad > 0 {
+		t.Logf("%d of %d replies misclassified", bad, len(rows))
+	}
+}
+
+func TestCorpusCoversEveryCategory(t *testing.T) {
+	seen := map[bounce.Category]bool{}
+	for _, row := range readCorpus(t) {
+		seen[row.category] = true
+	}
+	for _, c := range []bounce.Category{
+		bounce.Network, bounce.TLS, bounce.UpstreamAuth, bounce.RateLimited, bounce.Greylisted,
+		bounce.MailboxFull, bounce.Blocklisted, bounce.UnknownUser, bounce.UnknownDomain, bounce.Policy,
+		bounce.SpamContent, bounce.MessageTooLarge, bounce.Other,
+	} {
+		if !seen[c] {
+			t.Errorf("no reply in the corpus is %s", c)
+		}
+	}
+}
+
+// want checks a verdict's class and category.
+func want(t *testing.T, v bounce.Verdict, class bounce.Class, cat bounce.Category) {
+	t.Helper()
+	if v.Class != class || v.Category != cat {
+		t.Errorf("got %s %s (%q), want %s %s", v.Class, v.Category, v.Explanation, class, cat)
+	}
+}
+
+func TestMailboxFullIsTemporaryEvenUnder5xx(t *testing.T) {
+	want(t, bounce.Classify(552, "5.2.2", "The email account that you tried to reach is over quota."), bounce.Temporary, bounce.MailboxFull)
+	want(t, bounce.Classify(554, "", "delivery error: dd Sorry, your message cannot be delivered. This account is over quota."), bounce.Temporary, bounce.MailboxFull)
+	want(t, bounce.Classify(552, "", "Requested mail action aborted: exceeded storage allocation"), bounce.Temporary, bounce.MailboxFull)
+}
+
+func TestInactiveOverQuotaMailboxIsPermanent(t *testing.T) {
+	// Gmail's OverQuotaPerm: the one full mailbox that will not empty itself.
+	want(t, bounce.Classify(552, "5.2.2", "The recipient's inbox is out of storage space and inactive."), bounce.Permanent, bounce.MailboxFull)
+}
+
+func TestBlocklistHitIsTemporaryEvenUnder5xx(t *testing.T) {
+	want(t, bounce.Classify(554, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"), bounce.Temporary, bounce.Blocklisted)
+	want(t, bounce.Classify(550, "5.7.1", "Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)."), bounce.Temporary, bounce.Blocklisted)
+	want(t, bounce.Classify(550, "5.7.606", "Access denied, banned sending IP [192.0.2.1]."), bounce.Temporary, bounce.Blocklisted)
+}
+
+func TestSpecificTextOverridesTheCodesGenericCategory(t *testing.T) {
+	// 5.7.1 alone is policy, permanent; the Spamhaus text says more.
+	want(t, bounce.Classify(550, "5.7.1", "Delivery not authorized"), bounce.Permanent, bounce.Policy)
+	want(t, bounce.Classify(550, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked using Spamhaus"), bounce.Temporary, bounce.Blocklisted)
+}
+
+func TestProviderSayingRetryingWillNotSucceedIsPermanent(t *testing.T) {
+	want(t, bounce.Classify(553, "5.7.2", "[TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed."), bounce.Permanent, bounce.Blocklisted)
+}
+
+func TestRateLimitingIsTemporaryEvenUnder5xx(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.28", "There is an unusual rate of unsolicited mail originating from your IP address."), bounce.Temporary, bounce.RateLimited)
+	want(t, bounce.Classify(550, "5.4.5", "Daily user sending quota exceeded."), bounce.Temporary, bounce.RateLimited)
+	want(t, bounce.Classify(554, "", "Throttling failure: Maximum sending rate exceeded"), bounce.Temporary, bounce.RateLimited)
+	want(t, bounce.Classify(552, "5.5.3", "Too many recipients"), bounce.Temporary, bounce.RateLimited)
+}
+
+func TestGreylistingIsTemporary(t *testing.T) {
+	want(t, bounce.Classify(450, "4.2.0", "<bob@example.org>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.org.html"), bounce.Temporary, bounce.Greylisted)
+	want(t, bounce.Classify(451, "", "Please try again in 5 minutes"), bounce.Temporary, bounce.Greylisted)
+	want(t, bounce.Classify(550, "", "Graylisted, come back later"), bounce.Temporary, bounce.Greylisted)
+}
+
+func TestBadUpstreamCredentialsAreTemporarySoMessagesWaitForTheOperator(t *testing.T) {
+	want(t, bounce.Classify(535, "5.7.8", "Username and Password not accepted."), bounce.Temporary, bounce.UpstreamAuth)
+	want(t, bounce.Classify(535, "", "Authentication failed"), bounce.Temporary, bounce.UpstreamAuth)
+	want(t, bounce.Classify(530, "5.7.0", "Authentication Required."), bounce.Temporary, bounce.UpstreamAuth)
+	want(t, bounce.Classify(550, "", "Authentication is required for relay"), bounce.Temporary, bounce.UpstreamAuth)
+}
+
+func TestRecipientsOrganisationRequiringAuthIsPolicyNotOurCredentials(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.1", "RESOLVER.RST.AuthRequired; authentication required"), bounce.Permanent, bounce.Policy)
+}
+
+func TestUnknownUserIsPermanent(t *testing.T) {
+	want(t, bounce.Classify(550, "5.1.1", "The email account that you tried to reach does not exist."), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(550, "", "No Such User Here"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"), bounce.Permanent, bounce.UnknownUser)
+}
+
+func TestUnknownDomainIsPermanentUnder5xxAndTemporaryUnder4xx(t *testing.T) {
+	want(t, bounce.Classify(550, "5.1.2", "Domain not found"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(450, "4.1.2", "Domain not found"), bounce.Temporary, bounce.UnknownDomain)
+	want(t, bounce.Classify(550, "5.1.10", "Recipient address has null MX"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(550, "", "Unrouteable address"), bounce.Permanent, bounce.UnknownDomain)
+}
+
+func TestRelayDeniedIsPermanentPolicy(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.1", "Unable to relay; not permitted to relay through this server"), bounce.Permanent, bounce.Policy)
+	want(t, bounce.Classify(554, "5.7.1", "<bob@example.org>: Relay access denied"), bounce.Permanent, bounce.Policy)
+}
+
+func TestSenderAuthenticationFailureIsPolicyWithTheReplysClass(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.26", "Unauthenticated email from example.com is not accepted due to domain's DMARC policy."), bounce.Permanent, bounce.Policy)
+	want(t, bounce.Classify(421, "4.7.26", "This mail has been rate limited because it is unauthenticated."), bounce.Temporary, bounce.Policy)
+	want(t, bounce.Classify(550, "5.7.23", "The message was rejected because of Sender Policy Framework violation"), bounce.Permanent, bounce.Policy)
+}
+
+func TestSpamContentIsPermanent(t *testing.T) {
+	want(t, bounce.Classify(554, "", "Message rejected: spam detected"), bounce.Permanent, bounce.SpamContent)
+	want(t, bounce.Classify(554, "5.7.1", "Message content rejected"), bounce.Permanent, bounce.SpamContent)
+}
+
+func TestMessageTooLargeIsPermanentEvenUnder4xx(t *testing.T) {
+	want(t, bounce.Classify(552, "5.3.4", "Message size exceeds fixed limit"), bounce.Permanent, bounce.MessageTooLarge)
+	want(t, bounce.Classify(452, "4.3.4", "Message too big for system"), bounce.Permanent, bounce.MessageTooLarge)
+	want(t, bounce.Classify(552, "", "Message size exceeds maximum permitted"), bounce.Permanent, bounce.MessageTooLarge)
+}
+
+func TestNetworkStatusIsTemporaryEvenUnder5xx(t *testing.T) {
+	want(t, bounce.Classify(554, "5.4.0", "Other network problem"), bounce.Temporary, bounce.Network)
+}
+
+func TestReplyCodeDecidesWhenNothingElseDoes(t *testing.T) {
+	want(t, bounce.Classify(451, "", "Something odd happened"), bounce.Temporary, bounce.Other)
+	want(t, bounce.Classify(554, "", "Something odd happened"), bounce.Permanent, bounce.Other)
+	// No reply code: the enhanced code's class decides.
+	want(t, bounce.Classify(0, "5.0.0", "Something odd happened"), bounce.Permanent, bounce.Other)
+}
+
+func TestReplyCodeOutranksTheEnhancedCodesClass(t *testing.T) {
+	// RFC 5321 clients act on the reply code; a 4xx with a 5.x.x is still
+	// temporary.
+	want(t, bounce.Classify(450, "5.1.1", "User unknown"), bounce.Temporary, bounce.UnknownUser)
+}
+
+func TestTryAgainLaterMakesA5xxTemporary(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.1", "<bob@example.org>: Recipient address rejected: User bob temporary locked. Please try again later!"), bounce.Temporary, bounce.Policy)
+	want(t, bounce.Classify(554, "", "Transaction failed, try again later"), bounce.Temporary, bounce.Other)
+}
+
+func TestNothingToGoOnIsTemporary(t *testing.T) {
+	want(t, bounce.Classify(0, "", ""), bounce.Temporary, bounce.Other)
+	want(t, bounce.Classify(0, "", "something nobody has seen before"), bounce.Temporary, bounce.Other)
+	want(t, bounce.Classify(250, "2.0.0", "OK"), bounce.Temporary, bounce.Other)
+}
+
+func TestCodesAreReadFromTheTextWhenNotGiven(t *testing.T) {
+	// As a log line or a *textproto.Error message would carry them.
+	want(t, bounce.Classify(0, "", "550-5.1.1 The email account that you tried to reach does not exist."), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(0, "", "452 4.2.2 Mailbox full"), bounce.Temporary, bounce.MailboxFull)
+	want(t, bounce.Classify(550, "", "5.1.1 <bob@example.org>: Recipient address rejected"), bounce.Permanent, bounce.UnknownUser)
+	v := bounce.Classify(0, "", "550 5.1.1 user unknown")
+	if v.Status != "5.1.1" {
+		t.Errorf("status %q, want the 5.1.1 from the text", v.Status)
+	}
+}
+
+func TestMultiLineRepliesAreJudgedWhole(t *testing.T) {
+	text := "The email account that you tried to reach does not exist. Please try\ndouble-checking the recipient's email address for typos or\nunnecessary spaces."
+	want(t, bounce.Classify(550, "5.1.1", text), bounce.Permanent, bounce.UnknownUser)
+}
+
+func TestVerdictStatusAgreesWithItsClass(t *testing.T) {
+	for _, c := range []struct {
+		code           int
+		enhanced, text string
+		status         string
+	}{
+		{550, "5.1.1", "user unknown", "5.1.1"},
+		{552, "5.2.2", "mailbox full", "4.2.2"}, // judged temporary
+		{550, "5.7.1", "blocked using Spamhaus", "4.7.1"},
+		{550, "", "user unknown", "5.1.1"}, // derived from the category
+		{454, "", "Throttling failure: Maximum sending rate exceeded", "4.4.5"},
+		{0, "", "dial tcp 192.0.2.1:25: connect: connection refused", "4.4.1"},
+		{535, "", "Authentication failed", "4.7.8"},
+		{554, "", "Transaction failed", "5.0.0"},
+	} {
+		if v := bounce.Classify(c.code, c.enhanced, c.text); v.Status != c.status {
+			t.Errorf("Classify(%d, %q, %q).Status = %q, want %q", c.code, c.enhanced, c.text, v.Status, c.status)
+		}
+	}
+}
+
+func TestExplanationIsOneLineAndPromisesARetryOnlyWhenTemporary(t *testing.T) {
+	for _, row := range readCorpus(t) {
+		v := bounce.Classify(row.code, row.enhanced, row.text)
+		if v.Explanation == "" || strings.ContainsAny(v.Explanation, "\t\r\n") {
+			t.Errorf("replies.tsv:%d: explanation %q", row.line, v.Explanation)
+		}
+		if retry := strings.HasSuffix(v.Explanation, "; will retry"); retry != (v.Class == bounce.Temporary) {
+			t.Errorf("replies.tsv:%d: %s verdict explained %q", row.line, v.Class, v.Explanation)
+		}
+	}
+	if got := bounce.Classify(452, "4.2.2", "over quota").Explanation; got != "the recipient's mailbox is full; will retry" {
+		t.Errorf("mailbox full explained %q", got)
+	}
+	if got := bounce.Classify(550, "5.1.1", "no such user").Explanation; got != "the recipient address does not exist" {
+		t.Errorf("unknown user explained %q", got)
+	}
+}
+
+func TestClassString(t *testing.T) {
+	if bounce.Temporary.String() != "temporary" || bounce.Permanent.String() != "permanent" {
+		t.Errorf("got %q and %q", bounce.Temporary, bounce.Permanent)
+	}
+	if got := bounce.Class(7).String(); got != "Class(7)" {
+		t.Errorf("Class(7).String() = %q", got)
+	}
+}
+
+func TestCategoryValid(t *testing.T) {
+	if !bounce.MailboxFull.Valid() || bounce.Category("full").Valid() {
+		t.Error("Valid accepts the wrong categories")
+	}
+}
