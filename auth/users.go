@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -258,7 +259,7 @@ func (s *Store) Verify(name, password string) (*User, error) {
 	u, err := s.Get(name)
 	if errors.Is(err, ErrNoSuchUser) {
 		// Spend a hash anyway: an unknown login should cost what a known one does.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
@@ -277,9 +278,12 @@ func (s *Store) Verify(name, password string) (*User, error) {
 // ErrBadCredentials is returned by Verify for a wrong login or password.
 var ErrBadCredentials = errors.New("invalid user name or password")
 
-// dummyHash is a bcrypt hash of a random string, compared against when the
-// login does not exist.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("outbound-no-such-user"), bcrypt.DefaultCost)
+// dummyHash is a bcrypt hash compared against when the login does not
+// exist. Computed on first use: CLI commands never need it.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("outbound-no-such-user"), bcrypt.DefaultCost)
+	return h
+})
 
 func getUser(b *bolt.Bucket, name string) (*User, error) {
 	v := b.Get([]byte(name))

@@ -105,7 +105,7 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		"[submission]\nstarttls = \"nonsense\"":                        "submission.starttls",
 		"[default_route]\ntls = \"sometimes\"":                         "default_route: tls must be",
 		"[default_route]\nhost = \"smtp.example.com\"\ntls = \"none\"": "only for a loopback host",
-		"[retry]\nmax_lifetime = \"5 days\"":                           "invalid duration",
+		"[retry]\nmax_lifetime = \"5 days\"":                           "retry.max_lifetime: invalid duration",
 		"[limits]\nown_smarthost_per_day = 20000":                      "exceeds the ceiling limits.max_per_day",
 		"[log]\nlevel = \"loud\"":                                      "log.level",
 		"[tls]\ncert = \"a.pem\"":                                      "tls.cert",
