@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/outbound
 CONFIG  ?=
 
-.PHONY: build run test test-go test-e2e deps check fuzz bench cover clean
+.PHONY: build run test deps check fuzz bench cover clean interop
 
 build:
 	$(GO) build -o $(BIN) ./cmd/outbound
@@ -20,6 +20,12 @@ deps:
 test: deps build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+## interop: real clients (Nodemailer, smtplib, Django, PHPMailer, Ruby mail, Jakarta Mail,
+## swaks, msmtp) send through the built binary on both listeners (docs/clients.md).
+interop: build
+	@./scripts/install-interop-deps.sh
+	./interop/run.sh
 
 ## check: formatting and vet, without running tests.
 check:
