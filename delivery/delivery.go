@@ -175,6 +175,10 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		}
 		if err == nil {
 			results, err = d.send(up, m, body, rcpts, done)
+			if errors.Is(err, errStopped) {
+				d.q.Release(m.ID, m.NextAttempt)
+				return
+			}
 			if isUpstreamWide(err) {
 				until := d.backoffs.failed(up.key(), d.opts.Now())
 				d.log.Warn("upstream unavailable; holding its messages", "upstream", upName, "until", until, "err", errorText(err))
@@ -313,27 +317,33 @@ func humanDays(d time.Duration) string {
 	return d.String()
 }
 
+// errStopped ends an attempt that never started because delivery is
+// shutting down; the message goes back unchanged.
+var errStopped = errors.New("delivery stopped")
+
 // send runs one SMTP transaction for m. It returns per-recipient results,
 // or an error that applies to all of them.
 func (d *Deliverer) send(up *Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (map[string]result, error) {
 	key := up.key()
 	c, ok := d.pool.acquire(key, done)
 	if !ok {
-		return nil, errors.New("delivery stopped")
+		return nil, errStopped
 	}
 	reused := c != nil
 	for {
 		if c == nil {
-			var err error
-			if c, err = Dial(up, d.opts.LocalName, d.opts.ConnectTimeout, d.opts.CommandTimeout); err != nil {
+			client, raw, err := dial(up, d.opts.LocalName, d.opts.ConnectTimeout, d.opts.CommandTimeout)
+			if err != nil {
 				d.pool.release(key, nil)
 				return nil, &setupError{err}
 			}
+			c = &upstreamConn{Client: client, raw: raw}
 		}
-		results, keep, err := transact(c, m, body, rcpts)
-		if err != nil && reused && !isSMTPError(err) && results == nil {
-			// A pooled connection the upstream closed while idle fails on
-			// its first command; that says nothing about this message.
+		results, keep, err := transact(c, m, body, rcpts, d.opts.CommandTimeout)
+		if err != nil && reused && results == nil && staleConnection(err) {
+			// A pooled connection the upstream closed (or is closing with
+			// a 421 idle timeout) fails on its first command; that says
+			// nothing about this message.
 			c.Close()
 			c, reused = nil, false
 			continue
@@ -347,12 +357,22 @@ func (d *Deliverer) send(up *Upstream, m *queue.Message, body []byte, rcpts []st
 	}
 }
 
+// staleConnection reports whether the first command on a reused connection
+// failed because the connection is gone: a network error or a 421.
+func staleConnection(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code == 421
+	}
+	return true
+}
+
 // transact sends MAIL, RCPT for each recipient and DATA. keep reports
 // whether the connection is in a clean state for reuse.
-func transact(c *smtp.Client, m *queue.Message, body []byte, rcpts []string) (results map[string]result, keep bool, err error) {
+func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, timeout time.Duration) (results map[string]result, keep bool, err error) {
 	opts := &smtp.MailOptions{Size: int64(len(body)), UTF8: m.UTF8}
 	if err := c.Mail(m.From, opts); err != nil {
-		return nil, resetOK(c, err), err
+		return nil, resetOK(c.Client, err), err
 	}
 	results = make(map[string]result, len(rcpts))
 	var accepted []string
@@ -367,17 +387,21 @@ func transact(c *smtp.Client, m *queue.Message, body []byte, rcpts []string) (re
 		accepted = append(accepted, r)
 	}
 	if len(accepted) == 0 {
-		return results, resetOK(c, nil), nil
+		return results, resetOK(c.Client, nil), nil
 	}
 	w, err := c.Data()
 	if err != nil {
-		return nil, resetOK(c, err), err
+		return nil, resetOK(c.Client, err), err
 	}
+	// go-smtp sets no deadline while the body is written: an upstream that
+	// stops reading would hold this worker and its connection slot forever.
+	c.raw.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := w.Write(body); err != nil {
 		w.Close()
 		return nil, false, err
 	}
 	resp, err := w.CloseWithResponse()
+	c.raw.SetWriteDeadline(time.Time{})
 	if err != nil {
 		return nil, isSMTPError(err), err
 	}

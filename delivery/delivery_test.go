@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -356,15 +355,6 @@ func serve(t *testing.T, backend smtp.Backend, tlsConfig *tls.Config, implicit b
 	return host, port
 }
 
-// skipKnownBug skips a test that shows a known bug in delivery, so that the
-// suite stays green until it is fixed. DELIVERY_TEST_KNOWN_BUGS=1 runs it.
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("DELIVERY_TEST_KNOWN_BUGS") == "" {
-		t.Skip("BUG: " + bug)
-	}
-}
-
 type discard struct{}
 
 func (discard) Printf(string, ...any) {}
@@ -567,7 +557,6 @@ func TestUnknownRouteIsATemporaryFailure(t *testing.T) {
 // A message leased by a worker that is still waiting for a connection slot
 // when delivery stops was not attempted: nothing may be recorded against it.
 func TestShutdownWhileWaitingForAConnectionRecordsNoAttempt(t *testing.T) {
-	skipKnownBug(t, `send() returns errors.New("delivery stopped") when done closes while the worker waits in pool.acquire; attempt() records it as a failed attempt (Recipient.Attempts=1, Reply "delivery stopped", history entry) and pushes NextAttempt out by RetryDelay. It should Release the message unchanged instead.`)
 	inData := make(chan struct{}, 1)
 	unblock := make(chan struct{})
 	up := testutil.StartUpstream(t, testutil.UpstreamOptions{

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"net"
 	"sync"
 	"time"
 
@@ -20,8 +21,23 @@ type pool struct {
 }
 
 type idleConn struct {
-	c     *smtp.Client
+	c     *upstreamConn
 	since time.Time
+}
+
+// upstreamConn is an authenticated session with an upstream and the
+// network connection under it.
+type upstreamConn struct {
+	*smtp.Client
+	raw net.Conn
+}
+
+// discard ends a session politely, without making the caller wait.
+func (c *upstreamConn) discard() {
+	go func() {
+		c.Quit()
+		c.Close()
+	}()
 }
 
 func newPool(maxPerUpstream int, idleTimeout time.Duration) *pool {
@@ -36,7 +52,7 @@ func newPool(maxPerUpstream int, idleTimeout time.Duration) *pool {
 // acquire waits for a connection slot to the upstream with this key and
 // returns an idle connection if one is fresh enough (or nil). The caller
 // must call release exactly once.
-func (p *pool) acquire(key string, done <-chan struct{}) (*smtp.Client, bool) {
+func (p *pool) acquire(key string, done <-chan struct{}) (*upstreamConn, bool) {
 	p.mu.Lock()
 	sem, ok := p.slots[key]
 	if !ok {
@@ -48,6 +64,14 @@ func (p *pool) acquire(key string, done <-chan struct{}) (*smtp.Client, bool) {
 	case sem <- struct{}{}:
 	case <-done:
 		return nil, false
+	}
+	// Both may have been ready at once; once delivery is stopping, no new
+	// attempt starts.
+	select {
+	case <-done:
+		<-sem
+		return nil, false
+	default:
 	}
 
 	p.mu.Lock()
@@ -62,12 +86,12 @@ func (p *pool) acquire(key string, done <-chan struct{}) (*smtp.Client, bool) {
 		if time.Since(ic.since) < p.idleTimeout {
 			return ic.c, true
 		}
-		go ic.c.Quit()
+		ic.c.discard()
 	}
 }
 
 // release gives the slot back, keeping c for reuse when it is not nil.
-func (p *pool) release(key string, c *smtp.Client) {
+func (p *pool) release(key string, c *upstreamConn) {
 	p.mu.Lock()
 	if c != nil {
 		p.idle[key] = append(p.idle[key], idleConn{c: c, since: time.Now()})
@@ -81,7 +105,7 @@ func (p *pool) release(key string, c *smtp.Client) {
 // when all is set).
 func (p *pool) closeIdle(all bool) {
 	p.mu.Lock()
-	var stale []*smtp.Client
+	var stale []*upstreamConn
 	for key, list := range p.idle {
 		kept := list[:0]
 		for _, ic := range list {

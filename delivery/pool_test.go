@@ -141,7 +141,6 @@ func TestPooledConnectionClosedByUpstreamIsRedialed(t *testing.T) {
 }
 
 func TestPooledConnectionTimedOutByUpstreamIsRedialed(t *testing.T) {
-	skipKnownBug(t, `an upstream that times out an idle connection usually says so before closing ("421 4.4.2 Idle timeout" from go-smtp, Postfix, Exchange). send() redials a reused connection only for non-SMTP errors, so this 421 (the reply read for MAIL) is recorded as a failed attempt for the next message (Reply "421 4.4.2 Idle timeout, bye bye") and, being a 421, backs off the whole upstream (30s default). A reused connection's first command failing with 421 should be redialed like EOF.`)
 	b := &recorder{}
 	host, port := serve(t, b, nil, false, func(s *smtp.Server) { s.ReadTimeout = 200 * time.Millisecond })
 	u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: "none"}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,9 +49,16 @@ var (
 // everything up to and including AUTH, so a dead or stuck upstream cannot
 // stall a worker for long.
 func Dial(u *Upstream, localName string, connectTimeout, commandTimeout time.Duration) (*smtp.Client, error) {
+	c, _, err := dial(u, localName, connectTimeout, commandTimeout)
+	return c, err
+}
+
+// dial is Dial that also returns the underlying connection, on which
+// delivery sets the deadline for writing a message body (go-smtp sets none).
+func dial(u *Upstream, localName string, connectTimeout, commandTimeout time.Duration) (*smtp.Client, net.Conn, error) {
 	raw, err := (&net.Dialer{Timeout: connectTimeout}).Dial("tcp", u.addr())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// go-smtp sets a fresh deadline of its own for every command; clamping
 	// them keeps the whole setup (greeting, EHLO, TLS, AUTH) within
@@ -65,38 +74,36 @@ func Dial(u *Upstream, localName string, connectTimeout, commandTimeout time.Dur
 		tc := tls.Client(conn, tlsConfig)
 		if err := tc.Handshake(); err != nil {
 			conn.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		c = smtp.NewClient(tc)
 	case "starttls":
-		c, err = smtp.NewClientStartTLS(conn, tlsConfig)
+		tc, err := startTLS(conn, localName, tlsConfig)
 		if err != nil {
 			conn.Close()
-			if err.Error() == "smtp: server doesn't support STARTTLS" {
-				return nil, ErrNoTLS
-			}
-			return nil, err
+			return nil, nil, err
 		}
+		c = smtp.NewClient(&greetedConn{Conn: tc})
 	case "none":
 		c = smtp.NewClient(conn)
 	default:
 		conn.Close()
-		return nil, fmt.Errorf("unknown TLS mode %q", u.TLSMode)
+		return nil, nil, fmt.Errorf("unknown TLS mode %q", u.TLSMode)
 	}
 	c.CommandTimeout = commandTimeout
 	c.SubmissionTimeout = commandTimeout
 	if err := c.Hello(localName); err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if u.Username != "" {
 		if err := authenticate(c, u); err != nil {
 			c.Close()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	conn.unclamp()
-	return c, nil
+	return c, conn, nil
 }
 
 // clampedConn caps every deadline set on it at limit until unclamp is called.
@@ -134,4 +141,70 @@ func authenticate(c *smtp.Client, u *Upstream) error {
 		return c.Auth(sasl.NewLoginClient(u.Username, u.Password))
 	}
 	return ErrNoAuth
+}
+
+// startTLS speaks the clear-text part of a STARTTLS session itself: go-smtp's
+// NewClientStartTLS would introduce us as "localhost" before TLS, which
+// upstreams that check the EHLO name may refuse. It returns the connection
+// after a verified TLS handshake; a missing STARTTLS is ErrNoTLS.
+func startTLS(conn net.Conn, localName string, cfg *tls.Config) (*tls.Conn, error) {
+	// Not closed: closing it would close conn, which the caller owns.
+	tp := textproto.NewConn(conn)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil, err
+	}
+	exts, err := command(tp, 250, "EHLO %s", localName)
+	if err != nil {
+		return nil, err
+	}
+	offered := false
+	for _, line := range strings.Split(exts, "\n")[1:] {
+		if strings.EqualFold(strings.TrimSpace(line), "STARTTLS") {
+			offered = true
+		}
+	}
+	if !offered {
+		return nil, ErrNoTLS
+	}
+	if _, err := command(tp, 220, "STARTTLS"); err != nil {
+		return nil, err
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+func command(tp *textproto.Conn, expect int, format string, args ...any) (string, error) {
+	id, err := tp.Cmd(format, args...)
+	if err != nil {
+		return "", err
+	}
+	tp.StartResponse(id)
+	defer tp.EndResponse(id)
+	_, msg, err := tp.ReadResponse(expect)
+	return msg, err
+}
+
+// greetedConn hands go-smtp's client the greeting it expects at the start
+// of a session: after STARTTLS the server sends none, and the real one was
+// read in clear text by startTLS.
+type greetedConn struct {
+	net.Conn
+	greeted bool
+	pending []byte
+}
+
+func (c *greetedConn) Read(b []byte) (int, error) {
+	if !c.greeted {
+		c.greeted = true
+		c.pending = []byte("220 TLS established\r\n")
+	}
+	if len(c.pending) > 0 {
+		n := copy(b, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }

@@ -243,6 +243,11 @@ func putNew(tx *bolt.Tx, id string, meta, body []byte) error {
 // it. The caller must hand it back with Update (or Release).
 func (q *Queue) Next(done <-chan struct{}) (*Message, error) {
 	for {
+		select {
+		case <-done:
+			return nil, ErrStopped
+		default:
+		}
 		q.mu.Lock()
 		id, when, ok := q.sched.earliest()
 		changed := q.changed
