@@ -28,8 +28,10 @@ type Options struct {
 	LimitsFor func(u *auth.User) quota.Limits
 	// MaxPerDay is the operator's ceiling for any daily limit.
 	MaxPerDay int
-	Token     string
-	Logger    *slog.Logger
+	// Bouncer fails a pending message with a notification (package delivery).
+	Bouncer interface{ Bounce(id, reason string) error }
+	Token   string
+	Logger  *slog.Logger
 }
 
 type api struct {
@@ -57,6 +59,11 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /api/usage/{name}", a.authed(a.showUsage))
 	mux.Handle("GET /api/queue", a.authed(a.listQueue))
 	mux.Handle("GET /api/queue/{id}", a.authed(a.showMessage))
+	mux.Handle("GET /api/queue-stats", a.authed(a.queueStats))
+	mux.Handle("POST /api/queue/{id}/retry", a.authed(a.retryMessage))
+	mux.Handle("POST /api/queue/{id}/bounce", a.authed(a.bounceMessage))
+	mux.Handle("DELETE /api/queue/{id}", a.authed(a.deleteMessage))
+	mux.Handle("POST /api/queue-flush", a.authed(a.flushQueue))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
@@ -79,7 +86,7 @@ func (a *api) authed(h func(http.ResponseWriter, *http.Request) error) http.Hand
 				status = he.status
 			case errors.Is(err, auth.ErrNoSuchUser), errors.Is(err, queue.ErrNotFound):
 				status = http.StatusNotFound
-			case errors.Is(err, auth.ErrUserExists):
+			case errors.Is(err, auth.ErrUserExists), errors.Is(err, queue.ErrBusy):
 				status = http.StatusConflict
 			}
 			if status == http.StatusInternalServerError {

@@ -39,6 +39,7 @@ type Queue interface {
 	Body(id string) ([]byte, error)
 	Update(m *queue.Message, additions ...queue.Addition) error
 	Release(id string, when time.Time)
+	Take(id string) (*queue.Message, error)
 }
 
 var _ Queue = (*queue.Queue)(nil)
@@ -470,4 +471,30 @@ func isUpstreamWide(err error) bool {
 	}
 	v := bounce.ClassifyError(err)
 	return v.Class == bounce.Temporary && (v.Category == bounce.RateLimited || v.Category == bounce.Network)
+}
+
+// Bounce ends delivery of a pending message at the operator's request:
+// every queued recipient fails with reason, and the sender gets a
+// notification as for any permanent failure.
+func (d *Deliverer) Bounce(id, reason string) error {
+	m, err := d.q.Take(id)
+	if err != nil {
+		return err
+	}
+	now := d.opts.Now()
+	n := notices{}
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		if r.Status != queue.Queued {
+			continue
+		}
+		r.Status, r.Reply, r.DSNStatus, r.Updated = queue.Failed, reason, "5.0.0", now
+		if wants(r, "FAILURE") {
+			n.failed = append(n.failed, r)
+		}
+	}
+	body, _ := d.q.Body(m.ID)
+	m.RecordAttempt(queue.Attempt{At: now, Upstream: "-", Result: reason})
+	d.log.Info("message bounced by the operator", "id", m.ID, "user", m.User)
+	return d.q.Update(m, d.notifications(m, body, "", n, now)...)
 }

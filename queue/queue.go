@@ -156,6 +156,9 @@ type Queue struct {
 	// changed is closed and replaced whenever the timetable changes, waking
 	// every waiting worker so each can look at the new earliest entry.
 	changed chan struct{}
+	// wipePending is set when a sweep redacted content but could not yet
+	// zero the freed pages.
+	wipePending bool
 }
 
 // Open creates the queue's buckets if needed and loads every unfinished

@@ -84,10 +84,20 @@ func (q *Queue) Sweep(contentAfter, stubAfter time.Duration) (SweepResult, error
 		res.Redacted, res.Deleted = len(redact), len(remove)
 		return nil
 	})
-	if err != nil || res.Redacted+res.Deleted == 0 {
+	if err != nil {
 		return res, err
 	}
+	q.mu.Lock()
+	wipe := q.wipePending || res.Redacted+res.Deleted > 0
+	q.mu.Unlock()
+	if !wipe {
+		return res, nil
+	}
 	res.Wiped, err = q.wipeFreePages()
+	q.mu.Lock()
+	// A wipe skipped for an open reader is done by the next sweep.
+	q.wipePending = !res.Wiped
+	q.mu.Unlock()
 	return res, err
 }
 

@@ -144,6 +144,9 @@ func TestWipeWaitsForOpenReaders(t *testing.T) {
 	if err != nil || res.Redacted != 1 || res.Wiped {
 		t.Fatalf("with a reader open: %+v %v; want redacted but not wiped", res, err)
 	}
+	if res, _ := q.Sweep(30*day, 90*day); !res.Wiped {
+		t.Fatalf("the next sweep did not do the postponed wipe: %+v", res)
+	}
 }
 
 func TestTakeDeleteAndFlush(t *testing.T) {

@@ -33,6 +33,7 @@ import (
 // Users verifies SMTP AUTH credentials (package auth).
 type Users interface {
 	Verify(name, password string) (*auth.User, error)
+	Get(name string) (*auth.User, error)
 }
 
 // Spool durably stores an accepted message (package queue). When Add
@@ -225,9 +226,6 @@ func (s *session) login(username, password string) error {
 		return errTemporary
 	}
 	s.user = u
-	if s.b.opts.PolicyFor != nil {
-		s.policy = s.b.opts.PolicyFor(u)
-	}
 	s.b.log.Info("auth ok", "user", username, "remote", s.remoteIP)
 	return nil
 }
@@ -235,6 +233,22 @@ func (s *session) login(username, password string) error {
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.user == nil {
 		return errAuthRequired
+	}
+	// Each transaction sees the user as it is now: an operator's change of
+	// limits, senders or route applies to open connections too, and a
+	// deleted user sends no more.
+	u, err := s.b.opts.Users.Get(s.user.Name)
+	if err != nil {
+		if errors.Is(err, auth.ErrNoSuchUser) {
+			s.user = nil
+			return errAuthRequired
+		}
+		s.b.log.Error("user lookup failed", "user", s.user.Name, "err", err)
+		return errTemporary
+	}
+	s.user = u
+	if s.b.opts.PolicyFor != nil {
+		s.policy = s.b.opts.PolicyFor(u)
 	}
 	if !s.user.MaySendAs(from) {
 		s.b.log.Info("sender refused", "user", s.user.Name, "from", from)

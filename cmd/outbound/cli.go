@@ -268,7 +268,7 @@ func printJSON(w io.Writer, v any) error {
 
 func (e *cliEnv) queueCommand(args []string) error {
 	if len(args) == 0 {
-		return usagef("queue needs a subcommand: list, show")
+		return usagef("queue needs a subcommand: list, show, stats, retry, flush, bounce, delete")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -323,6 +323,64 @@ func (e *cliEnv) queueCommand(args []string) error {
 			return printJSON(e.stdout, m)
 		}
 		showMessage(e.stdout, &m)
+		return nil
+	case "retry", "bounce", "delete":
+		if len(args) != 1 {
+			return usagef("usage: outbound queue %s ID", sub)
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		method, path, done := "POST", "/api/queue/"+url.PathEscape(args[0])+"/"+sub, map[string]string{
+			"retry": "will be retried now", "bounce": "bounced; the sender gets a notification", "delete": "deleted",
+		}[sub]
+		if sub == "delete" {
+			method, path = "DELETE", "/api/queue/"+url.PathEscape(args[0])
+		}
+		if err := c.call(method, path, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s %s\n", args[0], done)
+		return nil
+	case "flush":
+		fs := newFlags("queue flush")
+		upstream := fs.String("upstream", "", "only messages for this route (\"default\" for the default route)")
+		if _, err := parseInterspersed(fs, args); err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var res map[string]int
+		if err := c.call("POST", "/api/queue-flush?upstream="+url.QueryEscape(*upstream), nil, &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%d pending messages will be retried now, spread out over a few moments\n", res["flushed"])
+		return nil
+	case "stats":
+		fs := newFlags("queue stats")
+		asJSON := fs.Bool("json", false, "print JSON")
+		if _, err := parseInterspersed(fs, args); err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		var st admin.QueueStats
+		if err := c.call("GET", "/api/queue-stats", nil, &st); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, st)
+		}
+		fmt.Fprintf(e.stdout, "messages:     %d (%d pending, %d notifications pending, %d redacted)\n", st.Messages, st.Pending, st.Notifications, st.Redacted)
+		fmt.Fprintf(e.stdout, "recipients:   %d queued, %d delivered, %d failed\n", st.Recipients["queued"], st.Recipients["delivered"], st.Recipients["failed"])
+		if st.OldestPending != nil {
+			fmt.Fprintf(e.stdout, "oldest pending: %s (%s ago)\n", st.OldestPending.Local().Format(time.DateTime), time.Since(*st.OldestPending).Round(time.Second))
+		}
 		return nil
 	}
 	return usagef("unknown queue subcommand %q", sub)

@@ -37,7 +37,12 @@ Commands:
   spf check DOMAIN [--route default | --include DOMAIN | --ip IP]...
                                 does DOMAIN's SPF authorize the upstream? exits 1 unless pass
   queue list [--status S]       list messages (S: queued, delivered, failed)
-  queue show ID                 show one message
+  queue show ID                 show one message (says when its content was redacted)
+  queue stats                   counts by status, oldest pending message
+  queue retry ID                retry a pending message now
+  queue flush [--upstream NAME] retry every pending message now, spread out
+  queue bounce ID               fail a pending message; the sender gets a DSN
+  queue delete ID               delete a message without notification
   bounce classify               classify upstream replies read from stdin
                                 (CODE<TAB>ENHANCED<TAB>TEXT per line)
   config check                  validate the configuration and exit

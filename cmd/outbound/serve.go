@@ -205,25 +205,6 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 	}
 
-	if cfg.Admin.Listen != "" {
-		l, err := net.Listen("tcp", cfg.Admin.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
-		}
-		s.addrs["admin"] = l.Addr().String()
-		hs := &http.Server{
-			Handler:           admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, MaxPerDay: cfg.Limits.MaxPerDay, Token: token, Logger: log.With("component", "admin")}),
-			ReadHeaderTimeout: 10 * time.Second,
-		}
-		s.closers = append(s.closers, hs.Shutdown)
-		log.Info("admin API", "addr", l.Addr().String(), "token_file", tokenPath)
-		go func() {
-			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.failed <- fmt.Errorf("admin API: %w", err)
-			}
-		}()
-	}
-
 	d := delivery.New(s.queue, router, delivery.Options{
 		LocalName:              cfg.Hostname,
 		Workers:                cfg.Delivery.Workers,
@@ -236,11 +217,31 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		DelayWarning:           cfg.Retry.DelayWarning.D(),
 		Logger:                 log.With("component", "delivery"),
 	})
+	if cfg.Admin.Listen != "" {
+		l, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+		}
+		s.addrs["admin"] = l.Addr().String()
+		hs := &http.Server{
+			Handler:           admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, MaxPerDay: cfg.Limits.MaxPerDay, Bouncer: d, Token: token, Logger: log.With("component", "admin")}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		s.closers = append(s.closers, hs.Shutdown)
+		log.Info("admin API", "addr", l.Addr().String(), "token_file", tokenPath)
+		go func() {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.failed <- fmt.Errorf("admin API: %w", err)
+			}
+		}()
+	}
+
 	s.deliveryStarted = true
 	go func() {
 		d.Run(s.done)
 		close(s.delivered)
 	}()
+	go s.sweep(cfg.Retention, log.With("component", "retention"))
 
 	log.Info("outbound started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "certificate", certPath,
 		"default_route", fmt.Sprintf("%s:%d", cfg.DefaultRoute.Host, cfg.DefaultRoute.Port))
@@ -367,4 +368,24 @@ func (p *policies) forUser(u *auth.User) relay.UserPolicy {
 		policy = spf.Policy(u.SPFPolicy)
 	}
 	return relay.UserPolicy{Limits: p.limits(u), SPF: p.defaultSPF, SPFPolicy: policy}
+}
+
+// sweep applies the retention policy at start and then every hour.
+func (s *server) sweep(r config.Retention, log *slog.Logger) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		res, err := s.queue.Sweep(r.Content.D(), r.Stub.D())
+		switch {
+		case err != nil:
+			log.Error("retention sweep failed", "err", err)
+		case res.Redacted+res.Deleted > 0:
+			log.Info("retention sweep", "redacted", res.Redacted, "deleted", res.Deleted, "free_pages_wiped", res.Wiped)
+		}
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+		}
+	}
 }

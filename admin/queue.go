@@ -1,0 +1,98 @@
+package admin
+
+import (
+	"net/http"
+	"time"
+
+	"outbound/queue"
+)
+
+func (a *api) retryMessage(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := a.Queue.Reschedule(id, time.Now()); err != nil {
+		return err
+	}
+	a.Logger.Info("retry requested", "id", id)
+	writeJSON(w, http.StatusOK, map[string]string{"retrying": id})
+	return nil
+}
+
+func (a *api) bounceMessage(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := a.Bouncer.Bounce(id, "550 5.0.0 bounced by the relay's operator"); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"bounced": id})
+	return nil
+}
+
+func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := a.Queue.Delete(id); err != nil {
+		return err
+	}
+	a.Logger.Info("message deleted by the operator", "id", id)
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
+	return nil
+}
+
+// flushQueue makes pending messages due now (spread out by the queue),
+// all of them or those of one route (?upstream=NAME, "default" for the
+// default route).
+func (a *api) flushQueue(w http.ResponseWriter, r *http.Request) error {
+	upstream := r.URL.Query().Get("upstream")
+	n, err := a.Queue.Flush(func(m *queue.Message) bool {
+		route := m.Route
+		if route == "" {
+			route = "default"
+		}
+		return upstream == "" || route == upstream
+	})
+	if err != nil {
+		return err
+	}
+	a.Logger.Info("queue flushed", "upstream", upstream, "messages", n)
+	writeJSON(w, http.StatusOK, map[string]int{"flushed": n})
+	return nil
+}
+
+// QueueStats summarises the queue for operators and monitoring.
+type QueueStats struct {
+	Messages   int            `json:"messages"`
+	Pending    int            `json:"pending"`
+	Recipients map[string]int `json:"recipients"`
+	Redacted   int            `json:"redacted"`
+	// OldestPending is when the oldest unfinished message arrived.
+	OldestPending *time.Time `json:"oldest_pending,omitempty"`
+	// Notifications counts pending messages the relay generated (DSNs).
+	Notifications int `json:"notifications_pending"`
+}
+
+func (a *api) queueStats(w http.ResponseWriter, r *http.Request) error {
+	st := QueueStats{Recipients: map[string]int{"queued": 0, "delivered": 0, "failed": 0}}
+	_, err := a.Queue.List(func(m *queue.Message) bool {
+		st.Messages++
+		for _, rc := range m.Recipients {
+			st.Recipients[string(rc.Status)]++
+		}
+		if !m.Redacted.IsZero() {
+			st.Redacted++
+		}
+		if m.Pending() {
+			st.Pending++
+			if m.From == "" {
+				st.Notifications++
+			}
+			if st.OldestPending == nil || m.Created.Before(*st.OldestPending) {
+				created := m.Created
+				st.OldestPending = &created
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
