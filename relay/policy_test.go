@@ -107,7 +107,7 @@ func TestReservationReleasedWhenQueueFails(t *testing.T) {
 	h := startRelay(t, withQuota(t, quota.Limits{PerHour: 1, PerDay: 1}))
 	h.spool.failing = true
 	c := h.login(t, true)
-	wantCode(t, send(c, alice, []string{"a@example.net"}, simpleMessage), 451, smtp.EnhancedCode{4, 3, 0}, "")
+	wantCode(t, send(c, alice, []string{"a@example.net"}, simpleMessage), 452, smtp.EnhancedCode{4, 3, 1}, "")
 	h.spool.failing = false
 	c.Reset()
 	if err := send(c, alice, []string{"a@example.net"}, simpleMessage); err != nil {

@@ -88,6 +88,9 @@ type Options struct {
 	PolicyFor func(u *auth.User) UserPolicy
 	// SPFTimeout bounds one SPF evaluation.
 	SPFTimeout time.Duration
+	// Throttle, when set, locks out password guessing per address and
+	// per login name.
+	Throttle *AuthThrottle
 	// MaxMessageBytes and MaxRecipients are the per-message limits.
 	MaxMessageBytes int64
 	MaxRecipients   int
@@ -199,6 +202,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.tls {
 		return nil, errTLSRequired
 	}
+	if left, locked := s.b.opts.Throttle.blocked("ip:" + s.remoteIP); locked {
+		return nil, errThrottled(left)
+	}
 	switch mech {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
@@ -216,10 +222,21 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // login verifies credentials. Neither the password nor the AUTH payload is
 // ever logged.
 func (s *session) login(username, password string) error {
+	th := s.b.opts.Throttle
+	if left, locked := th.blocked("user:" + username); locked {
+		s.b.log.Warn("auth refused: login locked", "user", username, "remote", s.remoteIP)
+		return errThrottled(left)
+	}
 	u, err := s.b.opts.Users.Verify(username, password)
 	if err != nil {
 		if errors.Is(err, auth.ErrBadCredentials) {
 			s.b.log.Warn("auth failed", "user", username, "remote", s.remoteIP)
+			ipLocked := th.fail("ip:" + s.remoteIP)
+			userLocked := th.fail("user:" + username)
+			if ipLocked || userLocked {
+				s.b.log.Warn("auth locked out", "user", username, "remote", s.remoteIP, "by_address", ipLocked, "by_login", userLocked)
+				return errThrottled(th.Lockout)
+			}
 			return errAuthFailed
 		}
 		s.b.log.Error("auth lookup failed", "user", username, "err", err)
@@ -387,7 +404,7 @@ func (s *session) Data(r io.Reader) error {
 		if q := s.b.opts.Quota; q != nil {
 			q.Release(reservation)
 		}
-		return errTemporary
+		return errStorage
 	}
 	s.b.log.Info("message queued", "id", id, "user", s.user.Name, "from", s.from,
 		"rcpts", len(m.Recipients), "size", len(body), "message_id", m.MessageID,

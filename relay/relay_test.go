@@ -342,7 +342,7 @@ func TestQueueFailureIsTemporary(t *testing.T) {
 	h.spool.failing = true
 	c := h.login(t, true)
 	err := send(c, alice, []string{"bob@example.net"}, simpleMessage)
-	wantCode(t, err, 451, smtp.EnhancedCode{4, 3, 0}, "try again")
+	wantCode(t, err, 452, smtp.EnhancedCode{4, 3, 1}, "try again")
 	if strings.Contains(err.Error(), "disk on fire") {
 		t.Fatal("internal error text leaked to the client")
 	}

@@ -27,6 +27,10 @@ var (
 		"Unsupported authentication mechanism: use PLAIN or LOGIN")
 	errTemporary = reply(451, smtp.EnhancedCode{4, 3, 0},
 		"Temporary local problem: the message was not stored; please try again later")
+	// errStorage answers a failed queue write (full disk, I/O error): the
+	// message was not stored and the client keeps it and retries.
+	errStorage = reply(452, smtp.EnhancedCode{4, 3, 1},
+		"Insufficient system storage: the message was not stored; please try again later")
 	errBadLineEndings = reply(550, smtp.EnhancedCode{5, 6, 0},
 		"Message refused: it contains a bare CR or LF; lines must end with CRLF")
 	errNoFromHeader = reply(550, smtp.EnhancedCode{5, 6, 0},

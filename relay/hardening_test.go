@@ -1,0 +1,111 @@
+package relay
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *stepClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestPasswordGuessingIsLockedOut(t *testing.T) {
+	clock := &stepClock{now: time.Now()}
+	h := startRelay(t, func(o *Options) {
+		o.Throttle = &AuthThrottle{MaxFailures: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute, Now: clock.Now}
+	})
+	for i := 1; i <= 3; i++ {
+		c := h.dial(t, true)
+		err := c.Auth(sasl.NewPlainClient("", alice, "guess"))
+		if i < 3 {
+			wantCode(t, err, 535, smtp.EnhancedCode{5, 7, 8}, "Authentication failed")
+		} else {
+			wantCode(t, err, 421, smtp.EnhancedCode{4, 7, 0}, "Too many failed logins")
+		}
+	}
+	// Even the right password is refused during the lockout.
+	c := h.dial(t, true)
+	wantCode(t, c.Auth(sasl.NewPlainClient("", alice, alicePw)), 421, smtp.EnhancedCode{4, 7, 0}, "refused for 15m")
+	clock.Advance(16 * time.Minute)
+	c = h.dial(t, false)
+	if err := c.Auth(sasl.NewPlainClient("", alice, alicePw)); err != nil {
+		t.Fatalf("after the lockout: %v", err)
+	}
+}
+
+func TestFailuresOutsideTheWindowDoNotAddUp(t *testing.T) {
+	clock := &stepClock{now: time.Now()}
+	th := &AuthThrottle{MaxFailures: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute, Now: clock.Now}
+	th.fail("ip:192.0.2.1")
+	th.fail("ip:192.0.2.1")
+	clock.Advance(6 * time.Minute)
+	if th.fail("ip:192.0.2.1") {
+		t.Fatal("failures older than the window counted")
+	}
+	if _, locked := th.blocked("ip:192.0.2.2"); locked {
+		t.Fatal("another address is locked")
+	}
+	th.fail("user:bob")
+	th.fail("user:bob")
+	if !th.fail("user:bob") {
+		t.Fatal("three failures in the window did not lock")
+	}
+	if _, locked := th.blocked("user:alice"); locked {
+		t.Fatal("locking bob locked alice")
+	}
+}
+
+func TestConnectionLimitPerAddress(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := LimitConnections(raw, 0, 2, true)
+	defer l.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var conns []net.Conn
+	for i := 0; i < 2; i++ {
+		c, _ := net.Dial("tcp", raw.Addr().String())
+		defer c.Close()
+		conns = append(conns, <-accepted)
+	}
+	third, _ := net.Dial("tcp", raw.Addr().String())
+	third.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, _ := bufio.NewReader(third).ReadString('\n')
+	if !strings.HasPrefix(line, "421 4.7.0 Too many connections") {
+		t.Fatalf("third connection got %q", line)
+	}
+	conns[0].Close()
+	fourth, _ := net.Dial("tcp", raw.Addr().String())
+	defer fourth.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(2 * time.Second):
+		t.Fatal("a slot freed by a closed connection was not reused")
+	}
+}
