@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"outbound/bounce"
+	"outbound/metrics"
 	"outbound/queue"
 )
 
@@ -190,6 +191,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 	}
 	now := d.opts.Now()
 	elapsed := now.Sub(start)
+	metrics.UpstreamLatency.WithLabelValues(upName).Observe(elapsed.Seconds())
 	// An error for the whole attempt applies to every recipient in it.
 	if err != nil {
 		results = make(map[string]result, len(rcpts))
@@ -208,7 +210,9 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		r.Attempts++
 		r.Updated = now
 		r.Reply = res.reply
-		d.judge(m, r, res, now, &n)
+		category := d.judge(m, r, res, now, &n)
+		result := map[queue.Status]string{queue.Delivered: "delivered", queue.Failed: "failed", queue.Queued: "deferred"}[r.Status]
+		metrics.Deliveries.WithLabelValues(upName, result, category).Inc()
 		d.log.Info("delivery attempt", "id", m.ID, "user", m.User, "from", m.From, "rcpt", r.Addr,
 			"upstream", upName, "status", r.Status, "reply", r.Reply, "duration", elapsed)
 	}
@@ -232,14 +236,16 @@ type notices struct {
 // judge sets a recipient's status from one attempt's result and notes the
 // notifications it calls for. Temporary failures are retried until the
 // message is MaxLifetime old; then the recipient fails with the last reply.
-func (d *Deliverer) judge(m *queue.Message, r *queue.Recipient, res result, now time.Time, n *notices) {
+//
+// It returns the bounce category of a failure ("" on success).
+func (d *Deliverer) judge(m *queue.Message, r *queue.Recipient, res result, now time.Time, n *notices) string {
 	if res.err == nil {
 		r.Status = queue.Delivered
 		r.DSNStatus = "2.0.0"
 		if wants(r, "SUCCESS") {
 			n.delivered = append(n.delivered, r)
 		}
-		return
+		return ""
 	}
 	v := bounce.ClassifyError(res.err)
 	if isSetupError(res.err) {
@@ -263,11 +269,12 @@ func (d *Deliverer) judge(m *queue.Message, r *queue.Recipient, res result, now 
 			r.DelayNotified = true
 			n.delayed = append(n.delayed, r)
 		}
-		return
+		return string(v.Category)
 	}
 	if wants(r, "FAILURE") {
 		n.failed = append(n.failed, r)
 	}
+	return string(v.Category)
 }
 
 // wants reports whether the client's NOTIFY list asks for this kind of

@@ -159,6 +159,9 @@ type Queue struct {
 	// wipePending is set when a sweep redacted content but could not yet
 	// zero the freed pages.
 	wipePending bool
+	// arrived holds when each unfinished message was accepted, for the
+	// age of the oldest one (a monitoring gauge).
+	arrived map[string]time.Time
 }
 
 // Open creates the queue's buckets if needed and loads every unfinished
@@ -167,7 +170,7 @@ func Open(db *bolt.DB, now func() time.Time) (*Queue, error) {
 	if now == nil {
 		now = time.Now
 	}
-	q := &Queue{db: db, now: now, leased: make(map[string]bool), changed: make(chan struct{})}
+	q := &Queue{db: db, now: now, leased: make(map[string]bool), changed: make(chan struct{}), arrived: make(map[string]time.Time)}
 	err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(messagesBucket); err != nil {
 			return err
@@ -186,6 +189,7 @@ func Open(db *bolt.DB, now func() time.Time) (*Queue, error) {
 			}
 			if m.Pending() {
 				q.sched.set(m.ID, m.NextAttempt)
+				q.arrived[m.ID] = m.Created
 			}
 			return nil
 		})
@@ -217,7 +221,7 @@ func (q *Queue) Add(m *Message, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("storing message: %w", err)
 	}
-	q.schedule(m.ID, m.NextAttempt)
+	q.schedule(m.ID, m.NextAttempt, m.Created)
 	return nil
 }
 
@@ -343,10 +347,14 @@ func (q *Queue) Update(m *Message, additions ...Addition) error {
 		return fmt.Errorf("updating message %s: %w", m.ID, err)
 	}
 	if m.Pending() {
-		q.schedule(m.ID, m.NextAttempt)
+		q.schedule(m.ID, m.NextAttempt, m.Created)
+	} else {
+		q.mu.Lock()
+		delete(q.arrived, m.ID)
+		q.mu.Unlock()
 	}
 	for _, a := range additions {
-		q.schedule(a.Message.ID, a.Message.NextAttempt)
+		q.schedule(a.Message.ID, a.Message.NextAttempt, a.Message.Created)
 	}
 	return nil
 }
@@ -367,8 +375,13 @@ func (q *Queue) Reschedule(id string, when time.Time) error {
 	return nil
 }
 
-func (q *Queue) schedule(id string, when time.Time) {
+// schedule puts a message in the timetable; created, when not zero,
+// records its arrival for the oldest-message gauge.
+func (q *Queue) schedule(id string, when time.Time, created ...time.Time) {
 	q.mu.Lock()
+	if len(created) > 0 && !created[0].IsZero() {
+		q.arrived[id] = created[0]
+	}
 	q.sched.set(id, when)
 	q.wakeLocked()
 	q.mu.Unlock()
@@ -431,13 +444,21 @@ func (q *Queue) List(keep func(*Message) bool) ([]*Message, error) {
 type Stats struct {
 	// Pending counts unfinished messages, Leased those being delivered now.
 	Pending, Leased int
+	// Oldest is when the oldest unfinished message arrived; zero when none.
+	Oldest time.Time
 }
 
-// Stats reports how many messages are unfinished.
+// Stats reports how many messages are unfinished and the oldest arrival.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return Stats{Pending: q.sched.len() + len(q.leased), Leased: len(q.leased)}
+	st := Stats{Pending: q.sched.len() + len(q.leased), Leased: len(q.leased)}
+	for _, at := range q.arrived {
+		if st.Oldest.IsZero() || at.Before(st.Oldest) {
+			st.Oldest = at
+		}
+	}
+	return st
 }
 
 // ErrBusy is returned for a message a delivery worker holds right now.
@@ -479,6 +500,7 @@ func (q *Queue) Delete(id string) error {
 		return fmt.Errorf("%w: %s", ErrBusy, id)
 	}
 	q.sched.remove(id)
+	delete(q.arrived, id)
 	q.mu.Unlock()
 	return q.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(messagesBucket).Get([]byte(id)) == nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"outbound/metrics"
 	"outbound/quota"
 	"outbound/spf"
 )
@@ -22,6 +23,7 @@ func quotaReply(err error) *smtp.SMTPError {
 	if !errors.As(err, &ex) {
 		return errTemporary
 	}
+	metrics.QuotaRefusals.WithLabelValues(ex.Window).Inc()
 	switch {
 	case ex.Limit <= 0:
 		return reply(550, smtp.EnhancedCode{5, 7, 1}, "%s", ex.Error())

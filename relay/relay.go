@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"outbound/auth"
+	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/spf"
@@ -203,6 +204,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, errTLSRequired
 	}
 	if left, locked := s.b.opts.Throttle.blocked("ip:" + s.remoteIP); locked {
+		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
 		return nil, errThrottled(left)
 	}
 	switch mech {
@@ -224,6 +226,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 func (s *session) login(username, password string) error {
 	th := s.b.opts.Throttle
 	if left, locked := th.blocked("user:" + username); locked {
+		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
 		s.b.log.Warn("auth refused: login locked", "user", username, "remote", s.remoteIP)
 		return errThrottled(left)
 	}
@@ -231,6 +234,7 @@ func (s *session) login(username, password string) error {
 	if err != nil {
 		if errors.Is(err, auth.ErrBadCredentials) {
 			s.b.log.Warn("auth failed", "user", username, "remote", s.remoteIP)
+			metrics.AuthFailures.WithLabelValues("bad_credentials").Inc()
 			ipLocked := th.fail("ip:" + s.remoteIP)
 			userLocked := th.fail("user:" + username)
 			if ipLocked || userLocked {
@@ -311,6 +315,34 @@ func (s *session) Data(r io.Reader) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
+	err := s.data(r)
+	metrics.Submissions.WithLabelValues(submissionResult(err)).Inc()
+	return err
+}
+
+// submissionResult names the outcome of DATA for the submissions metric.
+func submissionResult(err error) string {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) {
+		return "error"
+	}
+	switch {
+	case se.Code == 250:
+		return "queued"
+	case se.Code == 552:
+		return "too_large"
+	case se.Code == 452 && se.EnhancedCode == smtp.EnhancedCode{4, 3, 1}:
+		return "storage_error"
+	case se.EnhancedCode == smtp.EnhancedCode{4, 7, 1}:
+		return "quota"
+	case se.Code >= 500:
+		return "refused"
+	}
+	return "temporary_error"
+}
+
+// data checks, completes and queues one message; Data records the result.
+func (s *session) data(r io.Reader) error {
 	start := s.b.opts.Now()
 	raw, err := io.ReadAll(r)
 	if err != nil {

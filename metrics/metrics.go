@@ -1,0 +1,68 @@
+// Package metrics defines the relay's Prometheus metrics in one place, so
+// that their names and labels are documented together (docs/metrics.md)
+// and every package records into the same registry. The admin API serves
+// them at /metrics.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry holds every metric of the relay plus Go and process metrics.
+var Registry = prometheus.NewRegistry()
+
+// Register adds the relay's metrics and the Go and process collectors to
+// Registry; cmd/outbound calls it once at start.
+func Register() {
+	Registry.MustRegister(Submissions, AuthFailures, QuotaRefusals, Deliveries, UpstreamLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+var (
+	// Submissions counts messages offered at end of DATA, by result:
+	// "queued", "refused" (policy: sender, SPF, line endings, header),
+	// "too_large", "quota", "storage_error".
+	Submissions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outbound_submissions_total",
+		Help: "Messages submitted by clients, by result.",
+	}, []string{"result"})
+	// AuthFailures counts failed AUTH attempts, by reason: "bad_credentials",
+	// "locked_out".
+	AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outbound_auth_failures_total",
+		Help: "Failed SMTP AUTH attempts, by reason.",
+	}, []string{"reason"})
+	// QuotaRefusals counts recipients or messages refused over a limit.
+	QuotaRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outbound_quota_refusals_total",
+		Help: "Recipients or messages refused because a user's limit was reached, by window.",
+	}, []string{"window"})
+	// Deliveries counts per-recipient outcomes of delivery attempts, by
+	// upstream, result ("delivered", "deferred", "failed") and bounce
+	// category ("" when delivered).
+	Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outbound_deliveries_total",
+		Help: "Per-recipient outcomes of delivery attempts, by upstream, result and bounce category.",
+	}, []string{"upstream", "result", "category"})
+	// UpstreamLatency is the duration of delivery attempts per upstream.
+	UpstreamLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "outbound_upstream_attempt_seconds",
+		Help:    "Duration of delivery attempts (connect or reuse, MAIL, RCPT, DATA), by upstream.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	}, []string{"upstream"})
+)
+
+// QueueFuncs registers the queue gauges, read when scraped.
+func QueueFuncs(pending func() float64, oldestAge func() float64) {
+	Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "outbound_queue_messages",
+			Help: "Unfinished messages in the queue.",
+		}, pending),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "outbound_queue_oldest_seconds",
+			Help: "Age of the oldest unfinished message in the queue, 0 when empty.",
+		}, oldestAge),
+	)
+}
