@@ -44,14 +44,19 @@ type TLS struct {
 
 // Submission configures the two listeners clients submit mail to.
 type Submission struct {
-	ImplicitTLS     string   `toml:"implicit_tls" doc:"Address of the implicit-TLS listener (port 465 in production). Empty disables it."`
-	StartTLS        string   `toml:"starttls" doc:"Address of the STARTTLS listener (port 587 in production). AUTH is refused before STARTTLS. Empty disables it."`
-	MaxMessageBytes int64    `toml:"max_message_bytes" doc:"Largest message accepted, in bytes (advertised as SIZE)."`
-	MaxRecipients   int      `toml:"max_recipients" doc:"Most recipients per message; more get 452 4.5.3."`
-	BareLineEndings string   `toml:"bare_line_endings" doc:"What to do with a bare CR or LF in DATA: \"normalize\" rewrites it to CRLF, \"reject\" refuses the message with 550 5.6.0. Either way no smuggled message can reach an upstream."`
-	ReadTimeout     Duration `toml:"read_timeout" doc:"How long a client may stay silent before the connection is closed."`
-	WriteTimeout    Duration `toml:"write_timeout" doc:"How long a reply may take to be written to a client."`
-	MaxLineLength   int      `toml:"max_line_length" doc:"Longest command or message line accepted, in bytes."`
+	ImplicitTLS         string   `toml:"implicit_tls" doc:"Address of the implicit-TLS listener (port 465 in production). Empty disables it."`
+	StartTLS            string   `toml:"starttls" doc:"Address of the STARTTLS listener (port 587 in production). AUTH is refused before STARTTLS. Empty disables it."`
+	MaxMessageBytes     int64    `toml:"max_message_bytes" doc:"Largest message accepted, in bytes (advertised as SIZE)."`
+	MaxRecipients       int      `toml:"max_recipients" doc:"Most recipients per message; more get 452 4.5.3."`
+	BareLineEndings     string   `toml:"bare_line_endings" doc:"What to do with a bare CR or LF in DATA: \"normalize\" rewrites it to CRLF, \"reject\" refuses the message with 550 5.6.0. Either way no smuggled message can reach an upstream."`
+	ReadTimeout         Duration `toml:"read_timeout" doc:"How long a client may stay silent before the connection is closed."`
+	WriteTimeout        Duration `toml:"write_timeout" doc:"How long a reply may take to be written to a client."`
+	MaxLineLength       int      `toml:"max_line_length" doc:"Longest command or message line accepted, in bytes."`
+	MaxConnections      int      `toml:"max_connections" doc:"Most client connections open at once, per listener; more are closed at once. 0: no limit."`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" doc:"Most connections from one client address at once, per listener. 0: no limit."`
+	AuthMaxFailures     int      `toml:"auth_max_failures" doc:"Failed logins from one address, or against one login, within auth_failure_window that lock it out (421 4.7.0) for auth_lockout. 0 disables throttling."`
+	AuthFailureWindow   Duration `toml:"auth_failure_window" doc:"Window in which failed logins add up."`
+	AuthLockout         Duration `toml:"auth_lockout" doc:"How long AUTH is refused after too many failures."`
 }
 
 // Admin configures the HTTP admin API that the CLI talks to.
@@ -122,14 +127,19 @@ func Default() Config {
 		Hostname: "localhost",
 		DataDir:  "./data",
 		Submission: Submission{
-			ImplicitTLS:     "127.0.0.1:2465",
-			StartTLS:        "127.0.0.1:2587",
-			MaxMessageBytes: 25 << 20,
-			MaxRecipients:   100,
-			BareLineEndings: "normalize",
-			ReadTimeout:     Duration(5 * time.Minute),
-			WriteTimeout:    Duration(time.Minute),
-			MaxLineLength:   2000,
+			ImplicitTLS:         "127.0.0.1:2465",
+			StartTLS:            "127.0.0.1:2587",
+			MaxMessageBytes:     25 << 20,
+			MaxRecipients:       100,
+			BareLineEndings:     "normalize",
+			ReadTimeout:         Duration(5 * time.Minute),
+			WriteTimeout:        Duration(time.Minute),
+			MaxLineLength:       2000,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 100,
+			AuthMaxFailures:     5,
+			AuthFailureWindow:   Duration(5 * time.Minute),
+			AuthLockout:         Duration(15 * time.Minute),
 		},
 		Admin: Admin{Listen: "127.0.0.1:8025"},
 		DefaultRoute: Upstream{
@@ -258,6 +268,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Submission.MaxLineLength < 1000 {
 		bad("submission.max_line_length", "must be at least 1000 (RFC 5321), got %d", c.Submission.MaxLineLength)
+	}
+	if c.Submission.MaxConnections < 0 || c.Submission.MaxConnectionsPerIP < 0 || c.Submission.AuthMaxFailures < 0 {
+		bad("submission.max_connections", "max_connections, max_connections_per_ip and auth_max_failures must not be negative")
+	}
+	if c.Submission.AuthMaxFailures > 0 && (c.Submission.AuthFailureWindow <= 0 || c.Submission.AuthLockout <= 0) {
+		bad("submission.auth_lockout", "auth_failure_window and auth_lockout must be positive when auth_max_failures is set")
 	}
 	if c.Submission.ReadTimeout <= 0 || c.Submission.WriteTimeout <= 0 {
 		bad("submission.read_timeout", "read_timeout and write_timeout must be positive")

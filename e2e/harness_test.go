@@ -218,6 +218,8 @@ func newRelay(t *testing.T, upstreamAddr string) *relay {
 	c.set("limits", "default_route_per_day", "10000")
 	c.set("log", "level", q("debug"))
 	c.set("log", "format", q("text"))
+	// Scenarios try wrong passwords on purpose, all from 127.0.0.1.
+	c.set("submission", "auth_max_failures", "1000")
 
 	t.Cleanup(r.cleanup)
 	return r

@@ -152,6 +152,9 @@ key = "$WORK/tls/relay.key"
 [submission]
 implicit_tls = "127.0.0.1:$IMPLICIT_PORT"
 starttls = "127.0.0.1:$STARTTLS_PORT"
+# Every client tries a wrong password on purpose, all from 127.0.0.1:
+# keep throttling on, above what the suite does.
+auth_max_failures = 1000
 
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
