@@ -170,6 +170,10 @@ type relay struct {
 	CA     *testutil.CA
 	CAFile string
 
+	// noRace runs serve from the binary built without -race, for
+	// scenarios that measure memory.
+	noRace bool
+
 	logPath string
 	starts  int
 	cmd     *exec.Cmd
@@ -266,7 +270,11 @@ func (r *relay) start() {
 	r.starts++
 	fmt.Fprintf(logf, "===== e2e: start #%d at %s =====\n", r.starts, time.Now().Format(time.StampMilli))
 
-	cmd := exec.Command(serveBin, "serve", "-config", r.ConfigPath)
+	bin := serveBin
+	if r.noRace {
+		bin = cliBin
+	}
+	cmd := exec.Command(bin, "serve", "-config", r.ConfigPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Keep reporting races after the first, and do not wait a second at exit.
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0 atexit_sleep_ms=50 "+os.Getenv("GORACE"))
