@@ -17,6 +17,7 @@ import (
 	"outbound/auth"
 	"outbound/queue"
 	"outbound/quota"
+	"outbound/smarthost"
 )
 
 // Options configures the API handler.
@@ -32,6 +33,13 @@ type Options struct {
 	Bouncer interface{ Bounce(id, reason string) error }
 	Token   string
 	Logger  *slog.Logger
+	// Smarthosts stores the named upstreams users can be routed through.
+	Smarthosts *smarthost.Store
+	// LocalName is the EHLO name of connection tests (the relay's hostname).
+	LocalName string
+	// ConnectionTestTimeout bounds each step of a connection test; 0
+	// means the smarthost package's default.
+	ConnectionTestTimeout time.Duration
 }
 
 type api struct {
@@ -64,6 +72,7 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("POST /api/queue/{id}/bounce", a.authed(a.bounceMessage))
 	mux.Handle("DELETE /api/queue/{id}", a.authed(a.deleteMessage))
 	mux.Handle("POST /api/queue-flush", a.authed(a.flushQueue))
+	a.registerSmarthosts(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})

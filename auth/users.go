@@ -252,6 +252,69 @@ func (s *Store) Update(name string, change func(*User) error) error {
 	})
 }
 
+// SetRoute puts every named user on route ("" = the default route) in one
+// transaction: if any name does not exist, no user is changed. It returns
+// the names changed.
+func (s *Store) SetRoute(names []string, route string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, errors.New("no users given")
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(usersBucket)
+		for _, name := range names {
+			u, err := getUser(b, name)
+			if err != nil {
+				return err
+			}
+			u.Route = route
+			if err := putUser(b, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// MoveRoute puts every user on route from onto route to, in one
+// transaction, and returns their names (sorted).
+func (s *Store) MoveRoute(from, to string) ([]string, error) {
+	var moved []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(usersBucket)
+		var users []*User
+		err := b.ForEach(func(k, v []byte) error {
+			u := new(User)
+			if err := json.Unmarshal(v, u); err != nil {
+				return fmt.Errorf("user %q: %w", k, err)
+			}
+			if u.Route == from {
+				users = append(users, u)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			u.Route = to
+			if err := putUser(b, u); err != nil {
+				return err
+			}
+			moved = append(moved, u.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(moved)
+	return moved, nil
+}
+
 // Verify checks a login and password. It returns the user on success and
 // ErrBadCredentials otherwise, taking about as long for an unknown user as
 // for a wrong password so that logins cannot be enumerated by timing.

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
+	"outbound/internal/dnstest"
 	"outbound/internal/testutil"
 )
 
@@ -130,13 +133,25 @@ func TestSmarthostRoutesEachUserToItsOwnUpstream(t *testing.T) {
 	if res := r.cli("", "smarthost", "del", "a"); res.Code != 0 {
 		t.Fatalf("deleting an unused smarthost: %s", res)
 	}
+	// Pointing b at another upstream takes effect at the next delivery:
+	// the router's cache follows smarthost changes.
+	passC := "secret-of-upstream-c-ccc333"
+	upC := smarthostUpstream(r, "user-c", passC)
+	if res := r.cli(passC+"\n", "smarthost", "update", "b", "--port", strconv.Itoa(upC.Port), "--username", "user-c", "--password-stdin"); res.Code != 0 ||
+		!strings.Contains(res.Stdout, "****ccc333") {
+		t.Fatalf("smarthost update: %s", res)
+	}
+	send("two@example.com", "password two 2", "via c")
+	if got := upC.Wait(t, 1, 20*time.Second); got[0].User != "user-c" {
+		t.Fatalf("upstream c got AUTH user %q", got[0].User)
+	}
 
 	r.stop()
 	db, err := os.ReadFile(filepath.Join(r.DataDir, "outbound.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{passA, passB} {
+	for _, p := range []string{passA, passB, passC} {
 		if bytes.Contains(db, []byte(p)) {
 			t.Fatalf("the database file holds the password %q in the clear", p)
 		}
@@ -147,4 +162,85 @@ func TestSmarthostRoutesEachUserToItsOwnUpstream(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(r.DataDir, "secrets.key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("secrets.key: %v", err)
 	}
+}
+
+// `key rotate` re-encrypts the passwords under a new key file; after a
+// restart the relay opens them with it and still delivers.
+func TestSmarthostKeyRotateSurvivesRestart(t *testing.T) {
+	def := testutil.StartUpstream(t, testutil.UpstreamOptions{})
+	r := newRelay(t, def.Addr())
+	pass := "secret-of-upstream-a-aaa111"
+	up := smarthostUpstream(r, "user-a", pass)
+	r.start()
+	if res := r.addSmarthost("a", up, "user-a", pass); res.Code != 0 {
+		t.Fatalf("smarthost add: %s", res)
+	}
+	r.addUser("one@example.com", "password one 1")
+	if res := r.cli("", "user", "route", "one@example.com", "--smarthost", "a"); res.Code != 0 {
+		t.Fatalf("user route: %s", res)
+	}
+	keyPath := filepath.Join(r.DataDir, "secrets.key")
+	before, _ := os.ReadFile(keyPath)
+	if res := r.cli("", "key", "rotate"); res.Code != 0 || !strings.Contains(res.Stdout, "1 smarthost passwords re-encrypted") {
+		t.Fatalf("key rotate: %s", res)
+	}
+	after, _ := os.ReadFile(keyPath)
+	if bytes.Equal(before, after) || len(after) == 0 {
+		t.Fatal("secrets.key did not change")
+	}
+	if strings.Contains(r.log(), strings.TrimSpace(string(after))) {
+		t.Fatal("the relay logged the new master key")
+	}
+	r.stop()
+	r.start()
+	c, err := r.login(false, "one@example.com", "password one 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendMessage(c, "one@example.com", []string{"rcpt@example.net"}, message("one@example.com", "rcpt@example.net", "after rotation", "x")); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	if got := up.Wait(t, 1, 20*time.Second); got[0].User != "user-a" {
+		t.Fatalf("upstream got AUTH user %q", got[0].User)
+	}
+	if res := r.cli("", "smarthost", "test", "a"); res.Code != 0 {
+		t.Fatalf("smarthost test after rotation: %s", res)
+	}
+}
+
+// A user on its own smarthost is SPF-checked against that smarthost's
+// include, not the default route's: the fix in the 550 names the
+// smarthost's include.
+func TestSmarthostUserIsSPFCheckedAgainstItsSmarthost(t *testing.T) {
+	dns := dnstest.Start(t, spfZone)
+	def := testutil.StartUpstream(t, testutil.UpstreamOptions{})
+	r := newRelay(t, def.Addr())
+	r.cfg.set("dns", "servers", `["`+dns.Addr()+`"]`)
+	r.cfg.set("default_route", "spf_include", q("other.test"))
+	r.cfg.set("default_route", "spf_policy", q("enforce"))
+	pass := "secret-of-upstream-a-aaa111"
+	up := smarthostUpstream(r, "user-a", pass)
+	r.start()
+	if res := r.addSmarthost("a", up, "user-a", pass, "--spf-include", "_spf.upstream.test"); res.Code != 0 {
+		t.Fatalf("smarthost add: %s", res)
+	}
+	r.addUser("app@example.com", "app password 1", "aligned.test", "unaligned.test")
+	if res := r.cli("", "user", "route", "app@example.com", "--smarthost", "a"); res.Code != 0 {
+		t.Fatalf("user route: %s", res)
+	}
+	c, err := r.login(true, "app@example.com", "app password 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Quit()
+	_, err = sendMessage(c, "news@unaligned.test", []string{"bob@example.net"}, message("news@unaligned.test", "bob@example.net", "s", "x"))
+	wantReply(t, err, 550, smtp.EnhancedCode{5, 7, 23}, "add include:_spf.upstream.test to its TXT record")
+	c.Reset()
+	// aligned.test includes the smarthost's include but not other.test:
+	// accepted only because the user's route is the smarthost.
+	if _, err := sendMessage(c, "news@aligned.test", []string{"bob@example.net"}, message("news@aligned.test", "bob@example.net", "aligned", "x")); err != nil {
+		t.Fatalf("sender aligned with the smarthost refused: %v", err)
+	}
+	up.Wait(t, 1, 10*time.Second)
 }

@@ -30,6 +30,27 @@ Commands:
   user list                     list users
   user del NAME                 delete a user
   user passwd NAME              set a user's password (stdin or prompt)
+  user route USER... --smarthost NAME
+                                route users through a smarthost (all or none)
+  user route --from NAME --smarthost OTHER
+                                move every user of smarthost NAME ("default":
+                                of the default route) to OTHER
+  user route USER... --default  back to the default route and its limits
+  smarthost add NAME (--preset P | --host H --port N --tls implicit|starttls|none)
+        [--username U] [--password-stdin | --password-file F] [--ca-file F]
+        [--spf-include D] [--fallback NAME] [--force]
+                                test the connection, then save (refused when
+                                the test fails, unless --force)
+  smarthost list                list smarthosts (passwords masked)
+  smarthost show NAME           one smarthost, its users, the masked password
+  smarthost test NAME           connection test, step by step; exits 1 on failure
+  smarthost update NAME [--host H] [--port N] [--tls M] [--username U]
+        [--password-stdin | --password-file F] [--ca-file F] [--spf-include D]
+        [--fallback NAME] [--force]
+                                change settings (tested again before saving)
+  smarthost del NAME            delete a smarthost no user is routed through
+  key rotate                    re-encrypt smarthost passwords under a new
+                                master key (data_dir/secrets.key)
   usage [USER]                  sent in the last hour and day, limits, next free slot
   limits set USER [--per-hour N] [--per-day N]
                                 override a user's limits (within limits.max_per_day)
@@ -108,7 +129,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return serve(*configPath)
 	case "user":
+		if len(rest) > 0 && rest[0] == "route" {
+			return env.userRouteCommand(rest[1:])
+		}
 		return env.userCommand(rest)
+	case "smarthost":
+		return env.smarthostCommand(rest)
+	case "key":
+		return env.keyCommand(rest)
 	case "queue":
 		return env.queueCommand(rest)
 	case "usage":

@@ -27,6 +27,7 @@ import (
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/relay"
+	"outbound/smarthost"
 	"outbound/spf"
 )
 
@@ -120,7 +121,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	router, err := newRouter(cfg)
+	defaultUpstream, err := upstreamFromConfig("default", cfg.DefaultRoute)
 	if err != nil {
 		return nil, err
 	}
@@ -143,11 +144,17 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if s.quota, err = quota.Open(s.db, nil); err != nil {
 		return nil, err
 	}
+	hosts, err := smarthost.Open(s.db, filepath.Join(cfg.DataDir, "secrets.key"))
+	if err != nil {
+		return nil, err
+	}
+	router := newRouter(defaultUpstream, hosts)
 	resolver, err := spf.NewResolver(cfg.DNS.Servers, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("dns.servers: %w", err)
 	}
 	policies := newPolicies(cfg)
+	policies.hosts = hosts
 
 	backend := relay.New(relay.Options{
 		Hostname:              cfg.Hostname,
@@ -224,7 +231,8 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 		s.addrs["admin"] = l.Addr().String()
 		hs := &http.Server{
-			Handler:           admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, MaxPerDay: cfg.Limits.MaxPerDay, Bouncer: d, Token: token, Logger: log.With("component", "admin")}),
+			Handler: admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, MaxPerDay: cfg.Limits.MaxPerDay, Bouncer: d, Token: token, Logger: log.With("component", "admin"),
+				Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D()}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		s.closers = append(s.closers, hs.Shutdown)
@@ -285,24 +293,59 @@ func retrySchedule(r config.Retry) func(int) time.Duration {
 	}
 }
 
-// staticRouter serves the default route; named smarthosts are not yet
-// configurable, so a message naming one waits (temporary failure) rather
-// than leave through the wrong upstream.
-type staticRouter struct{ def *delivery.Upstream }
+// smarthostRouter resolves a message's route: "" is the default route from
+// the configuration, any other name a stored smarthost. The upstreams it
+// builds (decrypted password, certificate pool) are cached until the
+// smarthosts change (smarthost.Store.Version), so that delivery neither
+// decrypts nor reads CA files per message, yet an updated password or a
+// deleted smarthost takes effect at the next attempt. A route that names no
+// smarthost is an error, which delivery treats as temporary: the message
+// waits rather than leave through the wrong upstream.
+type smarthostRouter struct {
+	def   *delivery.Upstream
+	hosts *smarthost.Store
 
-func (r staticRouter) Upstream(route string) (*delivery.Upstream, error) {
+	mu      sync.Mutex
+	version uint64
+	cache   map[string]*delivery.Upstream
+}
+
+func newRouter(def *delivery.Upstream, hosts *smarthost.Store) *smarthostRouter {
+	return &smarthostRouter{def: def, hosts: hosts, cache: map[string]*delivery.Upstream{}}
+}
+
+// Upstream implements delivery.Router.
+func (r *smarthostRouter) Upstream(route string) (*delivery.Upstream, error) {
 	if route == "" {
 		return r.def, nil
 	}
-	return nil, fmt.Errorf("route %q is not configured", route)
-}
-
-func newRouter(cfg config.Config) (delivery.Router, error) {
-	up, err := upstreamFromConfig("default", cfg.DefaultRoute)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Read the version before the smarthost: a change in between makes
+	// the next call rebuild, never keeps a stale entry.
+	if v := r.hosts.Version(); v != r.version {
+		clear(r.cache)
+		r.version = v
+	}
+	if up, ok := r.cache[route]; ok {
+		return up, nil
+	}
+	h, err := r.hosts.Get(route)
+	if err != nil {
+		return nil, fmt.Errorf("route %q: %w: add the smarthost again or move its users with `outbound user route`", route, err)
+	}
+	password, err := r.hosts.Password(route)
 	if err != nil {
 		return nil, err
 	}
-	return staticRouter{def: up}, nil
+	roots, err := smarthost.RootCAs(h.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("smarthost %s: %w", route, err)
+	}
+	up := &delivery.Upstream{Name: route, Host: h.Host, Port: h.Port, TLSMode: h.TLS,
+		Username: h.Username, Password: password, RootCAs: roots}
+	r.cache[route] = up
+	return up, nil
 }
 
 func upstreamFromConfig(name string, u config.Upstream) (*delivery.Upstream, error) {
@@ -333,6 +376,9 @@ type policies struct {
 	defaults   config.Limits
 	defaultSPF spf.Identity
 	spfPolicy  spf.Policy
+	// hosts gives users with their own route their smarthost's SPF
+	// identity; nil (the CLI's spf check) knows only the default route.
+	hosts *smarthost.Store
 }
 
 func newPolicies(cfg config.Config) *policies {
@@ -362,12 +408,37 @@ func (p *policies) limits(u *auth.User) quota.Limits {
 	return quota.Limits{PerHour: p.defaults.OwnSmarthostPerHour, PerDay: p.defaults.OwnSmarthostPerDay}
 }
 
+// forUser gives the relay a user's limits and the SPF identity of the
+// upstream its mail will leave through: the default route's, or its
+// smarthost's (own include, else its preset's). The SPF policy is the
+// configured one unless the user overrides it; a smarthost with no SPF
+// identity at all cannot be checked, so its users are not checked.
 func (p *policies) forUser(u *auth.User) relay.UserPolicy {
 	policy := p.spfPolicy
+	id := p.defaultSPF
+	if u.Route != "" {
+		id = spf.Identity{Name: u.Route}
+		if h, err := p.hostsGet(u.Route); err == nil {
+			id.Include, id.Name = h.SPFIdentityInclude()
+			for _, ip := range h.SPFIPs {
+				id.IPs = append(id.IPs, net.ParseIP(ip))
+			}
+		}
+		if id.Include == "" && len(id.IPs) == 0 {
+			policy = spf.PolicyOff
+		}
+	}
 	if u.SPFPolicy != "" {
 		policy = spf.Policy(u.SPFPolicy)
 	}
-	return relay.UserPolicy{Limits: p.limits(u), SPF: p.defaultSPF, SPFPolicy: policy}
+	return relay.UserPolicy{Limits: p.limits(u), SPF: id, SPFPolicy: policy}
+}
+
+func (p *policies) hostsGet(name string) (*smarthost.Smarthost, error) {
+	if p.hosts == nil {
+		return nil, smarthost.ErrNotFound
+	}
+	return p.hosts.Get(name)
 }
 
 // sweep applies the retention policy at start and then every hour.

@@ -1,0 +1,414 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"outbound/auth"
+	"outbound/provider"
+	"outbound/smarthost"
+)
+
+// SmarthostView is a smarthost as the API shows it: the password only
+// masked ("****xyz789"), never whole.
+type SmarthostView struct {
+	Name     string `json:"name"`
+	Preset   string `json:"preset,omitempty"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	TLS      string `json:"tls"`
+	Username string `json:"username,omitempty"`
+	// Password is the masked password, "" when there is none.
+	Password string `json:"password,omitempty"`
+	CAFile   string `json:"ca_file,omitempty"`
+	// SPFInclude is the effective include: the smarthost's own or its preset's.
+	SPFInclude string    `json:"spf_include,omitempty"`
+	SPFIPs     []string  `json:"spf_ips,omitempty"`
+	Fallback   string    `json:"fallback,omitempty"`
+	Users      []string  `json:"users"`
+	Created    time.Time `json:"created"`
+}
+
+// SmarthostRequest is the body of POST /api/smarthosts. With Preset, the
+// preset fills Host, Port, TLS and Username where they are left empty.
+type SmarthostRequest struct {
+	Name       string   `json:"name"`
+	Preset     string   `json:"preset,omitempty"`
+	Host       string   `json:"host,omitempty"`
+	Port       int      `json:"port,omitempty"`
+	TLS        string   `json:"tls,omitempty"`
+	Username   string   `json:"username,omitempty"`
+	Password   string   `json:"password,omitempty"`
+	CAFile     string   `json:"ca_file,omitempty"`
+	SPFInclude string   `json:"spf_include,omitempty"`
+	SPFIPs     []string `json:"spf_ips,omitempty"`
+	Fallback   string   `json:"fallback,omitempty"`
+	// Force saves the smarthost even when its connection test fails.
+	Force bool `json:"force,omitempty"`
+}
+
+// SmarthostUpdateRequest is the body of PUT /api/smarthosts/{name}: only
+// the fields given change. The connection is tested again before saving.
+type SmarthostUpdateRequest struct {
+	Host       *string   `json:"host,omitempty"`
+	Port       *int      `json:"port,omitempty"`
+	TLS        *string   `json:"tls,omitempty"`
+	Username   *string   `json:"username,omitempty"`
+	Password   *string   `json:"password,omitempty"`
+	CAFile     *string   `json:"ca_file,omitempty"`
+	SPFInclude *string   `json:"spf_include,omitempty"`
+	SPFIPs     *[]string `json:"spf_ips,omitempty"`
+	Fallback   *string   `json:"fallback,omitempty"`
+	Force      bool      `json:"force,omitempty"`
+}
+
+// SmarthostResult is the answer to adding, updating or testing a
+// smarthost; on a refused save it comes with status 422 and Error set.
+type SmarthostResult struct {
+	Error     string            `json:"error,omitempty"`
+	Smarthost *SmarthostView    `json:"smarthost,omitempty"`
+	Test      *smarthost.Report `json:"test,omitempty"`
+	// Saved says whether the smarthost was stored.
+	Saved bool `json:"saved"`
+}
+
+// RouteRequest is the body of POST /api/routes: either Users or From (a
+// smarthost name, or "default") chooses the users; either Smarthost or
+// Default the new route. All users change in one transaction, or none.
+type RouteRequest struct {
+	Users     []string `json:"users,omitempty"`
+	From      string   `json:"from,omitempty"`
+	Smarthost string   `json:"smarthost,omitempty"`
+	Default   bool     `json:"default,omitempty"`
+}
+
+// RouteResult lists the users moved, with their limits on the new route.
+type RouteResult struct {
+	Route string      `json:"route"`
+	Users []UsageView `json:"users"`
+}
+
+func (a *api) registerSmarthosts(mux *http.ServeMux) {
+	mux.Handle("GET /api/smarthosts", a.authed(a.listSmarthosts))
+	mux.Handle("POST /api/smarthosts", a.authed(a.addSmarthost))
+	mux.Handle("GET /api/smarthosts/{name}", a.authed(a.showSmarthost))
+	mux.Handle("PUT /api/smarthosts/{name}", a.authed(a.updateSmarthost))
+	mux.Handle("DELETE /api/smarthosts/{name}", a.authed(a.deleteSmarthost))
+	mux.Handle("POST /api/smarthosts/{name}/test", a.authed(a.testSmarthost))
+	mux.Handle("POST /api/routes", a.authed(a.setRoutes))
+	mux.Handle("POST /api/key-rotate", a.authed(a.rotateKey))
+}
+
+// rotateKey re-encrypts every smarthost password under a fresh master key.
+// The key itself is never part of the answer.
+func (a *api) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	if err := a.Smarthosts.RotateKey(smarthost.NewKey()); err != nil {
+		return &httpError{status: http.StatusConflict, msg: err.Error()}
+	}
+	hosts, err := a.Smarthosts.List()
+	if err != nil {
+		return err
+	}
+	a.Logger.Info("master key rotated", "smarthosts", len(hosts))
+	writeJSON(w, http.StatusOK, map[string]int{"reencrypted": len(hosts)})
+	return nil
+}
+
+// shError gives smarthost errors their HTTP status.
+func shError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, smarthost.ErrNotFound), errors.Is(err, auth.ErrNoSuchUser):
+		return &httpError{status: http.StatusNotFound, msg: err.Error()}
+	case errors.Is(err, smarthost.ErrExists), errors.Is(err, smarthost.ErrInUse):
+		return &httpError{status: http.StatusConflict, msg: err.Error()}
+	}
+	return err
+}
+
+func (a *api) usersOf(route string) ([]string, error) {
+	users, err := a.Users.List()
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, u := range users {
+		if u.Route == route {
+			out = append(out, u.Name)
+		}
+	}
+	return out, nil
+}
+
+func (a *api) viewSmarthost(h *smarthost.Smarthost) (*SmarthostView, error) {
+	users, err := a.usersOf(h.Name)
+	if err != nil {
+		return nil, err
+	}
+	include, _ := h.SPFIdentityInclude()
+	return &SmarthostView{
+		Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS, Username: h.Username,
+		Password: a.Smarthosts.MaskedPassword(h), CAFile: h.CAFile, SPFInclude: include, SPFIPs: h.SPFIPs,
+		Fallback: h.Fallback, Users: users, Created: h.Created,
+	}, nil
+}
+
+func (a *api) listSmarthosts(w http.ResponseWriter, r *http.Request) error {
+	hosts, err := a.Smarthosts.List()
+	if err != nil {
+		return err
+	}
+	out := make([]*SmarthostView, 0, len(hosts))
+	for _, h := range hosts {
+		v, err := a.viewSmarthost(h)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *api) showSmarthost(w http.ResponseWriter, r *http.Request) error {
+	h, err := a.Smarthosts.Get(r.PathValue("name"))
+	if err != nil {
+		return shError(err)
+	}
+	v, err := a.viewSmarthost(h)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// connectionTest runs the connection test of h with password.
+func (a *api) connectionTest(ctx context.Context, h *smarthost.Smarthost, password string) (*smarthost.Report, error) {
+	t, err := smarthost.TargetFor(h, password, a.LocalName)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	t.Timeout = a.ConnectionTestTimeout
+	rep := smarthost.Test(ctx, t)
+	return &rep, nil
+}
+
+// refuseFailed answers 422 with the report when a test failed and the
+// request did not force the save.
+func refuseFailed(w http.ResponseWriter, rep *smarthost.Report) {
+	f := rep.Failed()
+	msg := fmt.Sprintf("connection test failed at step %s: %s", f.Name, f.Error)
+	if f.Hint != "" {
+		msg += " (" + f.Hint + ")"
+	}
+	msg += "; not saved: fix the settings, or force the save"
+	writeJSON(w, http.StatusUnprocessableEntity, SmarthostResult{Error: msg, Test: rep})
+}
+
+func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
+	var req SmarthostRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	h := smarthost.Smarthost{Name: req.Name, Host: req.Host, Port: req.Port, TLS: req.TLS, Username: req.Username,
+		CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs, Fallback: req.Fallback}
+	if req.Preset != "" {
+		p, err := provider.Lookup(req.Preset)
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		h.Preset = p.Name
+		if h.Host == "" {
+			h.Host = p.Host
+		}
+		if h.Port == 0 {
+			h.Port = p.Port
+		}
+		if h.TLS == "" {
+			h.TLS = string(p.TLS)
+		}
+		if h.Username == "" {
+			h.Username = p.Username
+		}
+	}
+	if err := h.Validate(); err != nil {
+		return badRequest("%v", err)
+	}
+	if _, err := a.Smarthosts.Get(h.Name); err == nil {
+		return shError(fmt.Errorf("%w: %s (use update, or delete it first)", smarthost.ErrExists, h.Name))
+	}
+	if h.Username != "" && req.Password == "" {
+		return badRequest("smarthost %s has username %q but no password: give the password", h.Name, h.Username)
+	}
+	rep, err := a.connectionTest(r.Context(), &h, req.Password)
+	if err != nil {
+		return err
+	}
+	if !rep.OK && !req.Force {
+		refuseFailed(w, rep)
+		return nil
+	}
+	saved, err := a.Smarthosts.Add(h, req.Password)
+	if err != nil {
+		if errors.Is(err, smarthost.ErrExists) || errors.Is(err, smarthost.ErrNotFound) {
+			return shError(err)
+		}
+		return badRequest("%v", err)
+	}
+	a.Logger.Info("smarthost added", "smarthost", saved.Name, "host", saved.Host, "port", saved.Port, "test_ok", rep.OK)
+	v, err := a.viewSmarthost(saved)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, SmarthostResult{Smarthost: v, Test: rep, Saved: true})
+	return nil
+}
+
+func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
+	var req SmarthostUpdateRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	h, err := a.Smarthosts.Get(name)
+	if err != nil {
+		return shError(err)
+	}
+	apply := func(h *smarthost.Smarthost) error {
+		set := func(dst *string, src *string) {
+			if src != nil {
+				*dst = *src
+			}
+		}
+		set(&h.Host, req.Host)
+		set(&h.TLS, req.TLS)
+		set(&h.Username, req.Username)
+		set(&h.CAFile, req.CAFile)
+		set(&h.SPFInclude, req.SPFInclude)
+		set(&h.Fallback, req.Fallback)
+		if req.Port != nil {
+			h.Port = *req.Port
+		}
+		if req.SPFIPs != nil {
+			h.SPFIPs = *req.SPFIPs
+		}
+		return nil
+	}
+	apply(h)
+	if err := h.Validate(); err != nil {
+		return badRequest("%v", err)
+	}
+	password := ""
+	if req.Password != nil {
+		password = *req.Password
+	} else if password, err = a.Smarthosts.Password(name); err != nil {
+		return err
+	}
+	rep, err := a.connectionTest(r.Context(), h, password)
+	if err != nil {
+		return err
+	}
+	if !rep.OK && !req.Force {
+		refuseFailed(w, rep)
+		return nil
+	}
+	if err := a.Smarthosts.Update(name, req.Password, apply); err != nil {
+		if errors.Is(err, smarthost.ErrNotFound) {
+			return shError(err)
+		}
+		return badRequest("%v", err)
+	}
+	a.Logger.Info("smarthost updated", "smarthost", name, "password_changed", req.Password != nil, "test_ok", rep.OK)
+	if h, err = a.Smarthosts.Get(name); err != nil {
+		return err
+	}
+	v, err := a.viewSmarthost(h)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, SmarthostResult{Smarthost: v, Test: rep, Saved: true})
+	return nil
+}
+
+func (a *api) deleteSmarthost(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := a.Smarthosts.Delete(name, a.usersOf); err != nil {
+		return shError(err)
+	}
+	a.Logger.Info("smarthost deleted", "smarthost", name)
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+	return nil
+}
+
+func (a *api) testSmarthost(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	h, err := a.Smarthosts.Get(name)
+	if err != nil {
+		return shError(err)
+	}
+	password, err := a.Smarthosts.Password(name)
+	if err != nil {
+		return err
+	}
+	rep, err := a.connectionTest(r.Context(), h, password)
+	if err != nil {
+		return err
+	}
+	v, err := a.viewSmarthost(h)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, SmarthostResult{Smarthost: v, Test: rep, Saved: true})
+	return nil
+}
+
+func (a *api) setRoutes(w http.ResponseWriter, r *http.Request) error {
+	var req RouteRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	switch {
+	case (len(req.Users) > 0) == (req.From != ""):
+		return badRequest(`give either "users" (a list of user names) or "from" (a smarthost name, or "default")`)
+	case (req.Smarthost != "") == req.Default:
+		return badRequest(`give either "smarthost" (the new route) or "default": true`)
+	}
+	route, shown := req.Smarthost, req.Smarthost
+	if req.Default || route == "default" {
+		route, shown = "", "default"
+	} else if _, err := a.Smarthosts.Get(route); err != nil {
+		return shError(err)
+	}
+	var (
+		moved []string
+		err   error
+	)
+	if req.From != "" {
+		from := req.From
+		if from == "default" {
+			from = ""
+		}
+		moved, err = a.Users.MoveRoute(from, route)
+	} else {
+		moved, err = a.Users.SetRoute(req.Users, route)
+	}
+	if err != nil {
+		return shError(err)
+	}
+	a.Logger.Info("users routed", "route", shown, "users", len(moved))
+	out := RouteResult{Route: shown, Users: []UsageView{}}
+	for _, name := range moved {
+		u, err := a.Users.Get(name)
+		if err != nil {
+			return err
+		}
+		out.Users = append(out.Users, a.usageOf(u))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
