@@ -41,9 +41,11 @@ fuzz:
 	  done; \
 	done
 
-## bench: Go benchmarks of the hot paths (queue group commit, quota).
-bench:
+## bench: Go benchmarks of the hot paths (queue group commit, quota), then the
+## end-to-end load generator against the built binary (results in BENCH.md).
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./queue ./quota
+	$(GO) run ./bench -outbound $(BIN) -matrix
 
 cover:
 	$(GO) test -coverprofile=cover.out ./... && $(GO) tool cover -func=cover.out | tail -1

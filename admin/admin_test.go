@@ -175,4 +175,3 @@ func TestQueueEndpoints(t *testing.T) {
 		t.Errorf("deleted message still shown: %d", code)
 	}
 }
-

@@ -1,0 +1,449 @@
+// Command bench measures the relay end to end on this machine: it starts
+// the built `outbound serve` binary with a fresh data directory, points its
+// default route at a discarding go-smtp sink on loopback (in this process),
+// adds users through the CLI, and submits N messages of a given size over C
+// concurrent STARTTLS + AUTH PLAIN connections, reused with RSET between
+// messages (or, with -per-connection, one new connection per message).
+//
+// It prints one line per run: accepted msgs/s (submission side), delivered
+// msgs/s end to end (until the sink has counted every accepted message),
+// p50/p90/p99 submission latency (MAIL sent to the 250 after the final dot),
+// the relay's peak resident memory (VmHWM) and its CPU time per message.
+// Reused connections log in before the clock starts; how long those C
+// concurrent logins took is printed as login_phase.
+// With -idle K it holds K authenticated, idle connections open during the
+// run. With -matrix it runs C = 1, 10, 50 × 4 KiB and 256 KiB and prints a
+// markdown table. Everything listens on 127.0.0.1 and every run stops by
+// itself after N messages.
+//
+//	go run ./bench -n 2000 -c 10 -size 4096
+//	go run ./bench -per-connection -n 1000 -c 10
+//	go run ./bench -idle 500 -c 50
+//	go run ./bench -matrix
+//	go run ./bench -perf perf.data -n 10000 -c 10   # perf record the relay under load
+//
+// Figures are reported, never asserted; see BENCH.md for the results.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	bin           string
+	n, c, size    int
+	perConnection bool
+	idle          int
+	workers       int
+	upstreamConns int
+	keep          bool
+	perfOut       string
+	timeout       time.Duration
+}
+
+// result is one run's figures.
+type result struct {
+	opts          options
+	accepted      int
+	errors        int
+	firstErr      error
+	acceptedRate  float64 // msgs/s from the first MAIL to the last 250
+	deliveredRate float64 // msgs/s from the first MAIL to the sink's last count
+	delivered     int64
+	p50, p90, p99 time.Duration
+	peakRSS       int64 // KiB, VmHWM at the end of the run
+	idleRSS       int64 // KiB, VmRSS with the idle connections open, before the load
+	cpuPerMsg     time.Duration
+	login         time.Duration // wall time for the C reused connections to log in
+}
+
+func main() {
+	var o options
+	var matrix, build bool
+	flag.StringVar(&o.bin, "outbound", "bin/outbound", "relay binary; built from ./cmd/outbound when missing (or with -build)")
+	flag.BoolVar(&build, "build", false, "rebuild the relay binary before running")
+	flag.IntVar(&o.n, "n", 2000, "messages to submit")
+	flag.IntVar(&o.c, "c", 10, "concurrent client connections")
+	flag.IntVar(&o.size, "size", 4096, "message size in bytes, header included")
+	flag.BoolVar(&o.perConnection, "per-connection", false, "open a new STARTTLS + AUTH connection for every message")
+	flag.IntVar(&o.idle, "idle", 0, "authenticated idle connections to hold open during the run")
+	flag.IntVar(&o.workers, "workers", 32, "relay delivery.workers (the config default)")
+	flag.IntVar(&o.upstreamConns, "upstream-conns", 8, "relay delivery.connections_per_upstream (the config default)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the relay's temporary directory (config, data, log)")
+	flag.StringVar(&o.perfOut, "perf", "", "record the relay with `perf record -g` during the load into this file")
+	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "longest wait for deliveries after the last submission")
+	flag.BoolVar(&matrix, "matrix", false, "run C = 1, 10, 50 × 4 KiB (2,000 msgs) and 256 KiB (500 msgs); print a markdown table")
+	flag.Parse()
+
+	if err := ensureBinary(o.bin, build); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Println(machine())
+	if !matrix {
+		r, err := run(o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Println(r.line())
+		return
+	}
+	var rows []result
+	for _, sz := range []struct{ size, n int }{{4096, 2000}, {256 << 10, 500}} {
+		for _, c := range []int{1, 10, 50} {
+			m := o
+			m.size, m.n, m.c, m.perConnection, m.idle = sz.size, sz.n, c, false, 0
+			r, err := run(m)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+			fmt.Println(r.line())
+			rows = append(rows, r)
+		}
+	}
+	fmt.Println()
+	fmt.Println("| size | clients | msgs | accepted msgs/s | delivered msgs/s | p50 | p90 | p99 | peak RSS | relay CPU/msg | login phase | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Printf("| %s | %d | %d | %.0f | %.0f | %s | %s | %s | %.0f MiB | %s | %s | %d |\n",
+			sizeName(r.opts.size), r.opts.c, r.opts.n, r.acceptedRate, r.deliveredRate,
+			ms(r.p50), ms(r.p90), ms(r.p99), float64(r.peakRSS)/1024, ms(r.cpuPerMsg), ms(r.login), r.errors)
+	}
+}
+
+// ensureBinary builds the relay when it is missing or when asked to.
+func ensureBinary(bin string, build bool) error {
+	if _, err := os.Stat(bin); err == nil && !build {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "bench: go build -o %s ./cmd/outbound\n", bin)
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/outbound")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+// machine describes where the figures come from.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("machine: nproc=%d cpu=%q %s/%s %s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func sizeName(b int) string {
+	if b%1024 == 0 {
+		return fmt.Sprintf("%d KiB", b/1024)
+	}
+	return fmt.Sprintf("%d B", b)
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+func (r result) line() string {
+	mode := "reuse"
+	if r.opts.perConnection {
+		mode = "per-connection"
+	}
+	s := fmt.Sprintf("result: mode=%s c=%d size=%d n=%d idle=%d accepted=%d errors=%d accepted_rate=%.0f/s delivered=%d delivered_rate=%.0f/s p50=%s p90=%s p99=%s peak_rss=%.1fMiB relay_cpu_per_msg=%s",
+		mode, r.opts.c, r.opts.size, r.opts.n, r.opts.idle, r.accepted, r.errors, r.acceptedRate,
+		r.delivered, r.deliveredRate, ms(r.p50), ms(r.p90), ms(r.p99), float64(r.peakRSS)/1024, ms(r.cpuPerMsg))
+	if !r.opts.perConnection {
+		s += fmt.Sprintf(" login_phase=%s", ms(r.login))
+	}
+	s = strings.ReplaceAll(s, " ms", "ms")
+	if r.opts.idle > 0 {
+		s += fmt.Sprintf(" idle_rss=%.1fMiB", float64(r.idleRSS)/1024)
+	}
+	if r.firstErr != nil {
+		s += fmt.Sprintf(" first_error=%q", r.firstErr.Error())
+	}
+	return s
+}
+
+// userPool hands out send permits so that no user exceeds perUserLimit
+// messages (the relay's daily ceiling); runs above it use several users.
+type userPool struct {
+	names     []string
+	password  string
+	remaining []atomic.Int64
+}
+
+func newUserPool(n int) *userPool {
+	k := (n + perUserLimit - 1) / perUserLimit
+	b := make([]byte, 12)
+	rand.Read(b)
+	p := &userPool{password: hex.EncodeToString(b), remaining: make([]atomic.Int64, k)}
+	for i := range k {
+		p.names = append(p.names, fmt.Sprintf("bench%d", i))
+		p.remaining[i].Store(perUserLimit)
+	}
+	return p
+}
+
+// take reserves one message for user i if it has quota left.
+func (p *userPool) take(i int) bool { return p.remaining[i].Add(-1) >= 0 }
+
+// pick returns a user with quota left, preferring start, or -1.
+func (p *userPool) pick(start int) int {
+	for k := range p.names {
+		i := (start + k) % len(p.names)
+		if p.remaining[i].Load() > 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+const (
+	sender    = "bench@bench.test"
+	recipient = "rcpt@sink.bench.test"
+)
+
+// message returns a fixed body and a per-message header builder whose
+// total is size bytes (at least the header).
+func message(size int) (func(i int) []byte, []byte) {
+	header := func(i int) []byte {
+		return fmt.Appendf(nil, "From: <%s>\r\nTo: <%s>\r\nSubject: bench %06d\r\nMessage-ID: <%06d.bench@bench.test>\r\n\r\n",
+			sender, recipient, i, i)
+	}
+	n := size - len(header(0))
+	var body []byte
+	line := []byte(strings.Repeat("abcdefghijklmnopqrstuvwxyz0123456789", 3)[:76] + "\r\n")
+	for len(body)+len(line) <= n {
+		body = append(body, line...)
+	}
+	if rest := n - len(body); rest >= 3 {
+		body = append(body, strings.Repeat("x", rest-2)+"\r\n"...)
+	}
+	return header, body
+}
+
+func run(o options) (res result, err error) {
+	res.opts = o
+	sk, err := startSink()
+	if err != nil {
+		return res, err
+	}
+	defer sk.Close()
+	rp, err := startRelay(o.bin, sk.Addr(), o.workers, o.upstreamConns, nil)
+	if rp != nil {
+		defer rp.stop(o.keep)
+	}
+	if err != nil {
+		return res, err
+	}
+	if o.keep {
+		fmt.Fprintf(os.Stderr, "bench: relay directory %s\n", rp.dir)
+	}
+	users := newUserPool(o.n)
+	for _, name := range users.names {
+		if err := rp.addUser(name, users.password, "bench.test"); err != nil {
+			return res, err
+		}
+	}
+
+	// Idle connections: STARTTLS + AUTH, then silence until the end.
+	var idle []*client
+	defer func() {
+		for _, c := range idle {
+			c.conn.Close()
+		}
+	}()
+	if o.idle > 0 {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		var firstErr error
+		sem := make(chan struct{}, 20)
+		for range o.idle {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c, err := dialSubmission(rp.startTLS, rp.tlsConfig, users.names[0], users.password)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					firstErr = cmpErr(firstErr, err)
+					return
+				}
+				idle = append(idle, c)
+			}()
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return res, fmt.Errorf("opening idle connections: %w", firstErr)
+		}
+		time.Sleep(500 * time.Millisecond)
+		res.idleRSS = rp.procStatus("VmRSS")
+	}
+
+	header, body := message(o.size)
+	var next atomic.Int64
+	var accepted, failed atomic.Int64
+	var errMu sync.Mutex
+	var firstErr error
+	lat := make([][]time.Duration, o.c)
+	// Reused connections are opened and authenticated before the clock
+	// starts, so that the rates describe steady state; the login phase is
+	// reported on its own (C concurrent STARTTLS + AUTH).
+	conns, connUser := make([]*client, o.c), make([]int, o.c)
+	loginStart := time.Now()
+	if !o.perConnection {
+		var lwg sync.WaitGroup
+		var lerr error
+		for w := range conns {
+			lwg.Add(1)
+			go func() {
+				defer lwg.Done()
+				user := users.pick(w % len(users.names))
+				if user < 0 || !users.take(user) {
+					return
+				}
+				c, err := dialSubmission(rp.startTLS, rp.tlsConfig, users.names[user], users.password)
+				errMu.Lock()
+				defer errMu.Unlock()
+				if err != nil {
+					lerr = cmpErr(lerr, err)
+					return
+				}
+				conns[w], connUser[w] = c, user
+				users.remaining[user].Add(1) // give the permit back: taken per message below
+			}()
+		}
+		lwg.Wait()
+		if lerr != nil {
+			return res, fmt.Errorf("logging in %d clients: %w", o.c, lerr)
+		}
+		res.login = time.Since(loginStart)
+	}
+	var perf *exec.Cmd
+	if o.perfOut != "" {
+		perf = exec.Command("perf", "record", "-F", "999", "-g", "-p", fmt.Sprint(rp.cmd.Process.Pid), "-o", o.perfOut)
+		perf.Stdout, perf.Stderr = os.Stderr, os.Stderr
+		if err := perf.Start(); err != nil {
+			return res, fmt.Errorf("perf: %w", err)
+		}
+		time.Sleep(time.Second)
+	}
+
+	cpu0 := rp.cpuTime()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range o.c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, user := conns[w], connUser[w]
+			fail := func(err error) {
+				failed.Add(1)
+				errMu.Lock()
+				firstErr = cmpErr(firstErr, err)
+				errMu.Unlock()
+				if c != nil {
+					c.conn.Close()
+					c = nil
+				}
+			}
+			for {
+				i := int(next.Add(1))
+				if i > o.n || failed.Load() > int64(o.n/10+10) {
+					break
+				}
+				if c != nil && !users.take(user) {
+					c.quit()
+					c = nil
+				}
+				if c == nil {
+					if user = users.pick(user); user < 0 || !users.take(user) {
+						fail(errors.New("no user with quota left"))
+						continue
+					}
+					var err error
+					if c, err = dialSubmission(rp.startTLS, rp.tlsConfig, users.names[user], users.password); err != nil {
+						fail(err)
+						continue
+					}
+				}
+				t0 := time.Now()
+				if err := c.send(sender, recipient, header(i), body); err != nil {
+					fail(err)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				accepted.Add(1)
+				if o.perConnection {
+					c.quit()
+					c = nil
+				} else if err := c.rset(); err != nil {
+					fail(err)
+				}
+			}
+			if c != nil {
+				c.quit()
+			}
+		}()
+	}
+	wg.Wait()
+	submitted := time.Since(start)
+
+	res.accepted, res.errors, res.firstErr = int(accepted.Load()), int(failed.Load()), firstErr
+	deadline := time.Now().Add(o.timeout)
+	for sk.delivered.Load() < accepted.Load() && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	res.delivered = sk.delivered.Load()
+	if perf != nil {
+		perf.Process.Signal(syscall.SIGINT)
+		perf.Wait()
+	}
+	res.cpuPerMsg = (rp.cpuTime() - cpu0) / time.Duration(max(1, res.accepted))
+	res.peakRSS = rp.procStatus("VmHWM")
+	res.acceptedRate = float64(res.accepted) / submitted.Seconds()
+	if res.delivered > 0 {
+		res.deliveredRate = float64(res.delivered) / time.Unix(0, sk.last.Load()).Sub(start).Seconds()
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	res.p50, res.p90, res.p99 = pct(all, 50), pct(all, 90), pct(all, 99)
+	if res.delivered < int64(res.accepted) {
+		res.firstErr = cmpErr(res.firstErr, fmt.Errorf("only %d of %d accepted messages delivered within %s", res.delivered, res.accepted, o.timeout))
+	}
+	return res, nil
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, (len(sorted)*p+99)/100-1)]
+}
