@@ -14,7 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"outbound/auth"
+	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/smarthost"
@@ -53,6 +56,9 @@ func Handler(opts Options) http.Handler {
 	}
 	a := &api{opts}
 	mux := http.NewServeMux()
+	// Metrics need no token: scrapers rarely carry one, and the admin
+	// listener stays on loopback or a monitoring network.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -5,6 +5,8 @@
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -15,9 +17,13 @@ var Registry = prometheus.NewRegistry()
 // Register adds the relay's metrics and the Go and process collectors to
 // Registry; cmd/outbound calls it once at start.
 func Register() {
-	Registry.MustRegister(Submissions, AuthFailures, QuotaRefusals, Deliveries, UpstreamLatency,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerOnce.Do(func() {
+		Registry.MustRegister(Submissions, AuthFailures, QuotaRefusals, Deliveries, UpstreamLatency,
+			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	})
 }
+
+var registerOnce sync.Once
 
 var (
 	// Submissions counts messages offered at end of DATA, by result:
@@ -53,8 +59,15 @@ var (
 	}, []string{"upstream"})
 )
 
-// QueueFuncs registers the queue gauges, read when scraped.
+// QueueFuncs registers the queue gauges, read when scraped. Only the first
+// call registers.
 func QueueFuncs(pending func() float64, oldestAge func() float64) {
+	queueOnce.Do(func() { registerQueue(pending, oldestAge) })
+}
+
+var queueOnce sync.Once
+
+func registerQueue(pending func() float64, oldestAge func() float64) {
 	Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "outbound_queue_messages",

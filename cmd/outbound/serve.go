@@ -23,6 +23,7 @@ import (
 	"outbound/auth"
 	"outbound/config"
 	"outbound/delivery"
+	"outbound/metrics"
 	"outbound/provider"
 	"outbound/queue"
 	"outbound/quota"
@@ -153,6 +154,15 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns.servers: %w", err)
 	}
+	metrics.Register()
+	metrics.QueueFuncs(
+		func() float64 { return float64(s.queue.Stats().Pending) },
+		func() float64 {
+			if oldest := s.queue.Stats().Oldest; !oldest.IsZero() {
+				return time.Since(oldest).Seconds()
+			}
+			return 0
+		})
 	policies := newPolicies(cfg)
 	policies.hosts = hosts
 
@@ -169,6 +179,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		ReadTimeout:           cfg.Submission.ReadTimeout.D(),
 		WriteTimeout:          cfg.Submission.WriteTimeout.D(),
 		MaxLineLength:         cfg.Submission.MaxLineLength,
+		Throttle:              newThrottle(cfg.Submission),
 		Logger:                log.With("component", "relay"),
 	})
 	tlsConfig := relay.ServerTLSConfig(cert)
@@ -180,6 +191,9 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 		s.addrs[kind] = l.Addr().String()
 		srv := backend.NewServer(tlsConfig, implicit)
+		// Count connections before TLS, so a flood of handshakes is cut off
+		// too; only a plain-text listener can say why.
+		l = relay.LimitConnections(l, cfg.Submission.MaxConnections, cfg.Submission.MaxConnectionsPerIP, !implicit)
 		if implicit {
 			l = tls.NewListener(l, tlsConfig)
 		}
@@ -459,4 +473,12 @@ func (s *server) sweep(r config.Retention, log *slog.Logger) {
 		case <-tick.C:
 		}
 	}
+}
+
+// newThrottle builds the AUTH failure throttle; nil when disabled.
+func newThrottle(c config.Submission) *relay.AuthThrottle {
+	if c.AuthMaxFailures == 0 {
+		return nil
+	}
+	return &relay.AuthThrottle{MaxFailures: c.AuthMaxFailures, Window: c.AuthFailureWindow.D(), Lockout: c.AuthLockout.D()}
 }
