@@ -331,10 +331,9 @@ func (s *Store) Verify(name, password string) (*User, error) {
 	if s.cache.matches(name, u.PasswordHash, password) {
 		return u, nil
 	}
-	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+	if !s.cache.check(name, u.PasswordHash, password) {
 		return nil, ErrBadCredentials
 	}
-	s.cache.remember(name, u.PasswordHash, password)
 	return u, nil
 }
 

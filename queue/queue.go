@@ -9,8 +9,8 @@
 //
 // The durability order: Add writes both records in one bbolt transaction,
 // and bbolt fsyncs before the transaction returns; only then does the relay
-// answer 250. Concurrent Adds share one fsync through DB.Batch (group
-// commit). Nothing is ever written with NoSync.
+// answer 250. Concurrent Adds and Updates share one fsync (package
+// groupcommit). Nothing is ever written with NoSync.
 //
 // Scheduling is in memory: Open loads every unfinished message into a
 // timetable ordered by next attempt time, and Next hands a due message to
@@ -31,6 +31,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/groupcommit"
 )
 
 var (
@@ -149,6 +151,9 @@ func (m *Message) RecordAttempt(a Attempt) {
 type Queue struct {
 	db  *bolt.DB
 	now func() time.Time
+	// commit groups Adds and Updates from many goroutines into shared
+	// transactions.
+	commit *groupcommit.Committer
 
 	mu     sync.Mutex
 	sched  timetable
@@ -170,7 +175,7 @@ func Open(db *bolt.DB, now func() time.Time) (*Queue, error) {
 	if now == nil {
 		now = time.Now
 	}
-	q := &Queue{db: db, now: now, leased: make(map[string]bool), changed: make(chan struct{}), arrived: make(map[string]time.Time)}
+	q := &Queue{db: db, now: now, commit: groupcommit.New(db), leased: make(map[string]bool), changed: make(chan struct{}), arrived: make(map[string]time.Time)}
 	err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(messagesBucket); err != nil {
 			return err
@@ -209,15 +214,25 @@ func NewID(now time.Time) string {
 
 // Add stores a new message and its body durably, then schedules it for
 // immediate delivery. When Add returns nil the message survives any crash.
-func (q *Queue) Add(m *Message, body []byte) error {
+//
+// alsoWrite are further writes that must be durable together with the
+// message, in the same transaction (the relay's quota count): one commit
+// and one fsync instead of two in a row. Like the message's own write they
+// may run more than once (see groupcommit.Committer.Update).
+func (q *Queue) Add(m *Message, body []byte, alsoWrite ...func(*bolt.Tx) error) error {
 	q.prepare(m, body)
 	meta, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	// Batch coalesces concurrent Adds into one transaction and one fsync.
-	// Its function may run more than once; Put is idempotent.
-	err = q.db.Batch(func(tx *bolt.Tx) error { return putNew(tx, m.ID, meta, body) })
+	err = q.commit.Update(func(tx *bolt.Tx) error {
+		for _, write := range alsoWrite {
+			if err := write(tx); err != nil {
+				return err
+			}
+		}
+		return putNew(tx, m.ID, meta, body)
+	})
 	if err != nil {
 		return fmt.Errorf("storing message: %w", err)
 	}
@@ -329,7 +344,7 @@ func (q *Queue) Update(m *Message, additions ...Addition) error {
 			return err
 		}
 	}
-	err = q.db.Batch(func(tx *bolt.Tx) error {
+	err = q.commit.Update(func(tx *bolt.Tx) error {
 		for i, a := range additions {
 			if err := putNew(tx, a.Message.ID, added[i], a.Body); err != nil {
 				return err

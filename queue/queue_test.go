@@ -212,3 +212,38 @@ func BenchmarkAdd(b *testing.B) {
 		})
 	}
 }
+
+// Add commits alsoWrite in the message's own transaction: both are stored,
+// or, when alsoWrite fails, neither is and the message is not scheduled.
+func TestAddCommitsAlsoWriteWithTheMessage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, db := openAt(t, path, nil)
+	defer db.Close()
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("extra")); return err })
+	mark := func(tx *bolt.Tx) error { return tx.Bucket([]byte("extra")).Put([]byte("k"), []byte("v")) }
+	ok := newMessage("bob@example.net")
+	if err := q.Add(ok, []byte("Subject: a\r\n\r\nx\r\n"), mark); err != nil {
+		t.Fatal(err)
+	}
+	failing := newMessage("carol@example.net")
+	boom := fmt.Errorf("boom")
+	if err := q.Add(failing, []byte("Subject: b\r\n\r\ny\r\n"), func(*bolt.Tx) error { return boom }); err == nil {
+		t.Fatal("Add succeeded although its alsoWrite failed")
+	}
+	db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("extra")).Get([]byte("k")) == nil {
+			t.Error("alsoWrite of the stored message is missing")
+		}
+		return nil
+	})
+	if _, err := q.Get(failing.ID); err == nil {
+		t.Error("the message whose alsoWrite failed was stored")
+	}
+	got, err := q.Next(stopAfter(time.Second))
+	if err != nil || got.ID != ok.ID {
+		t.Fatalf("Next = %v, %v; want the stored message", got, err)
+	}
+	if _, err := q.Next(stopAfter(200 * time.Millisecond)); err == nil {
+		t.Error("the refused message was scheduled")
+	}
+}

@@ -11,8 +11,10 @@ import (
 // BenchmarkReserve measures one durable reservation with many sessions
 // reserving at once, as on a busy relay: each parallel goroutine is a
 // session of one of 1000 users. The cost is the group-committed fsync, so
-// it falls as more sessions share each batch; bbolt's defaults
-// (MaxBatchDelay 10ms, MaxBatchSize 1000) are kept, as cmd uses them.
+// it falls as more sessions share each batch. bbolt's defaults
+// (MaxBatchDelay 10ms, MaxBatchSize 1000) are kept. The relay itself does
+// not pay this: it Holds and writes the count in the transaction that
+// queues the message (see queue.BenchmarkAdd).
 //
 // history=day gives every user a full day of minute buckets first, the
 // largest record there can be, to show the cost of rewriting it.

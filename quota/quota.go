@@ -43,7 +43,10 @@
 // reservations can never together cross a limit. It then commits the user's
 // record with DB.Batch (group commit: many reservations share one fsync)
 // and returns only once that commit is on disk. If the commit fails the
-// reservation is taken back out of memory and the error returned.
+// reservation is taken back out of memory and the error returned. Hold is
+// the same check and count without the commit: the relay writes the record
+// (Reservation.Write) in the transaction that queues the message, so one
+// fsync makes both durable, and Releases the hold if that fails.
 //
 // Because the record written is the user's whole in-memory state at the time
 // of writing, a commit may also carry another reservation whose own commit
@@ -159,7 +162,8 @@ type Reservation struct {
 
 	// st is shared by all copies of the Reservation so that a second
 	// Release cannot give back slots that belong to other reservations.
-	st *reservationState
+	st    *reservationState
+	store *Store
 }
 
 // reservationState is guarded by Store.mu.
@@ -191,6 +195,24 @@ func (s *Store) Check(user string, lim Limits, pending, n int) error {
 // Concurrent calls for one user never together cross a limit: the check and
 // the in-memory count happen under one lock, before the commit.
 func (s *Store) Reserve(user string, lim Limits, n int) (Reservation, error) {
+	r, err := s.Hold(user, lim, n)
+	if err != nil {
+		return r, err
+	}
+	if err := s.persist(user); err != nil {
+		s.mu.Lock()
+		s.take(user, r.st.minute, n)
+		s.mu.Unlock()
+		return Reservation{}, fmt.Errorf("quota: reserve for %q: %w", user, err)
+	}
+	return r, nil
+}
+
+// Hold is Reserve without the commit: it checks and counts n recipients in
+// memory, exactly as Reserve does, and leaves writing them to the caller,
+// who puts r.Write in the transaction that stores the message (one commit
+// for both) and calls Release if that transaction fails.
+func (s *Store) Hold(user string, lim Limits, n int) (Reservation, error) {
 	if user == "" {
 		return Reservation{}, errors.New("quota: reserve: empty user")
 	}
@@ -204,9 +226,9 @@ func (s *Store) Reserve(user string, lim Limits, n int) (Reservation, error) {
 	minute := unixMinute(now)
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	w := s.users[user]
 	if err := w.exceeded(user, lim, n, now); err != nil {
-		s.mu.Unlock()
 		return Reservation{}, err
 	}
 	if w == nil {
@@ -215,15 +237,17 @@ func (s *Store) Reserve(user string, lim Limits, n int) (Reservation, error) {
 	}
 	w.prune(minute - dayMinutes)
 	w.add(minute, n)
-	s.mu.Unlock()
+	return Reservation{User: user, N: n, At: now, st: &reservationState{minute: minute}, store: s}, nil
+}
 
-	if err := s.persist(user); err != nil {
-		s.mu.Lock()
-		s.take(user, minute, n)
-		s.mu.Unlock()
-		return Reservation{}, fmt.Errorf("quota: reserve for %q: %w", user, err)
+// Write stores the user's current counts, this reservation included, in
+// tx. It may run more than once and reads only memory, as group commits
+// require.
+func (r Reservation) Write(tx *bbolt.Tx) error {
+	if r.store == nil {
+		return nil
 	}
-	return Reservation{User: user, N: n, At: now, st: &reservationState{minute: minute}}, nil
+	return r.store.write(tx, r.User)
 }
 
 // Release gives back the slots of r, for a message that could not be queued
@@ -282,24 +306,27 @@ func (s *Store) take(user string, minute int64, n int) int {
 // state is at that moment is correct either way, since it contains every
 // reservation made before persist was called.
 func (s *Store) persist(user string) error {
-	key := []byte(user)
-	return s.db.Batch(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketName)
-		if b == nil {
-			return errors.New("bucket \"quota\" is missing")
-		}
-		cutoff := unixMinute(s.now()) - dayMinutes
-		s.mu.Lock()
-		var val []byte
-		if w := s.users[user]; w != nil {
-			val = w.encode(cutoff)
-		}
-		s.mu.Unlock()
-		if val == nil {
-			return b.Delete(key)
-		}
-		return b.Put(key, val)
-	})
+	return s.db.Batch(func(tx *bbolt.Tx) error { return s.write(tx, user) })
+}
+
+// write puts user's counts as they are in memory now into tx, or deletes
+// the user's record when nothing is left in the day.
+func (s *Store) write(tx *bbolt.Tx, user string) error {
+	b := tx.Bucket(bucketName)
+	if b == nil {
+		return errors.New("bucket \"quota\" is missing")
+	}
+	cutoff := unixMinute(s.now()) - dayMinutes
+	s.mu.Lock()
+	var val []byte
+	if w := s.users[user]; w != nil {
+		val = w.encode(cutoff)
+	}
+	s.mu.Unlock()
+	if val == nil {
+		return b.Delete([]byte(user))
+	}
+	return b.Put([]byte(user), val)
 }
 
 // Usage is what a user has sent, for display by the admin API and CLI.

@@ -3,9 +3,22 @@ package relay
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/mail"
 	"net/textproto"
 )
+
+// readMessage reads DATA whole. A buffer sized from the client's SIZE=
+// declaration (bounded by the limit, as the declaration is only a promise)
+// spares the copies of a growing slice for large messages.
+func readMessage(r io.Reader, declared, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if declared > 0 {
+		buf.Grow(int(min(declared, limit)) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
+}
 
 // normalizeLineEndings rewrites every bare CR and bare LF to CRLF and
 // reports whether it found any. go-smtp hands DATA to the backend verbatim;

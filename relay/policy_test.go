@@ -14,6 +14,7 @@ import (
 	"outbound/auth"
 	"outbound/internal/dnstest"
 	"outbound/internal/testutil"
+	"outbound/queue"
 	"outbound/quota"
 	"outbound/spf"
 )
@@ -178,5 +179,50 @@ func TestSPFWarnAcceptsAndMarksTheMessage(t *testing.T) {
 	body := string(h.spool.bodies[0])
 	if !strings.Contains(body, "X-Outbound-SPF: fail domain=unaligned.test; unaligned.test's SPF does not authorize Mailgun EU") {
 		t.Fatalf("no SPF warning header:\n%s", body)
+	}
+}
+
+// The quota count is made durable in the transaction that queues the
+// message: with a real queue and quota on one bbolt file, a store opened
+// afresh from the file (as after a restart) sees the count of every queued
+// message.
+func TestQuotaCountIsDurableWithTheQueuedMessage(t *testing.T) {
+	db := testutil.OpenDB(t)
+	lim := quota.Limits{PerHour: 10, PerDay: 10}
+	h := startRelay(t, func(o *Options) {
+		q, err := quota.Open(db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spool, err := queue.Open(db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Quota, o.Spool = q, spool
+		o.PolicyFor = func(*auth.User) UserPolicy { return UserPolicy{Limits: lim} }
+	})
+	c := h.login(t, true)
+	for range 2 {
+		if err := send(c, alice, []string{"a@example.net", "b@example.net"}, simpleMessage); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopened, err := quota.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := reopened.Usage(alice, lim); u.LastHour != 4 {
+		t.Fatalf("quota on disk counts %d recipients in the last hour, want 4", u.LastHour)
+	}
+	stats, err := queue.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := stats.List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages queued, want 2", len(msgs))
 	}
 }

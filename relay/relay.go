@@ -23,6 +23,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	bolt "go.etcd.io/bbolt"
 
 	"outbound/auth"
 	"outbound/metrics"
@@ -37,19 +38,20 @@ type Users interface {
 	Get(name string) (*auth.User, error)
 }
 
-// Spool durably stores an accepted message (package queue). When Add
-// returns nil the message must survive a crash.
+// Spool durably stores an accepted message (package queue), together with
+// alsoWrite in the same transaction. When Add returns nil the message must
+// survive a crash.
 type Spool interface {
-	Add(m *queue.Message, body []byte) error
+	Add(m *queue.Message, body []byte, alsoWrite ...func(*bolt.Tx) error) error
 }
 
 // Quota enforces per-user sending limits (package quota): Check at RCPT,
-// Reserve when the message is about to be queued (atomically, so pipelined
-// RCPTs on parallel connections cannot oversend), Release if queueing then
-// fails.
+// Hold when the message is about to be queued (atomically, so pipelined
+// RCPTs on parallel connections cannot oversend; the hold is written in the
+// message's own transaction), Release if queueing then fails.
 type Quota interface {
 	Check(user string, lim quota.Limits, pending, n int) error
-	Reserve(user string, lim quota.Limits, n int) (quota.Reservation, error)
+	Hold(user string, lim quota.Limits, n int) (quota.Reservation, error)
 	Release(r quota.Reservation) error
 }
 
@@ -344,7 +346,7 @@ func submissionResult(err error) string {
 // data checks, completes and queues one message; Data records the result.
 func (s *session) data(r io.Reader) error {
 	start := s.b.opts.Now()
-	raw, err := io.ReadAll(r)
+	raw, err := readMessage(r, s.mailOpts.Size, s.b.opts.MaxMessageBytes)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			return errTooLarge(s.b.opts.MaxMessageBytes)
@@ -422,16 +424,19 @@ func (s *session) data(r io.Reader) error {
 	body = append(append(body, added.Bytes()...), msg...)
 
 	// Count the recipients atomically now: RCPT-time checks on parallel
-	// connections may each have seen room for the same last slot.
+	// connections may each have seen room for the same last slot. The
+	// count is made durable in the transaction that queues the message.
 	var reservation quota.Reservation
+	var alsoWrite []func(*bolt.Tx) error
 	if q := s.b.opts.Quota; q != nil {
 		var err error
-		if reservation, err = q.Reserve(s.user.Name, s.policy.Limits, len(m.Recipients)); err != nil {
+		if reservation, err = q.Hold(s.user.Name, s.policy.Limits, len(m.Recipients)); err != nil {
 			s.b.log.Info("message over limit", "user", s.user.Name, "rcpts", len(m.Recipients), "err", err)
 			return quotaReply(err)
 		}
+		alsoWrite = append(alsoWrite, reservation.Write)
 	}
-	if err := s.b.opts.Spool.Add(m, body); err != nil {
+	if err := s.b.opts.Spool.Add(m, body, alsoWrite...); err != nil {
 		s.b.log.Error("queue write failed", "user", s.user.Name, "err", err)
 		if q := s.b.opts.Quota; q != nil {
 			q.Release(reservation)

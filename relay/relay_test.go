@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	bolt "go.etcd.io/bbolt"
 
 	"outbound/auth"
 	"outbound/internal/testutil"
@@ -29,7 +30,7 @@ type memSpool struct {
 	failing bool
 }
 
-func (s *memSpool) Add(m *queue.Message, body []byte) error {
+func (s *memSpool) Add(m *queue.Message, body []byte, _ ...func(*bolt.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failing {

@@ -1,0 +1,168 @@
+package groupcommit
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openDB(t testing.TB) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "test.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucket([]byte("b"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func put(key string) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put([]byte(key), []byte("v")) }
+}
+
+func count(t *testing.T, db *bolt.DB) int {
+	t.Helper()
+	n := 0
+	db.View(func(tx *bolt.Tx) error { n = tx.Bucket([]byte("b")).Stats().KeyN; return nil })
+	return n
+}
+
+// Every concurrent call is committed, and they share transactions.
+func TestConcurrentCallsAllCommittedInFewerTransactions(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+	const writers = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- c.Update(put(fmt.Sprint(i)))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(t, db); got != writers {
+		t.Fatalf("%d keys on disk, want %d", got, writers)
+	}
+	// Each committed write transaction takes the next transaction id.
+	var txid int
+	db.View(func(tx *bolt.Tx) error { txid = tx.ID(); return nil })
+	if txid >= writers {
+		t.Errorf("%d write transactions for %d concurrent calls: nothing was shared", txid, writers)
+	}
+}
+
+// A lone caller commits at once and sees the result.
+func TestSingleCall(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+	if err := c.Update(put("k")); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, db); got != 1 {
+		t.Fatalf("%d keys, want 1", got)
+	}
+}
+
+// A failing function gets its own error; the others in its transaction are
+// committed without it.
+func TestFailingCallIsIsolated(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	var failures, successes atomic.Int32
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn := put(fmt.Sprint(i))
+			if i%10 == 3 {
+				fn = func(tx *bolt.Tx) error {
+					tx.Bucket([]byte("b")).Put([]byte("bad"+fmt.Sprint(i)), []byte("x"))
+					return boom
+				}
+			}
+			err := c.Update(fn)
+			switch {
+			case i%10 == 3 && errors.Is(err, boom):
+				failures.Add(1)
+			case i%10 != 3 && err == nil:
+				successes.Add(1)
+			default:
+				t.Errorf("call %d: unexpected result %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if failures.Load() != 5 || successes.Load() != 45 {
+		t.Fatalf("%d failures, %d successes; want 5 and 45", failures.Load(), successes.Load())
+	}
+	if got := count(t, db); got != 45 {
+		t.Fatalf("%d keys on disk, want 45 (a failed call's writes must be rolled back)", got)
+	}
+}
+
+// A commit that fails as a whole reports its error to every call in it.
+func TestCommitErrorReachesEveryCall(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+	db.Close()
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Update(put(fmt.Sprint(i))); err == nil {
+				t.Errorf("call %d succeeded on a closed database", i)
+			}
+		}()
+	}
+	wg.Wait()
+	// The committer is idle again, not stuck with a leader that left.
+	if err := c.Update(put("after")); err == nil {
+		t.Error("call after the failures succeeded on a closed database")
+	}
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	for _, writers := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			db := openDB(b)
+			c := New(db)
+			value := make([]byte, 4096)
+			var n atomic.Int64
+			b.SetParallelism(writers)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					key := fmt.Sprint(n.Add(1))
+					if err := c.Update(func(tx *bolt.Tx) error {
+						return tx.Bucket([]byte("b")).Put([]byte(key), value)
+					}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
