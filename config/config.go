@@ -57,6 +57,7 @@ type Submission struct {
 	AuthMaxFailures     int      `toml:"auth_max_failures" doc:"Failed logins from one address, or against one login, within auth_failure_window that lock it out (421 4.7.0) for auth_lockout. 0 disables throttling."`
 	AuthFailureWindow   Duration `toml:"auth_failure_window" doc:"Window in which failed logins add up."`
 	AuthLockout         Duration `toml:"auth_lockout" doc:"How long AUTH is refused after too many failures."`
+	MaxErrors           int      `toml:"max_errors" doc:"Refused commands (MAIL, RCPT, DATA, AUTH) one session may collect before it is ended with 421 4.7.0. 0: no limit."`
 }
 
 // Admin configures the HTTP admin API that the CLI talks to.
@@ -140,6 +141,7 @@ func Default() Config {
 			AuthMaxFailures:     5,
 			AuthFailureWindow:   Duration(5 * time.Minute),
 			AuthLockout:         Duration(15 * time.Minute),
+			MaxErrors:           20,
 		},
 		Admin: Admin{Listen: "127.0.0.1:8025"},
 		DefaultRoute: Upstream{
@@ -271,6 +273,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Submission.MaxConnections < 0 || c.Submission.MaxConnectionsPerIP < 0 || c.Submission.AuthMaxFailures < 0 {
 		bad("submission.max_connections", "max_connections, max_connections_per_ip and auth_max_failures must not be negative")
+	}
+	if c.Submission.MaxErrors < 0 {
+		bad("submission.max_errors", "must not be negative (0 means no limit), got %d", c.Submission.MaxErrors)
 	}
 	if c.Submission.AuthMaxFailures > 0 && (c.Submission.AuthFailureWindow <= 0 || c.Submission.AuthLockout <= 0) {
 		bad("submission.auth_lockout", "auth_failure_window and auth_lockout must be positive when auth_max_failures is set")

@@ -109,3 +109,38 @@ func TestConnectionLimitPerAddress(t *testing.T) {
 		t.Fatal("a slot freed by a closed connection was not reused")
 	}
 }
+
+// A session that collects MaxErrors refused commands is ended with 421
+// 4.7.0 and its connection closed, on both listeners; a new connection is
+// served as usual.
+func TestTooManyErrorsEndTheSession(t *testing.T) {
+	h := startRelay(t, func(o *Options) { o.MaxErrors = 3 })
+	for _, implicit := range []bool{true, false} {
+		c := h.login(t, implicit)
+		wantCode(t, c.Mail("mallory@evil.example", nil), 550, smtp.EnhancedCode{5, 7, 1}, "")
+		wantCode(t, c.Mail("eve@evil.example", nil), 550, smtp.EnhancedCode{5, 7, 1}, "")
+		wantCode(t, c.Mail("trudy@evil.example", nil), 421, smtp.EnhancedCode{4, 7, 0}, "Too many errors in this session (3)")
+		if err := c.Noop(); err == nil {
+			t.Fatalf("implicit=%v: the connection is still open after the 421", implicit)
+		}
+		c = h.login(t, implicit)
+		if err := send(c, alice, []string{"bob@example.net"}, simpleMessage); err != nil {
+			t.Fatalf("implicit=%v: a new session after the 421: %v", implicit, err)
+		}
+	}
+}
+
+// Accepted commands do not add up towards MaxErrors.
+func TestSuccessfulCommandsAreNotErrors(t *testing.T) {
+	h := startRelay(t, func(o *Options) { o.MaxErrors = 2 })
+	c := h.login(t, true)
+	for range 5 {
+		if err := send(c, alice, []string{"bob@example.net"}, simpleMessage); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCode(t, c.Mail("mallory@evil.example", nil), 550, smtp.EnhancedCode{5, 7, 1}, "")
+	if err := send(c, alice, []string{"bob@example.net"}, simpleMessage); err != nil {
+		t.Fatalf("one refusal ended the session: %v", err)
+	}
+}

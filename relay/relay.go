@@ -103,7 +103,10 @@ type Options struct {
 	ReadTimeout           time.Duration
 	WriteTimeout          time.Duration
 	MaxLineLength         int
-	Logger                *slog.Logger
+	// MaxErrors ends a session with 421 4.7.0 once this many of its MAIL,
+	// RCPT, DATA or AUTH commands were refused; 0 means no limit.
+	MaxErrors int
+	Logger    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -190,6 +193,9 @@ type session struct {
 	// in a header of the queued message.
 	spfResult *spf.Result
 	rcpts     []queue.Recipient
+
+	// refused counts this session's refused commands, for MaxErrors.
+	refused int
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -202,6 +208,11 @@ func (s *session) AuthMechanisms() []string {
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
+	srv, err := s.auth(mech)
+	return srv, s.tally(err)
+}
+
+func (s *session) auth(mech string) (sasl.Server, error) {
 	if !s.tls {
 		return nil, errTLSRequired
 	}
@@ -215,10 +226,12 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 			if identity != "" && identity != username {
 				return errAuthFailed
 			}
-			return s.login(username, password)
+			return s.tally(s.login(username, password))
 		}), nil
 	case sasl.Login:
-		return auth.NewLoginServer(s.login), nil
+		return auth.NewLoginServer(func(username, password string) error {
+			return s.tally(s.login(username, password))
+		}), nil
 	}
 	return nil, errAuthMechanism
 }
@@ -254,6 +267,10 @@ func (s *session) login(username, password string) error {
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	return s.tally(s.mail(from, opts))
+}
+
+func (s *session) mail(from string, opts *smtp.MailOptions) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
@@ -288,6 +305,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	return s.tally(s.rcpt(to, opts))
+}
+
+func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
@@ -315,11 +336,44 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (s *session) Data(r io.Reader) error {
 	if s.user == nil {
-		return errAuthRequired
+		return s.tally(errAuthRequired)
 	}
 	err := s.data(r)
 	metrics.Submissions.WithLabelValues(submissionResult(err)).Inc()
-	return err
+	return s.tally(err)
+}
+
+// tally counts a refused command. Once MaxErrors are reached the session
+// ends: a client that keeps being refused (probing recipients or senders,
+// or a script stuck in a loop) does not keep its connection, as Postfix's
+// smtpd_hard_error_limit does.
+func (s *session) tally(err error) error {
+	var se *smtp.SMTPError
+	if s.b.opts.MaxErrors <= 0 || !errors.As(err, &se) || se.Code < 400 {
+		return err
+	}
+	s.refused++
+	if s.refused < s.b.opts.MaxErrors {
+		return err
+	}
+	s.b.log.Warn("too many errors; ending session", "remote", s.remoteIP, "errors", s.refused, "last", se.Message)
+	end := reply(421, smtp.EnhancedCode{4, 7, 0}, "Too many errors in this session (%d); closing the connection. The last one was: %s", s.refused, se.Message)
+	s.closeWith(end)
+	return end
+}
+
+// closeWith writes a final reply and closes the connection. go-smtp has no
+// way for a backend to end a session, so the reply is written here, on the
+// connection as it is now (TLS or not); go-smtp's own attempt to write it
+// then fails silently and its next read ends the session.
+func (s *session) closeWith(final *smtp.SMTPError) {
+	conn := s.conn.Conn()
+	if s.b.opts.WriteTimeout > 0 {
+		conn.SetWriteDeadline(time.Now().Add(s.b.opts.WriteTimeout))
+	}
+	e := final.EnhancedCode
+	fmt.Fprintf(conn, "%d %d.%d.%d %s\r\n", final.Code, e[0], e[1], e[2], final.Message)
+	conn.Close()
 }
 
 // submissionResult names the outcome of DATA for the submissions metric.
