@@ -65,6 +65,7 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /api/users", a.authed(a.listUsers))
 	mux.Handle("POST /api/users", a.authed(a.createUser))
 	mux.Handle("GET /api/users/{name}", a.authed(a.showUser))
+	mux.Handle("PATCH /api/users/{name}", a.authed(a.updateUser))
 	mux.Handle("DELETE /api/users/{name}", a.authed(a.deleteUser))
 	mux.Handle("PUT /api/users/{name}/password", a.authed(a.setPassword))
 	mux.Handle("PUT /api/users/{name}/limits", a.authed(a.setLimits))
@@ -146,7 +147,8 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-// UserView is a user as the API shows it: never the password hash.
+// UserView is a user as the API lists it: never the password hash. One
+// user's page (GET /api/users/{name}) is a UserDetail.
 type UserView struct {
 	Name      string    `json:"name"`
 	AllowFrom []string  `json:"allow_from"`
@@ -200,15 +202,6 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.Logger.Info("user added", "user", u.Name)
 	writeJSON(w, http.StatusCreated, viewUser(u))
-	return nil
-}
-
-func (a *api) showUser(w http.ResponseWriter, r *http.Request) error {
-	u, err := a.Users.Get(r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, viewUser(u))
 	return nil
 }
 

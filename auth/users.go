@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
@@ -49,6 +50,16 @@ type User struct {
 	// SPFPolicy overrides the route's SPF policy ("off", "warn",
 	// "enforce") when set; read by the relay.
 	SPFPolicy string `json:"spf_policy,omitempty"`
+	// DisplayName is the name the relay puts in a From header that has
+	// only an address ("Alice Example" <alice@example.com>); empty means
+	// none. It never replaces a name the client set. Checked by
+	// ValidateDisplayName; read by the relay.
+	DisplayName string `json:"display_name,omitempty"`
+	// ReplyTo is the address (optionally with a name) the relay adds as
+	// Reply-To to messages that have none; empty means none. It never
+	// replaces a Reply-To the client set. Checked by ValidateReplyTo; read
+	// by the relay.
+	ReplyTo string `json:"reply_to,omitempty"`
 	// Created is when the user was added.
 	Created time.Time `json:"created"`
 }
@@ -108,6 +119,54 @@ func ValidateAllowFrom(s string) error {
 	}
 	if s == "" || strings.ContainsAny(s, " \t/\\<>") || !strings.Contains(s, ".") {
 		return fmt.Errorf("allowed sender %q is neither an address nor a domain like example.com", s)
+	}
+	return nil
+}
+
+// MaxDisplayNameBytes bounds a user's default display name, so that the
+// From header it goes into stays well within the 998-byte line limit.
+const MaxDisplayNameBytes = 200
+
+// ValidateDisplayName checks a default display name: valid UTF-8, no line
+// breaks or other control characters (they would break or inject header
+// lines), at most MaxDisplayNameBytes bytes. Empty is allowed: no name.
+func ValidateDisplayName(s string) error {
+	if len(s) > MaxDisplayNameBytes {
+		return fmt.Errorf("display name is %d bytes long: at most %d are allowed", len(s), MaxDisplayNameBytes)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("display name is not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("display name %q must not contain line breaks or control characters", s)
+		}
+	}
+	return nil
+}
+
+// ValidateReplyTo checks a default Reply-To: one address as net/mail
+// parses it ("help@example.com" or "Support <help@example.com>"), without
+// line breaks or control characters. Empty is allowed: no Reply-To.
+func ValidateReplyTo(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("reply-to %q must not contain line breaks or control characters", s)
+		}
+	}
+	if len(s) > 500 {
+		return fmt.Errorf("reply-to is %d bytes long: at most 500 are allowed", len(s))
+	}
+	_, err := mail.ParseAddress(s)
+	if err == nil && strings.HasSuffix(strings.TrimSpace(s), ";") {
+		err = errors.New("a group is not an address")
+	}
+	if err != nil {
+		return fmt.Errorf("reply-to %q is not one valid address (like help@example.com or \"Support <help@example.com>\"): %s",
+			s, strings.TrimPrefix(err.Error(), "mail: "))
 	}
 	return nil
 }

@@ -432,6 +432,9 @@ func (s *session) data(r io.Reader) error {
 			return errFromNotAllowed(f.Address, s.user.Name)
 		}
 	}
+	// Fill in the user's display name and Reply-To where the client left
+	// them out (never replacing its own); see sender.go.
+	msg = applySenderDefaults(msg, header, s.user)
 	var spfHeaders []string
 	if s.spfResult != nil {
 		spfHeaders = append(spfHeaders, spfHeader(s.spfResult))

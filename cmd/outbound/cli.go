@@ -123,7 +123,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (e *cliEnv) userCommand(args []string) error {
 	if len(args) == 0 {
-		return usagef("user needs a subcommand: add, list, del, passwd")
+		return usagef("user needs a subcommand: add, list, show, set, del, passwd, route")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -185,6 +185,10 @@ func (e *cliEnv) userCommand(args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Route, allow, u.Created.Format("2006-01-02"))
 		}
 		return tw.Flush()
+	case "show":
+		return e.userShow(args)
+	case "set":
+		return e.userSet(args)
 	case "del", "delete":
 		if len(args) != 1 {
 			return usagef("usage: outbound user del NAME")
@@ -217,6 +221,135 @@ func (e *cliEnv) userCommand(args []string) error {
 		return nil
 	}
 	return usagef("unknown user subcommand %q", sub)
+}
+
+const userSetUsage = `usage: outbound user set USER [--allow-from ADDR_OR_DOMAIN]... [--clear-allow-from] [--display-name NAME] [--reply-to ADDR] (at least one; "" clears a setting)`
+
+// userSet changes a user's allowed senders and sender settings (PATCH
+// /api/users/{name}): only the options given change. --allow-from replaces
+// the whole list; --clear-allow-from empties it.
+func (e *cliEnv) userSet(args []string) error {
+	fs := newFlags("user set")
+	var allow stringList
+	fs.Var(&allow, "allow-from", "address or domain the user may send as (repeatable; replaces the list)")
+	clearAllow := fs.Bool("clear-allow-from", false, "remove every allowed sender")
+	displayName := fs.String("display-name", "", "display name put in From headers that have only an address (\"\" clears)")
+	replyTo := fs.String("reply-to", "", "Reply-To added to messages without one (\"\" clears)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if len(pos) != 1 || !(set["allow-from"] || *clearAllow || set["display-name"] || set["reply-to"]) {
+		return usagef(userSetUsage)
+	}
+	var req admin.UpdateUserRequest
+	switch {
+	case set["allow-from"] && *clearAllow:
+		return usagef("give --allow-from (the new list) or --clear-allow-from, not both")
+	case set["allow-from"]:
+		for _, a := range allow {
+			if strings.TrimSpace(a) == "" {
+				return usagef(`--allow-from "" is not a sender: use --clear-allow-from to remove every allowed sender`)
+			}
+		}
+		list := []string(allow)
+		req.AllowFrom = &list
+	case *clearAllow:
+		req.AllowFrom = &[]string{}
+	}
+	if set["display-name"] {
+		req.DisplayName = displayName
+	}
+	if set["reply-to"] {
+		req.ReplyTo = replyTo
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var d admin.UserDetail
+	if err := c.call("PATCH", "/api/users/"+url.PathEscape(pos[0]), req, &d); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, d)
+	}
+	fmt.Fprintf(e.stdout, "updated user %s\n", d.Name)
+	printSenderSettings(e.stdout, &d)
+	return nil
+}
+
+// userShow prints one user: route, limits, sender settings, usage and its
+// smarthost (the password masked by the server).
+func (e *cliEnv) userShow(args []string) error {
+	fs := newFlags("user show")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("usage: outbound user show USER [--json]")
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var d admin.UserDetail
+	if err := c.call("GET", "/api/users/"+url.PathEscape(pos[0]), nil, &d); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, d)
+	}
+	showUser(e.stdout, &d)
+	return nil
+}
+
+func showUser(w io.Writer, d *admin.UserDetail) {
+	fmt.Fprintf(w, "User:            %s\n", d.Name)
+	fmt.Fprintf(w, "Created:         %s\n", d.Created.Local().Format(time.DateTime))
+	route := d.Route
+	if d.Route == "default" {
+		route = "default (the relay's default route)"
+	}
+	fmt.Fprintf(w, "Route:           %s\n", route)
+	printSenderSettings(w, d)
+	own := "the route's defaults"
+	if d.Limits.Overridden {
+		own = "own limits"
+	}
+	fmt.Fprintf(w, "Limits:          %d per hour, %d per day (%s)\n", d.Limits.PerHour, d.Limits.PerDay, own)
+	u := d.Usage
+	fmt.Fprintf(w, "Sent:            %d in the last hour, %d in the last day\n", u.SentLastHour, u.SentLastDay)
+	fmt.Fprintf(w, "Remaining:       %d this hour, %d today\n", u.RemainingHour, u.RemainingDay)
+	if u.NextSlot != nil {
+		fmt.Fprintf(w, "Next slot:       in %s (%s)\n", time.Until(*u.NextSlot).Round(time.Second), u.NextSlot.Local().Format(time.DateTime))
+	}
+	if h := d.Smarthost; h != nil {
+		if h.Missing {
+			fmt.Fprintf(w, "Smarthost:       %s does not exist (route the user elsewhere: outbound user route %s --smarthost NAME | --default)\n", h.Name, d.Name)
+			return
+		}
+		fmt.Fprintf(w, "Smarthost:       %s (%s:%d, %s)\n", h.Name, h.Host, h.Port, h.TLS)
+		fmt.Fprintf(w, "  Username:      %s\n", dash(h.Username))
+		fmt.Fprintf(w, "  Password:      %s\n", dash(h.Password))
+	}
+}
+
+// printSenderSettings prints who the user may send as, and the display
+// name and Reply-To the relay fills in.
+func printSenderSettings(w io.Writer, d *admin.UserDetail) {
+	senders := append([]string(nil), d.AllowFrom...)
+	if at := strings.LastIndexByte(d.Name, '@'); at > 0 && at < len(d.Name)-1 {
+		senders = append([]string{d.Name + " (its login)"}, senders...)
+	}
+	fmt.Fprintf(w, "Allowed From:    %s\n", dash(strings.Join(senders, ", ")))
+	fmt.Fprintf(w, "Display name:    %s\n", dash(d.DisplayName))
+	fmt.Fprintf(w, "Reply-To:        %s\n", dash(d.ReplyTo))
 }
 
 // readPassword reads one line from stdin when it is not a terminal, or

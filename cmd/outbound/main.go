@@ -28,6 +28,14 @@ Commands:
   user add NAME [--allow-from ADDR_OR_DOMAIN]... [--generate-password]
                                 add a user; password from stdin (one line) or a prompt
   user list                     list users
+  user show USER                a user's route, limits, sender settings, usage
+                                and smarthost (password masked)
+  user set USER [--allow-from ADDR_OR_DOMAIN]... [--clear-allow-from]
+        [--display-name NAME] [--reply-to ADDR]
+                                change what is given: --allow-from replaces the
+                                allowed senders; the display name fills From
+                                headers without one, Reply-To is added when
+                                absent (never replacing the client's); "" clears
   user del NAME                 delete a user
   user passwd NAME              set a user's password (stdin or prompt)
   user route USER... --smarthost NAME
