@@ -2,7 +2,11 @@
 // leases due messages from the queue, picks the message's upstream
 // (its user's smarthost or the default route), sends over TLS with the
 // upstream's credentials through a pool of reused connections, and records
-// each recipient's outcome back in the queue.
+// each recipient's outcome back in the queue. An upstream may have a
+// fallback, which takes the attempts the upstream cannot: while it is
+// backed off, or after it failed temporarily as a whole before it could
+// have taken the message (Deliverer.deliver). That is failover, never
+// fan-out: each attempt sends the message through one upstream.
 //
 // Failure rules, per recipient: a reply or error judged permanent ends
 // delivery to that recipient (status failed); anything else — including
@@ -165,9 +169,10 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 	var results map[string]result
 	if err == nil {
 		upName, upHost = up.Name, up.Host
-		// While an upstream is known to be down, waiting messages are not
-		// attempted and burn no attempts: they wait for it to come back.
-		if until, down := d.backoffs.downUntil(up.key(), start); down {
+		// While an upstream is known to be down (and its fallback too, if
+		// it has one), waiting messages are not attempted and burn no
+		// attempts: they wait for one of them to come back.
+		if until, down := d.heldUntil(up, start); down {
 			d.q.Release(m.ID, until.Add(jitter(until.Sub(start)/4+time.Second)))
 			return
 		}
@@ -176,16 +181,15 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 			err = errors.New("message body is missing from the queue")
 		}
 		if err == nil {
-			results, err = d.send(up, m, body, rcpts, done)
+			var used *Upstream
+			used, results, err = d.deliver(up, m, body, rcpts, done)
 			if errors.Is(err, errStopped) {
 				d.q.Release(m.ID, m.NextAttempt)
 				return
 			}
-			if isUpstreamWide(err) {
-				until := d.backoffs.failed(up.key(), d.opts.Now())
-				d.log.Warn("upstream unavailable; holding its messages", "upstream", upName, "until", until, "err", errorText(err))
-			} else if err == nil {
-				d.backoffs.succeeded(up.key())
+			upName, upHost = used.Name, used.Host
+			if used != up {
+				upName = fmt.Sprintf("%s (fallback of %s)", used.Name, up.Name)
 			}
 		}
 	}
@@ -226,6 +230,91 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 	if err := d.q.Update(m, additions...); err != nil {
 		d.log.Error("recording delivery failed", "id", m.ID, "err", err)
 	}
+}
+
+// heldUntil reports whether messages for up must wait, and until when: up
+// is backed off and has no fallback, or its fallback is backed off too (then
+// until is whichever of the two comes back first).
+func (d *Deliverer) heldUntil(up *Upstream, now time.Time) (time.Time, bool) {
+	until, down := d.backoffs.downUntil(up.key(), now)
+	if !down || up.Fallback == nil {
+		return until, down
+	}
+	fbUntil, fbDown := d.backoffs.downUntil(up.Fallback.key(), now)
+	if !fbDown {
+		return time.Time{}, false
+	}
+	if fbUntil.Before(until) {
+		until = fbUntil
+	}
+	return until, true
+}
+
+// deliver sends m through up or, when up cannot take it in this attempt,
+// through up.Fallback (failover, not fan-out: the message goes out through
+// at most one of them). The fallback is used when up is backed off, or when
+// up failed temporarily for the whole transaction before it could have
+// taken the message (see mayFailOver) and the fallback is not backed off
+// itself. Only one level is followed: the fallback's own Fallback is not.
+//
+// It returns the upstream whose outcome is this attempt's.
+func (d *Deliverer) deliver(up *Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (*Upstream, map[string]result, error) {
+	fb := up.Fallback
+	if _, down := d.backoffs.downUntil(up.key(), d.opts.Now()); down && fb != nil {
+		// heldUntil found the fallback up (another worker may have
+		// marked it down since; then it is tried anyway, as ever).
+		d.log.Debug("upstream backed off; delivering through its fallback", "id", m.ID, "upstream", up.Name, "fallback", fb.Name)
+		results, err := d.try(fb, m, body, rcpts, done)
+		return fb, results, err
+	}
+	results, err := d.try(up, m, body, rcpts, done)
+	if fb == nil || !mayFailOver(err) {
+		return up, results, err
+	}
+	if until, down := d.backoffs.downUntil(fb.key(), d.opts.Now()); down {
+		d.log.Info("upstream failed and its fallback is backed off too", "id", m.ID, "upstream", up.Name, "fallback", fb.Name, "fallback_until", until)
+		return up, results, err
+	}
+	d.log.Warn("upstream failed; failing over to its fallback", "id", m.ID, "upstream", up.Name, "fallback", fb.Name, "err", errorText(err))
+	results, err = d.try(fb, m, body, rcpts, done)
+	return fb, results, err
+}
+
+// try runs one transaction through up and keeps up's backoff state: an
+// upstream-wide failure backs it off, a completed transaction clears it.
+func (d *Deliverer) try(up *Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (map[string]result, error) {
+	results, err := d.send(up, m, body, rcpts, done)
+	switch {
+	case errors.Is(err, errStopped):
+	case isUpstreamWide(err):
+		until := d.backoffs.failed(up.key(), d.opts.Now())
+		d.log.Warn("upstream unavailable; holding its messages", "upstream", up.Name, "until", until, "err", errorText(err))
+	case err == nil:
+		d.backoffs.succeeded(up.key())
+	}
+	return results, err
+}
+
+// mayFailOver reports whether a transaction that ended with err may be
+// repeated through the fallback in the same attempt. Only an error for the
+// whole transaction qualifies: a transaction that went through, with the
+// message accepted or some recipients refused, yields per-recipient
+// outcomes and no error. Only a temporary one: a permanent refusal is final
+// wherever the message would go. And only when the upstream certainly does
+// not have the message: not when the body went out in full and the
+// connection was lost before its reply, so that failover never sends a
+// message twice.
+func mayFailOver(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, errStopped):
+		return false
+	case isUnconfirmed(err):
+		return false
+	case isSetupError(err):
+		// Not reached or not logged in to: never the message's fault.
+		return true
+	}
+	return bounce.ClassifyError(err).Class == bounce.Temporary
 }
 
 // notices collects the recipients an attempt must report on, by kind.
@@ -368,6 +457,11 @@ func (d *Deliverer) send(up *Upstream, m *queue.Message, body []byte, rcpts []st
 // staleConnection reports whether the first command on a reused connection
 // failed because the connection is gone: a network error or a 421.
 func staleConnection(err error) bool {
+	if isUnconfirmed(err) {
+		// The whole message went out before the connection failed: the
+		// upstream may have it, so sending it again could duplicate it.
+		return false
+	}
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		return se.Code == 421
@@ -386,7 +480,9 @@ func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, ti
 	var accepted []string
 	for _, r := range rcpts {
 		if err := c.Rcpt(r, nil); err != nil {
-			if !isSMTPError(err) {
+			// A 421 is the upstream closing the session, not a verdict on
+			// this recipient: it ends the transaction, before any DATA.
+			if !isSMTPError(err) || isClosing(err) {
 				return nil, false, err
 			}
 			results[r] = result{err: err, reply: errorText(err)}
@@ -411,7 +507,12 @@ func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, ti
 	resp, err := w.CloseWithResponse()
 	c.raw.SetWriteDeadline(time.Time{})
 	if err != nil {
-		return nil, isSMTPError(err), err
+		if !isSMTPError(err) {
+			// The whole message went out but its reply did not come back:
+			// the upstream may have accepted it.
+			return nil, false, &unconfirmedError{err}
+		}
+		return nil, true, err
 	}
 	// go-smtp keeps only the text of the final 250; the code is implied.
 	reply := "250 " + resp.StatusText
@@ -433,6 +534,13 @@ func resetOK(c *smtp.Client, err error) bool {
 func isSMTPError(err error) bool {
 	var se *smtp.SMTPError
 	return errors.As(err, &se)
+}
+
+// isClosing reports whether err is a 421: the upstream is closing the
+// session (service unavailable, too busy, rate limited).
+func isClosing(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Code == 421
 }
 
 // errorText renders an error as the reply line operators and DSNs quote:
@@ -461,6 +569,19 @@ func isSetupError(err error) bool {
 	return errors.As(err, &se)
 }
 
+// unconfirmedError marks a failure after the whole message was sent, before
+// the upstream's reply to it arrived: the upstream may have the message, so
+// it must not be sent through another upstream in the same attempt.
+type unconfirmedError struct{ err error }
+
+func (e *unconfirmedError) Error() string { return e.err.Error() }
+func (e *unconfirmedError) Unwrap() error { return e.err }
+
+func isUnconfirmed(err error) bool {
+	var ue *unconfirmedError
+	return errors.As(err, &ue)
+}
+
 // isUpstreamWide reports whether err says the upstream as a whole is
 // unavailable, so every message for it should wait rather than retry on
 // its own: it could not be reached or logged in to, it is closing the
@@ -472,8 +593,7 @@ func isUpstreamWide(err error) bool {
 	if isSetupError(err) {
 		return true
 	}
-	var se *smtp.SMTPError
-	if errors.As(err, &se) && se.Code == 421 {
+	if isClosing(err) {
 		return true
 	}
 	v := bounce.ClassifyError(err)

@@ -30,6 +30,11 @@ type Upstream struct {
 	Password string
 	// RootCAs verifies the upstream's certificate; nil means the system roots.
 	RootCAs *x509.CertPool
+	// Fallback, when set, takes an attempt this upstream cannot: while
+	// this one is backed off, or after it failed temporarily as a whole
+	// before it could have taken the message (see Deliverer.deliver). Only
+	// one level is followed: the fallback's own Fallback is ignored.
+	Fallback *Upstream
 }
 
 func (u *Upstream) addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }

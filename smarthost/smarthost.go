@@ -99,9 +99,10 @@ type Smarthost struct {
 	SPFInclude string `json:"spf_include,omitempty"`
 	// SPFIPs are egress addresses of the upstream, checked besides the include.
 	SPFIPs []string `json:"spf_ips,omitempty"`
-	// Fallback names a smarthost to try when this one fails temporarily.
-	// Stored and validated (it must exist and cannot be deleted while
-	// named); delivery does not fail over to it yet.
+	// Fallback names a smarthost that takes an attempt when this one is
+	// backed off or fails temporarily before it could have the message
+	// (see package delivery). It must exist and cannot be deleted while
+	// named.
 	Fallback string `json:"fallback,omitempty"`
 	// Preset is the provider preset the settings came from, if any.
 	Preset string `json:"preset,omitempty"`

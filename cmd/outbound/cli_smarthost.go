@@ -75,7 +75,7 @@ func newSmarthostFlags(name string) *smarthostFlags {
 		passwordFile:  fs.String("password-file", "", "read the password from this file"),
 		caFile:        fs.String("ca-file", "", "PEM file of CAs trusted for this upstream"),
 		spfInclude:    fs.String("spf-include", "", "SPF include domain senders publish for this upstream"),
-		fb:            fs.String("fallback", "", "smarthost to fail over to (stored; failover not yet used by delivery)"),
+		fb:            fs.String("fallback", "", "smarthost to fail over to: takes the attempt while this one is backed off, or when it fails temporarily before accepting the message (never both)"),
 		force:         fs.Bool("force", false, "save even when the connection test fails"),
 		asJSON:        fs.Bool("json", false, "print JSON"),
 	}

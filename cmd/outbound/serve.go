@@ -149,7 +149,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	router := newRouter(defaultUpstream, hosts)
+	router := newRouter(defaultUpstream, hosts, log.With("component", "delivery"))
 	resolver, err := spf.NewResolver(cfg.DNS.Servers, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("dns.servers: %w", err)
@@ -316,17 +316,24 @@ func retrySchedule(r config.Retry) func(int) time.Duration {
 // deleted smarthost takes effect at the next attempt. A route that names no
 // smarthost is an error, which delivery treats as temporary: the message
 // waits rather than leave through the wrong upstream.
+//
+// A smarthost's fallback is built with it, one level deep (the fallback's
+// own fallback is not followed, so fallbacks cannot loop). A fallback that
+// cannot be built (deleted, undecryptable password, unreadable CA file)
+// costs only the failover: the smarthost is used without one, and the
+// problem is logged once per smarthost version.
 type smarthostRouter struct {
 	def   *delivery.Upstream
 	hosts *smarthost.Store
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	version uint64
 	cache   map[string]*delivery.Upstream
 }
 
-func newRouter(def *delivery.Upstream, hosts *smarthost.Store) *smarthostRouter {
-	return &smarthostRouter{def: def, hosts: hosts, cache: map[string]*delivery.Upstream{}}
+func newRouter(def *delivery.Upstream, hosts *smarthost.Store, log *slog.Logger) *smarthostRouter {
+	return &smarthostRouter{def: def, hosts: hosts, log: log, cache: map[string]*delivery.Upstream{}}
 }
 
 // Upstream implements delivery.Router.
@@ -349,18 +356,37 @@ func (r *smarthostRouter) Upstream(route string) (*delivery.Upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route %q: %w: add the smarthost again or move its users with `outbound user route`", route, err)
 	}
-	password, err := r.hosts.Password(route)
+	up, err := r.build(h)
+	if err != nil {
+		return nil, err
+	}
+	if h.Fallback != "" {
+		fb, err := r.hosts.Get(h.Fallback)
+		if err == nil {
+			up.Fallback, err = r.build(fb)
+		}
+		if err != nil {
+			// Cached without the fallback: logged again only after a change.
+			r.log.Warn("fallback smarthost unusable; delivering without failover", "smarthost", route, "fallback", h.Fallback, "err", err)
+		}
+	}
+	r.cache[route] = up
+	return up, nil
+}
+
+// build makes the delivery upstream of a stored smarthost, without its
+// fallback.
+func (r *smarthostRouter) build(h *smarthost.Smarthost) (*delivery.Upstream, error) {
+	password, err := r.hosts.Password(h.Name)
 	if err != nil {
 		return nil, err
 	}
 	roots, err := smarthost.RootCAs(h.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("smarthost %s: %w", route, err)
+		return nil, fmt.Errorf("smarthost %s: %w", h.Name, err)
 	}
-	up := &delivery.Upstream{Name: route, Host: h.Host, Port: h.Port, TLSMode: h.TLS,
-		Username: h.Username, Password: password, RootCAs: roots}
-	r.cache[route] = up
-	return up, nil
+	return &delivery.Upstream{Name: h.Name, Host: h.Host, Port: h.Port, TLSMode: h.TLS,
+		Username: h.Username, Password: password, RootCAs: roots}, nil
 }
 
 func upstreamFromConfig(name string, u config.Upstream) (*delivery.Upstream, error) {
