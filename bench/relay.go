@@ -66,6 +66,9 @@ data_dir = %q
 [submission]
 implicit_tls = %q
 starttls = %q
+# Every bench client comes from 127.0.0.1: the per-address cap (default
+# 100) would refuse the -idle connections.
+max_connections_per_ip = 0
 
 [admin]
 listen = %q
