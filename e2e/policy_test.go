@@ -55,8 +55,13 @@ func TestUserAtLimitGets450(t *testing.T) {
 	if res := r.cli("", "limits", "set", "app@example.com", "--per-day", "20000"); res.Code == 0 || !strings.Contains(res.Stderr, "limits.max_per_day = 10000") {
 		t.Fatalf("limit above the ceiling: %s", res)
 	}
-	if res := r.cli("", "limits", "set", "app@example.com", "--per-hour", "10", "--per-day", "10"); res.Code != 0 {
-		t.Fatalf("limits set: %s", res)
+	res = r.cli("", "limits", "set", "app@example.com", "--per-hour", "10", "--per-day", "10", "--json")
+	var set struct {
+		PerHour int `json:"per_hour"`
+		PerDay  int `json:"per_day"`
+	}
+	if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &set) != nil || set.PerHour != 10 || set.PerDay != 10 {
+		t.Fatalf("limits set --json: %s", res)
 	}
 	c.Reset()
 	if _, err := sendMessage(c, "app@example.com", []string{"bob@example.net"}, message("app@example.com", "bob@example.net", "n", "x")); err != nil {
@@ -100,6 +105,19 @@ func TestSPFEnforceRefusesSenderWithoutInclude(t *testing.T) {
 	}
 	if res := r.cli("", "spf", "check", "aligned.test", "--include", "_spf.upstream.test"); res.Code != 0 || !strings.Contains(res.Stdout, "verdict:  pass") {
 		t.Fatalf("spf check of an aligned domain: %s", res)
+	}
+	// Scripts get the same verdict and fix as JSON, and the same exit status.
+	res := r.cli("", "spf", "check", "unaligned.test", "--route", "default", "--json")
+	var check struct {
+		Domain, Verdict, Fix string
+		Records              []struct{ Domain, Text string }
+		TestedIPs            []string `json:"tested_ips"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &check); err != nil || res.Code != 1 {
+		t.Fatalf("spf check --json: %v: %s", err, res)
+	}
+	if check.Domain != "unaligned.test" || check.Verdict != "fail" || !strings.Contains(check.Fix, "add include:_spf.upstream.test") || len(check.Records) == 0 || len(check.TestedIPs) == 0 {
+		t.Fatalf("spf check --json: %+v", check)
 	}
 }
 

@@ -479,6 +479,7 @@ func (e *cliEnv) queueCommand(args []string) error {
 	case "flush":
 		fs := newFlags("queue flush")
 		upstream := fs.String("upstream", "", "only messages for this route (\"default\" for the default route)")
+		asJSON := fs.Bool("json", false, "print JSON")
 		if _, err := parseInterspersed(fs, args); err != nil {
 			return err
 		}
@@ -489,6 +490,9 @@ func (e *cliEnv) queueCommand(args []string) error {
 		var res map[string]int
 		if err := c.call("POST", "/api/queue-flush?upstream="+url.QueryEscape(*upstream), nil, &res); err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, res)
 		}
 		fmt.Fprintf(e.stdout, "%d pending messages will be retried now, spread out over a few moments\n", res["flushed"])
 		return nil

@@ -72,6 +72,7 @@ func (e *cliEnv) limitsCommand(args []string) error {
 		fs := newFlags("limits set")
 		perHour := fs.String("per-hour", "", "recipients per hour")
 		perDay := fs.String("per-day", "", "recipients per day")
+		asJSON := fs.Bool("json", false, "print JSON")
 		pos, err := parseInterspersed(fs, args)
 		if err != nil {
 			return err
@@ -100,6 +101,9 @@ func (e *cliEnv) limitsCommand(args []string) error {
 		var u admin.UsageView
 		if err := c.call("PUT", "/api/users/"+url.PathEscape(pos[0])+"/limits", req, &u); err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, u)
 		}
 		fmt.Fprintf(e.stdout, "limits for %s: %d per hour, %d per day\n", u.User, u.PerHour, u.PerDay)
 		return nil
