@@ -132,12 +132,13 @@ func (e *cliEnv) userCommand(args []string) error {
 		var allow stringList
 		fs.Var(&allow, "allow-from", "address or domain the user may send as (repeatable)")
 		generate := fs.Bool("generate-password", false, "generate a password and print it")
+		asJSON := fs.Bool("json", false, "print JSON (the user, and the generated password if any)")
 		pos, err := parseInterspersed(fs, args)
 		if err != nil {
 			return err
 		}
 		if len(pos) != 1 {
-			return usagef("usage: outbound user add NAME [--allow-from ADDR_OR_DOMAIN]... [--generate-password]")
+			return usagef("usage: outbound user add NAME [--allow-from ADDR_OR_DOMAIN]... [--generate-password] [--json]")
 		}
 		var password string
 		if *generate {
@@ -152,6 +153,16 @@ func (e *cliEnv) userCommand(args []string) error {
 		var u admin.UserView
 		if err := c.call("POST", "/api/users", admin.CreateUserRequest{Name: pos[0], Password: password, AllowFrom: allow}, &u); err != nil {
 			return err
+		}
+		if *asJSON {
+			out := struct {
+				admin.UserView
+				Password string `json:"password,omitempty"`
+			}{UserView: u}
+			if *generate {
+				out.Password = password
+			}
+			return printJSON(e.stdout, out)
 		}
 		fmt.Fprintf(e.stdout, "added user %s\n", u.Name)
 		if *generate {

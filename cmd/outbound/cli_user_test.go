@@ -214,3 +214,24 @@ func TestCLIUserShow(t *testing.T) {
 		t.Errorf("user show without a user: %v", err)
 	}
 }
+
+// `user add --generate-password --json` gives a script the new user and
+// the one copy of its password there will ever be; that password works.
+func TestCLIUserAddGeneratedPasswordAsJSON(t *testing.T) {
+	r := newCLIRig(t)
+	out := r.mustRun("user", "add", "app@example.com", "--allow-from", "example.com", "--generate-password", "--json")
+	var added struct {
+		Name      string   `json:"name"`
+		AllowFrom []string `json:"allow_from"`
+		Password  string   `json:"password"`
+	}
+	if err := json.Unmarshal([]byte(out), &added); err != nil {
+		t.Fatalf("user add --json: %v\n%s", err, out)
+	}
+	if added.Name != "app@example.com" || strings.Join(added.AllowFrom, ",") != "example.com" || len(added.Password) < 16 {
+		t.Fatalf("user add --json: %+v", added)
+	}
+	if _, err := r.users.Verify("app@example.com", added.Password); err != nil {
+		t.Fatalf("the printed password does not log in: %v", err)
+	}
+}
