@@ -16,6 +16,7 @@
 package groupcommit
 
 import (
+	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,7 +58,7 @@ func (c *Committer) DB() *bolt.DB { return c.db }
 // the same transaction fails, the transaction is rolled back and run again
 // without it. fn must therefore only depend on what it reads in tx, and
 // must not have effects outside the transaction. If fn itself returns an
-// error, only its own caller gets that error.
+// error (or panics), only its own caller gets that error.
 func (c *Committer) Update(fn func(*bolt.Tx) error) error {
 	me := &call{fn: fn, wake: make(chan struct{}, 1)}
 	c.mu.Lock()
@@ -100,7 +101,7 @@ func commit(db *bolt.DB, batch []*call) {
 		failed := -1
 		err := db.Update(func(tx *bolt.Tx) error {
 			for i, c := range batch {
-				if err := c.fn(tx); err != nil {
+				if err := c.run(tx); err != nil {
 					failed = i
 					return err
 				}
@@ -116,6 +117,18 @@ func commit(db *bolt.DB, batch []*call) {
 		batch[failed].finish(err)
 		batch = append(batch[:failed:failed], batch[failed+1:]...)
 	}
+}
+
+// run calls the function, turning a panic into its error: a leader that
+// panicked would leave the committer busy for ever, and every later
+// Update waiting.
+func (c *call) run(tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("groupcommit: panic in a transaction function: %v", p)
+		}
+	}()
+	return c.fn(tx)
 }
 
 func (c *call) finish(err error) {

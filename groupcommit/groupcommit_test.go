@@ -166,3 +166,31 @@ func BenchmarkUpdate(b *testing.B) {
 		})
 	}
 }
+
+// A function that panics gets an error; the others in its transaction are
+// committed, and the committer keeps working.
+func TestPanickingCallIsIsolated(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn := put(fmt.Sprint(i))
+			if i == 7 {
+				fn = func(*bolt.Tx) error { panic("bug") }
+			}
+			if err := c.Update(fn); (err != nil) != (i == 7) {
+				t.Errorf("call %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := c.Update(put("after")); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, db); got != 20 {
+		t.Fatalf("%d keys on disk, want 20 (19 calls and the one after)", got)
+	}
+}
