@@ -30,6 +30,9 @@ type Options struct {
 	Quota *quota.Store
 	// LimitsFor returns a user's effective limits (override or route default).
 	LimitsFor func(u *auth.User) quota.Limits
+	// SPFPolicyFor returns the SPF policy in force for a user (its own
+	// override or its route's); nil shows only the override.
+	SPFPolicyFor func(u *auth.User) string
 	// MaxPerDay is the operator's ceiling for any daily limit.
 	MaxPerDay int
 	// Bouncer fails a pending message with a notification (package delivery).

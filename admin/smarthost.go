@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"outbound/auth"
 	"outbound/provider"
 	"outbound/smarthost"
+	"outbound/spf"
 )
 
 // SmarthostView is a smarthost as the API shows it: the password only
@@ -25,11 +27,14 @@ type SmarthostView struct {
 	Password string `json:"password,omitempty"`
 	CAFile   string `json:"ca_file,omitempty"`
 	// SPFInclude is the effective include: the smarthost's own or its preset's.
-	SPFInclude string    `json:"spf_include,omitempty"`
-	SPFIPs     []string  `json:"spf_ips,omitempty"`
-	Fallback   string    `json:"fallback,omitempty"`
-	Users      []string  `json:"users"`
-	Created    time.Time `json:"created"`
+	SPFInclude string   `json:"spf_include,omitempty"`
+	SPFIPs     []string `json:"spf_ips,omitempty"`
+	// SPFPolicy is the smarthost's own SPF policy; "" follows the
+	// configured default_route.spf_policy.
+	SPFPolicy string    `json:"spf_policy,omitempty"`
+	Fallback  string    `json:"fallback,omitempty"`
+	Users     []string  `json:"users"`
+	Created   time.Time `json:"created"`
 }
 
 // SmarthostRequest is the body of POST /api/smarthosts. With Preset, the
@@ -45,6 +50,7 @@ type SmarthostRequest struct {
 	CAFile     string   `json:"ca_file,omitempty"`
 	SPFInclude string   `json:"spf_include,omitempty"`
 	SPFIPs     []string `json:"spf_ips,omitempty"`
+	SPFPolicy  string   `json:"spf_policy,omitempty"`
 	Fallback   string   `json:"fallback,omitempty"`
 	// Force saves the smarthost even when its connection test fails.
 	Force bool `json:"force,omitempty"`
@@ -61,6 +67,7 @@ type SmarthostUpdateRequest struct {
 	CAFile     *string   `json:"ca_file,omitempty"`
 	SPFInclude *string   `json:"spf_include,omitempty"`
 	SPFIPs     *[]string `json:"spf_ips,omitempty"`
+	SPFPolicy  *string   `json:"spf_policy,omitempty"`
 	Fallback   *string   `json:"fallback,omitempty"`
 	Force      bool      `json:"force,omitempty"`
 }
@@ -144,6 +151,15 @@ func (a *api) usersOf(route string) ([]string, error) {
 	return out, nil
 }
 
+// normalPolicy writes an SPF policy as stored ("Enforce " → "enforce");
+// what is not a policy is kept for Smarthost.Validate to refuse by name.
+func normalPolicy(s string) string {
+	if p, err := spf.ParsePolicy(s); err == nil {
+		return string(p)
+	}
+	return strings.TrimSpace(s)
+}
+
 func (a *api) viewSmarthost(h *smarthost.Smarthost) (*SmarthostView, error) {
 	users, err := a.usersOf(h.Name)
 	if err != nil {
@@ -153,7 +169,7 @@ func (a *api) viewSmarthost(h *smarthost.Smarthost) (*SmarthostView, error) {
 	return &SmarthostView{
 		Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS, Username: h.Username,
 		Password: a.Smarthosts.MaskedPassword(h), CAFile: h.CAFile, SPFInclude: include, SPFIPs: h.SPFIPs,
-		Fallback: h.Fallback, Users: users, Created: h.Created,
+		SPFPolicy: h.SPFPolicy, Fallback: h.Fallback, Users: users, Created: h.Created,
 	}, nil
 }
 
@@ -216,7 +232,7 @@ func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := smarthost.Smarthost{Name: req.Name, Host: req.Host, Port: req.Port, TLS: req.TLS, Username: req.Username,
-		CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs, Fallback: req.Fallback}
+		CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs, SPFPolicy: normalPolicy(req.SPFPolicy), Fallback: req.Fallback}
 	if req.Preset != "" {
 		p, err := provider.Lookup(req.Preset)
 		if err != nil {
@@ -291,6 +307,9 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 		set(&h.CAFile, req.CAFile)
 		set(&h.SPFInclude, req.SPFInclude)
 		set(&h.Fallback, req.Fallback)
+		if req.SPFPolicy != nil {
+			h.SPFPolicy = normalPolicy(*req.SPFPolicy)
+		}
 		if req.Port != nil {
 			h.Port = *req.Port
 		}

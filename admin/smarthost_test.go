@@ -231,6 +231,7 @@ func TestSmarthostBadInput(t *testing.T) {
 		{"route to unknown", "POST", "/api/routes", RouteRequest{Users: []string{"a"}, Smarthost: "nope"}, 404, "no such smarthost"},
 		{"route both targets", "POST", "/api/routes", RouteRequest{Users: []string{"a"}, Smarthost: "sg", Default: true}, 400, "either"},
 		{"route no users", "POST", "/api/routes", RouteRequest{Smarthost: "sg"}, 400, "either"},
+		{"bad spf policy", "POST", "/api/smarthosts", func() SmarthostRequest { r := e.good("z"); r.SPFPolicy = "strict"; return r }(), 400, "off, warn, enforce"},
 	} {
 		code, body := e.call(c.method, c.path, shToken, c.body, nil)
 		var eb struct {

@@ -8,6 +8,7 @@ import (
 
 	"outbound/auth"
 	"outbound/smarthost"
+	"outbound/spf"
 )
 
 // UserDetail is one user as GET /api/users/{name} shows it: what
@@ -21,6 +22,11 @@ type UserDetail struct {
 	DisplayName string `json:"display_name"`
 	// ReplyTo is added as Reply-To to messages without one; "" when none.
 	ReplyTo string `json:"reply_to"`
+	// SPFPolicy is the SPF policy in force for the user's mail ("off",
+	// "warn", "enforce"); SPFPolicyOverridden says it is the user's own,
+	// not its route's.
+	SPFPolicy           string `json:"spf_policy"`
+	SPFPolicyOverridden bool   `json:"spf_policy_overridden"`
 	// Limits are the limits in force: the user's own when Overridden,
 	// else its route's defaults.
 	Limits UserLimits `json:"limits"`
@@ -55,11 +61,13 @@ type UserSmarthost struct {
 
 // UpdateUserRequest is the body of PATCH /api/users/{name}: a field left
 // out (or null) is unchanged. "allow_from": [] clears the allowed senders;
-// "display_name": "" and "reply_to": "" clear those settings.
+// "display_name": "" and "reply_to": "" clear those settings;
+// "spf_policy": "" puts the user back on its route's SPF policy.
 type UpdateUserRequest struct {
 	AllowFrom   *[]string `json:"allow_from,omitempty"`
 	DisplayName *string   `json:"display_name,omitempty"`
 	ReplyTo     *string   `json:"reply_to,omitempty"`
+	SPFPolicy   *string   `json:"spf_policy,omitempty"`
 }
 
 // userDetail builds the UserDetail of u.
@@ -71,6 +79,11 @@ func (a *api) userDetail(u *auth.User) (UserDetail, error) {
 		ReplyTo:     u.ReplyTo,
 		Limits:      UserLimits{PerHour: usage.PerHour, PerDay: usage.PerDay, Overridden: usage.LimitsOverridden},
 		Usage:       usage,
+		SPFPolicy:   u.SPFPolicy,
+	}
+	d.SPFPolicyOverridden = u.SPFPolicy != ""
+	if a.SPFPolicyFor != nil {
+		d.SPFPolicy = a.SPFPolicyFor(u)
 	}
 	if u.Route != "" && a.Smarthosts != nil {
 		h, err := a.Smarthosts.Get(u.Route)
@@ -103,8 +116,8 @@ func (a *api) showUser(w http.ResponseWriter, r *http.Request) error {
 // validate checks the request and returns it normalized (white space
 // around the settings trimmed); errors name the field and what to fix.
 func (req UpdateUserRequest) validate() (UpdateUserRequest, error) {
-	if req.AllowFrom == nil && req.DisplayName == nil && req.ReplyTo == nil {
-		return req, badRequest(`nothing to update: give "allow_from" (a list of addresses and domains), "display_name" or "reply_to"`)
+	if req.AllowFrom == nil && req.DisplayName == nil && req.ReplyTo == nil && req.SPFPolicy == nil {
+		return req, badRequest(`nothing to update: give "allow_from" (a list of addresses and domains), "display_name", "reply_to" or "spf_policy"`)
 	}
 	if req.AllowFrom != nil {
 		list := make([]string, 0, len(*req.AllowFrom))
@@ -131,11 +144,22 @@ func (req UpdateUserRequest) validate() (UpdateUserRequest, error) {
 		}
 		req.ReplyTo = &s
 	}
+	if req.SPFPolicy != nil && strings.TrimSpace(*req.SPFPolicy) != "" {
+		p, err := spf.ParsePolicy(*req.SPFPolicy)
+		if err != nil {
+			return req, badRequest(`spf_policy: %v ("" follows the route's policy)`, err)
+		}
+		s := string(p)
+		req.SPFPolicy = &s
+	} else if req.SPFPolicy != nil {
+		req.SPFPolicy = new(string)
+	}
 	return req, nil
 }
 
-// updateUser changes a user's allowed senders and sender settings; what
-// the request leaves out stays as it is. The answer is the user's detail.
+// updateUser changes a user's allowed senders, sender settings and SPF
+// policy override; what the request leaves out stays as it is. The answer
+// is the user's detail.
 func (a *api) updateUser(w http.ResponseWriter, r *http.Request) error {
 	var req UpdateUserRequest
 	if err := decode(r, &req); err != nil {
@@ -165,6 +189,10 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) error {
 		if req.ReplyTo != nil {
 			u.ReplyTo = *req.ReplyTo
 			changed = append(changed, "reply_to")
+		}
+		if req.SPFPolicy != nil {
+			u.SPFPolicy = *req.SPFPolicy
+			changed = append(changed, "spf_policy")
 		}
 		return nil
 	})

@@ -192,3 +192,32 @@ func TestShowUserOnASmarthost(t *testing.T) {
 		t.Errorf("limits = %+v, want the smarthost route's 50/500", d.Limits)
 	}
 }
+
+// A user's own SPF policy overrides its route's; "" gives the route's back;
+// anything but off, warn and enforce is refused, naming the field.
+func TestUpdateUserSPFPolicy(t *testing.T) {
+	r := newAPI(t)
+	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
+
+	code, obj, raw := r.call(t, "PATCH", "/api/users/alice@example.com", `{"spf_policy":" Enforce "}`, token)
+	if code != 200 || obj["spf_policy"] != "enforce" || obj["spf_policy_overridden"] != true {
+		t.Fatalf("set: %d %s", code, raw)
+	}
+	if u, _ := r.users.Get("alice@example.com"); u.SPFPolicy != "enforce" {
+		t.Fatalf("stored %q, want enforce", u.SPFPolicy)
+	}
+	code, _, raw = r.call(t, "PATCH", "/api/users/alice@example.com", `{"spf_policy":"strict"}`, token)
+	if code != http.StatusBadRequest || !strings.Contains(raw, "spf_policy") || !strings.Contains(raw, "off, warn, enforce") {
+		t.Fatalf("bad policy: %d %s", code, raw)
+	}
+	if u, _ := r.users.Get("alice@example.com"); u.SPFPolicy != "enforce" {
+		t.Fatalf("a refused update changed the policy to %q", u.SPFPolicy)
+	}
+	code, obj, raw = r.call(t, "PATCH", "/api/users/alice@example.com", `{"spf_policy":""}`, token)
+	if code != 200 || obj["spf_policy_overridden"] != false {
+		t.Fatalf("clear: %d %s", code, raw)
+	}
+	if u, _ := r.users.Get("alice@example.com"); u.SPFPolicy != "" {
+		t.Fatalf("not cleared: %q", u.SPFPolicy)
+	}
+}

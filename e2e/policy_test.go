@@ -100,6 +100,24 @@ func TestSPFEnforceRefusesSenderWithoutInclude(t *testing.T) {
 	}
 	up.Wait(t, 1, 10*time.Second)
 
+	// The user's own policy overrides the route's: "off" lets the unaligned
+	// sender through (on the same connection: each MAIL sees the user as it
+	// is now), "route" puts it back under the route's "enforce".
+	if res := r.cli("", "user", "set", "app@example.com", "--spf-policy", "off"); res.Code != 0 || !strings.Contains(res.Stdout, "SPF policy:      off (own)") {
+		t.Fatalf("user set --spf-policy off: %s", res)
+	}
+	c.Reset()
+	if _, err := sendMessage(c, "news@unaligned.test", []string{"bob@example.net"}, message("news@unaligned.test", "bob@example.net", "own policy", "x")); err != nil {
+		t.Fatalf("with the user's own policy off: %v", err)
+	}
+	up.Wait(t, 2, 10*time.Second)
+	if res := r.cli("", "user", "set", "app@example.com", "--spf-policy", "route"); res.Code != 0 || !strings.Contains(res.Stdout, "SPF policy:      enforce (the route's)") {
+		t.Fatalf("user set --spf-policy route: %s", res)
+	}
+	c.Reset()
+	_, err = sendMessage(c, "news@unaligned.test", []string{"bob@example.net"}, message("news@unaligned.test", "bob@example.net", "s", "x"))
+	wantReply(t, err, 550, smtp.EnhancedCode{5, 7, 23}, "add include:_spf.upstream.test")
+
 	if res := r.cli("", "spf", "check", "unaligned.test", "--route", "default"); res.Code != 1 || !strings.Contains(res.Stdout, "verdict:  fail") || !strings.Contains(res.Stdout, "add include:_spf.upstream.test") {
 		t.Fatalf("spf check of an unaligned domain: %s", res)
 	}
@@ -118,6 +136,54 @@ func TestSPFEnforceRefusesSenderWithoutInclude(t *testing.T) {
 	}
 	if check.Domain != "unaligned.test" || check.Verdict != "fail" || !strings.Contains(check.Fix, "add include:_spf.upstream.test") || len(check.Records) == 0 || len(check.TestedIPs) == 0 {
 		t.Fatalf("spf check --json: %+v", check)
+	}
+}
+
+// A smarthost's own SPF policy applies to its users, whatever the
+// configured default: "enforce" on one smarthost refuses an unaligned
+// sender while the default route stays on "warn".
+func TestSmarthostSPFPolicyAppliesToItsUsers(t *testing.T) {
+	dns := dnstest.Start(t, spfZone)
+	def := testutil.StartUpstream(t, testutil.UpstreamOptions{})
+	strict := testutil.StartUpstream(t, testutil.UpstreamOptions{})
+	r := newRelay(t, def.Addr())
+	r.cfg.set("dns", "servers", `["`+dns.Addr()+`"]`)
+	r.cfg.set("default_route", "spf_include", q("_spf.upstream.test"))
+	r.start()
+	r.addLoopbackSmarthost("strict", strict, "--spf-include", "_spf.upstream.test", "--spf-policy", "Enforce")
+	if res := r.cli("", "smarthost", "show", "strict"); res.Code != 0 || !strings.Contains(res.Stdout, "SPF policy:  enforce") {
+		t.Fatalf("smarthost show: %s", res)
+	}
+	r.addUser("app@unaligned.test", "app password 1")
+	r.addUser("web@unaligned.test", "web password 1")
+	if res := r.cli("", "user", "route", "app@unaligned.test", "--smarthost", "strict"); res.Code != 0 {
+		t.Fatalf("user route: %s", res)
+	}
+	if res := r.cli("", "user", "show", "app@unaligned.test"); res.Code != 0 || !strings.Contains(res.Stdout, "SPF policy:      enforce (the route's)") {
+		t.Fatalf("user show: %s", res)
+	}
+
+	c, err := r.login(true, "app@unaligned.test", "app password 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sendMessage(c, "app@unaligned.test", []string{"bob@example.net"}, message("app@unaligned.test", "bob@example.net", "s", "x"))
+	wantReply(t, err, 550, smtp.EnhancedCode{5, 7, 23}, "add include:_spf.upstream.test")
+
+	// The default route's user is only warned: accepted, with the header.
+	c2, err := r.login(true, "web@unaligned.test", "web password 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendMessage(c2, "web@unaligned.test", []string{"bob@example.net"}, message("web@unaligned.test", "bob@example.net", "w", "x")); err != nil {
+		t.Fatalf("default route under warn: %v", err)
+	}
+	got := def.Wait(t, 1, 10*time.Second)
+	if !strings.Contains(string(got[0].Data), "X-Outbound-SPF: fail") {
+		t.Fatalf("no X-Outbound-SPF header under warn:\n%s", got[0].Data)
+	}
+	if n := len(strict.Messages()); n != 0 {
+		t.Fatalf("the strict smarthost received %d messages", n)
 	}
 }
 

@@ -52,6 +52,7 @@ import (
 
 	"outbound/config"
 	"outbound/provider"
+	"outbound/spf"
 )
 
 var (
@@ -99,6 +100,10 @@ type Smarthost struct {
 	SPFInclude string `json:"spf_include,omitempty"`
 	// SPFIPs are egress addresses of the upstream, checked besides the include.
 	SPFIPs []string `json:"spf_ips,omitempty"`
+	// SPFPolicy is what the relay does when a sender's SPF does not
+	// authorize this upstream ("off", "warn", "enforce"); empty means the
+	// configured default_route.spf_policy. A user's own policy overrides it.
+	SPFPolicy string `json:"spf_policy,omitempty"`
 	// Fallback names a smarthost that takes an attempt when this one is
 	// backed off or fails temporarily before it could have the message
 	// (see package delivery). It must exist and cannot be deleted while
@@ -137,6 +142,11 @@ func (h *Smarthost) Validate() error {
 	}
 	if h.Fallback == h.Name {
 		return fmt.Errorf("smarthost %s cannot be its own fallback", h.Name)
+	}
+	if h.SPFPolicy != "" {
+		if _, err := spf.ParsePolicy(h.SPFPolicy); err != nil {
+			return fmt.Errorf("spf policy: %v (empty follows default_route.spf_policy)", err)
+		}
 	}
 	return nil
 }

@@ -234,7 +234,7 @@ func (e *cliEnv) userCommand(args []string) error {
 	return usagef("unknown user subcommand %q", sub)
 }
 
-const userSetUsage = `usage: outbound user set USER [--allow-from ADDR_OR_DOMAIN]... [--clear-allow-from] [--display-name NAME] [--reply-to ADDR] (at least one; "" clears a setting)`
+const userSetUsage = `usage: outbound user set USER [--allow-from ADDR_OR_DOMAIN]... [--clear-allow-from] [--display-name NAME] [--reply-to ADDR] [--spf-policy off|warn|enforce|route] (at least one; "" clears a setting)`
 
 // userSet changes a user's allowed senders and sender settings (PATCH
 // /api/users/{name}): only the options given change. --allow-from replaces
@@ -246,6 +246,7 @@ func (e *cliEnv) userSet(args []string) error {
 	clearAllow := fs.Bool("clear-allow-from", false, "remove every allowed sender")
 	displayName := fs.String("display-name", "", "display name put in From headers that have only an address (\"\" clears)")
 	replyTo := fs.String("reply-to", "", "Reply-To added to messages without one (\"\" clears)")
+	spfPolicy := fs.String("spf-policy", "", "the user's own SPF policy: off, warn or enforce; \"route\" (or \"\") follows its route's")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -253,7 +254,7 @@ func (e *cliEnv) userSet(args []string) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if len(pos) != 1 || !(set["allow-from"] || *clearAllow || set["display-name"] || set["reply-to"]) {
+	if len(pos) != 1 || !(set["allow-from"] || *clearAllow || set["display-name"] || set["reply-to"] || set["spf-policy"]) {
 		return usagef(userSetUsage)
 	}
 	var req admin.UpdateUserRequest
@@ -276,6 +277,12 @@ func (e *cliEnv) userSet(args []string) error {
 	}
 	if set["reply-to"] {
 		req.ReplyTo = replyTo
+	}
+	if set["spf-policy"] {
+		if *spfPolicy == "route" {
+			*spfPolicy = ""
+		}
+		req.SPFPolicy = spfPolicy
 	}
 	c, err := e.client()
 	if err != nil {
@@ -361,6 +368,11 @@ func printSenderSettings(w io.Writer, d *admin.UserDetail) {
 	fmt.Fprintf(w, "Allowed From:    %s\n", dash(strings.Join(senders, ", ")))
 	fmt.Fprintf(w, "Display name:    %s\n", dash(d.DisplayName))
 	fmt.Fprintf(w, "Reply-To:        %s\n", dash(d.ReplyTo))
+	whose := "the route's"
+	if d.SPFPolicyOverridden {
+		whose = "own"
+	}
+	fmt.Fprintf(w, "SPF policy:      %s (%s)\n", dash(d.SPFPolicy), whose)
 }
 
 // readPassword reads one line from stdin when it is not a terminal, or

@@ -55,11 +55,11 @@ func (c *apiClient) callKeep(method, path string, in, out any) error {
 
 // smarthostFlags are the settings flags shared by add and update.
 type smarthostFlags struct {
-	fs                                                  *flag.FlagSet
-	preset, host, tls, username, caFile, spfInclude, fb *string
-	passwordFile                                        *string
-	port                                                *int
-	passwordStdin, force, asJSON                        *bool
+	fs                                                             *flag.FlagSet
+	preset, host, tls, username, caFile, spfInclude, spfPolicy, fb *string
+	passwordFile                                                   *string
+	port                                                           *int
+	passwordStdin, force, asJSON                                   *bool
 }
 
 func newSmarthostFlags(name string) *smarthostFlags {
@@ -75,6 +75,7 @@ func newSmarthostFlags(name string) *smarthostFlags {
 		passwordFile:  fs.String("password-file", "", "read the password from this file"),
 		caFile:        fs.String("ca-file", "", "PEM file of CAs trusted for this upstream"),
 		spfInclude:    fs.String("spf-include", "", "SPF include domain senders publish for this upstream"),
+		spfPolicy:     fs.String("spf-policy", "", "off, warn or enforce for senders whose SPF does not authorize this upstream; \"\" follows default_route.spf_policy"),
 		fb:            fs.String("fallback", "", "smarthost to fail over to: takes the attempt while this one is backed off, or when it fails temporarily before accepting the message (never both)"),
 		force:         fs.Bool("force", false, "save even when the connection test fails"),
 		asJSON:        fs.Bool("json", false, "print JSON"),
@@ -110,7 +111,7 @@ func (f *smarthostFlags) password(e *cliEnv) (password string, ok bool, err erro
 	return "", false, nil
 }
 
-const smarthostAddUsage = "usage: outbound smarthost add NAME (--preset P | --host H --port N --tls implicit|starttls|none) [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--fallback NAME] [--force]"
+const smarthostAddUsage = "usage: outbound smarthost add NAME (--preset P | --host H --port N --tls implicit|starttls|none) [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]"
 
 func (e *cliEnv) smarthostCommand(args []string) error {
 	if len(args) == 0 {
@@ -137,7 +138,7 @@ func (e *cliEnv) smarthostCommand(args []string) error {
 		}
 		req := admin.SmarthostRequest{Name: pos[0], Preset: *f.preset, Host: *f.host, Port: *f.port, TLS: *f.tls,
 			Username: *f.username, Password: password, CAFile: *f.caFile, SPFInclude: *f.spfInclude,
-			Fallback: *f.fb, Force: *f.force}
+			SPFPolicy: *f.spfPolicy, Fallback: *f.fb, Force: *f.force}
 		var res admin.SmarthostResult
 		return e.printSmarthostResult(c.callKeep("POST", "/api/smarthosts", req, &res), &res, *f.asJSON, "added")
 	case "update":
@@ -148,11 +149,11 @@ func (e *cliEnv) smarthostCommand(args []string) error {
 		}
 		set := f.set()
 		if len(pos) != 1 || set["preset"] {
-			return usagef("usage: outbound smarthost update NAME [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--fallback NAME] [--force]")
+			return usagef("usage: outbound smarthost update NAME [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]")
 		}
 		var req admin.SmarthostUpdateRequest
 		for name, dst := range map[string]**string{"host": &req.Host, "tls": &req.TLS, "username": &req.Username,
-			"ca-file": &req.CAFile, "spf-include": &req.SPFInclude, "fallback": &req.Fallback} {
+			"ca-file": &req.CAFile, "spf-include": &req.SPFInclude, "spf-policy": &req.SPFPolicy, "fallback": &req.Fallback} {
 			if set[name] {
 				*dst = new(string)
 				**dst = f.fs.Lookup(name).Value.String()
@@ -307,6 +308,11 @@ func showSmarthost(w io.Writer, h *admin.SmarthostView) {
 	if len(h.SPFIPs) > 0 {
 		fmt.Fprintf(w, "SPF IPs:     %s\n", strings.Join(h.SPFIPs, ", "))
 	}
+	policy := h.SPFPolicy
+	if policy == "" {
+		policy = "default_route.spf_policy"
+	}
+	fmt.Fprintf(w, "SPF policy:  %s\n", policy)
 	if h.Fallback != "" {
 		fmt.Fprintf(w, "Fallback:    %s\n", h.Fallback)
 	}

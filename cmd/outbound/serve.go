@@ -246,7 +246,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 		s.addrs["admin"] = l.Addr().String()
 		hs := &http.Server{
-			Handler: admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, MaxPerDay: cfg.Limits.MaxPerDay, Bouncer: d, Token: token, Logger: log.With("component", "admin"),
+			Handler: admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, SPFPolicyFor: func(u *auth.User) string { return string(policies.forUser(u).SPFPolicy) }, MaxPerDay: cfg.Limits.MaxPerDay, Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 				Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D()}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
@@ -452,8 +452,8 @@ func (p *policies) limits(u *auth.User) quota.Limits {
 // forUser gives the relay a user's limits and the SPF identity of the
 // upstream its mail will leave through: the default route's, or its
 // smarthost's (own include, else its preset's). The SPF policy is the
-// configured one unless the user overrides it; a smarthost with no SPF
-// identity at all cannot be checked, so its users are not checked.
+// user's own, else its smarthost's, else the configured one; an upstream
+// with no SPF identity at all cannot be checked against, so it is "off".
 func (p *policies) forUser(u *auth.User) relay.UserPolicy {
 	policy := p.spfPolicy
 	id := p.defaultSPF
@@ -464,13 +464,16 @@ func (p *policies) forUser(u *auth.User) relay.UserPolicy {
 			for _, ip := range h.SPFIPs {
 				id.IPs = append(id.IPs, net.ParseIP(ip))
 			}
-		}
-		if id.Include == "" && len(id.IPs) == 0 {
-			policy = spf.PolicyOff
+			if h.SPFPolicy != "" {
+				policy = spf.Policy(h.SPFPolicy)
+			}
 		}
 	}
 	if u.SPFPolicy != "" {
 		policy = spf.Policy(u.SPFPolicy)
+	}
+	if id.Include == "" && len(id.IPs) == 0 {
+		policy = spf.PolicyOff // nothing to check against
 	}
 	return relay.UserPolicy{Limits: p.limits(u), SPF: id, SPFPolicy: policy}
 }
