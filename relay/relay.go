@@ -224,7 +224,7 @@ func (s *session) auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
-				return errAuthFailed
+				return s.tally(errAuthFailed)
 			}
 			return s.tally(s.login(username, password))
 		}), nil
