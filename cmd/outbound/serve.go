@@ -246,7 +246,9 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 		s.addrs["admin"] = l.Addr().String()
 		hs := &http.Server{
-			Handler: admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, LimitsFor: policies.limits, SPFPolicyFor: func(u *auth.User) string { return string(policies.forUser(u).SPFPolicy) }, MaxPerDay: cfg.Limits.MaxPerDay, Bouncer: d, Token: token, Logger: log.With("component", "admin"),
+			Handler: admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota,
+				LimitsFor: policies.limits, SPFPolicyFor: policies.spfPolicyOf, MaxPerDay: cfg.Limits.MaxPerDay,
+				Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 				Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D()}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
@@ -477,6 +479,9 @@ func (p *policies) forUser(u *auth.User) relay.UserPolicy {
 	}
 	return relay.UserPolicy{Limits: p.limits(u), SPF: id, SPFPolicy: policy}
 }
+
+// spfPolicyOf names the SPF policy in force for u, for the admin API.
+func (p *policies) spfPolicyOf(u *auth.User) string { return string(p.forUser(u).SPFPolicy) }
 
 func (p *policies) hostsGet(name string) (*smarthost.Smarthost, error) {
 	if p.hosts == nil {
