@@ -16,10 +16,48 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"outbound/config"
 )
+
+// listenerCert holds the listeners' certificate so that SIGHUP can swap in
+// a renewed one (certbot's deploy hook runs `systemctl reload outbound`)
+// without closing connections or stopping delivery.
+type listenerCert struct {
+	cfg  config.Config
+	path string
+	cur  atomic.Pointer[tls.Certificate]
+}
+
+func loadListenerCert(cfg config.Config) (*listenerCert, error) {
+	cert, path, err := loadOrCreateCertificate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &listenerCert{cfg: cfg, path: path}
+	c.cur.Store(&cert)
+	return c, nil
+}
+
+// get is the listeners' tls.Config.GetCertificate.
+func (c *listenerCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+
+// reload reads the certificate and key again. When they do not load, or
+// do not match, the certificate in use stays and the error says why.
+func (c *listenerCert) reload() (*x509.Certificate, error) {
+	cert, _, err := loadOrCreateCertificate(c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.path, err)
+	}
+	c.cur.Store(&cert)
+	return leaf, nil
+}
 
 // loadOrCreateCertificate returns the listeners' certificate: the
 // configured one, or a self-signed ECDSA P-256 certificate generated in

@@ -80,16 +80,35 @@ func serve(configPath string) error {
 		return err
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	var runErr error
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
-	case runErr = <-srv.failed:
-		log.Error("shutting down", "err", runErr)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				srv.reloadCertificate(log)
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+			srv.stop()
+			return nil
+		case err := <-srv.failed:
+			log.Error("shutting down", "err", err)
+			srv.stop()
+			return err
+		}
 	}
-	srv.stop()
-	return runErr
+}
+
+// reloadCertificate answers SIGHUP: new connections get the certificate
+// now in the files; if it does not load, the current one stays.
+func (s *server) reloadCertificate(log *slog.Logger) {
+	leaf, err := s.cert.reload()
+	if err != nil {
+		log.Error("certificate reload failed; keeping the current certificate", "err", err)
+		return
+	}
+	log.Info("certificate reloaded", "path", s.cert.path, "subject", leaf.Subject.CommonName,
+		"names", leaf.DNSNames, "not_after", leaf.NotAfter)
 }
 
 // server is a running relay: listeners, delivery workers, admin API.
@@ -98,6 +117,7 @@ type server struct {
 	users     *auth.Store
 	queue     *queue.Queue
 	quota     *quota.Store
+	cert      *listenerCert
 	addrs     map[string]string // "implicit", "starttls", "admin" → actual address
 	closers   []func(context.Context) error
 	done      chan struct{}
@@ -114,7 +134,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	cert, certPath, err := loadOrCreateCertificate(cfg)
+	cert, err := loadListenerCert(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +147,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		return nil, err
 	}
 
-	s := &server{addrs: map[string]string{}, done: make(chan struct{}), delivered: make(chan struct{}), failed: make(chan error, 4)}
+	s := &server{cert: cert, addrs: map[string]string{}, done: make(chan struct{}), delivered: make(chan struct{}), failed: make(chan error, 4)}
 	if s.db, err = openDB(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -183,7 +203,9 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Throttle:              newThrottle(cfg.Submission),
 		Logger:                log.With("component", "relay"),
 	})
-	tlsConfig := relay.ServerTLSConfig(cert)
+	tlsConfig := relay.ServerTLSConfig(*cert.cur.Load())
+	// Served through GetCertificate, so that SIGHUP can replace it.
+	tlsConfig.Certificates, tlsConfig.GetCertificate = nil, cert.get
 
 	listen := func(kind, addr string, implicit bool) error {
 		l, err := net.Listen("tcp", addr)
@@ -268,7 +290,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	}()
 	go s.sweep(cfg.Retention, log.With("component", "retention"))
 
-	log.Info("outbound started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "certificate", certPath,
+	log.Info("outbound started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "certificate", cert.path,
 		"default_route", fmt.Sprintf("%s:%d", cfg.DefaultRoute.Host, cfg.DefaultRoute.Port))
 	return s, nil
 }
