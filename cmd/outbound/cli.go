@@ -303,27 +303,33 @@ func (e *cliEnv) userSet(args []string) error {
 // userShow prints one user: route, limits, sender settings, usage and its
 // smarthost (the password masked by the server).
 func (e *cliEnv) userShow(args []string) error {
-	fs := newFlags("user show")
+	return showOne(e, "user show", "usage: outbound user show USER [--json]", args, "/api/users/", showUser)
+}
+
+// showOne runs a "show NAME" command: GET path+NAME from the admin API,
+// printed as JSON with --json, else by human.
+func showOne[T any](e *cliEnv, command, usage string, args []string, path string, human func(io.Writer, *T)) error {
+	fs := newFlags(command)
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("usage: outbound user show USER [--json]")
+		return usagef("%s", usage)
 	}
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
-	var d admin.UserDetail
-	if err := c.call("GET", "/api/users/"+url.PathEscape(pos[0]), nil, &d); err != nil {
+	var v T
+	if err := c.call("GET", path+url.PathEscape(pos[0]), nil, &v); err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(e.stdout, d)
+		return printJSON(e.stdout, v)
 	}
-	showUser(e.stdout, &d)
+	human(e.stdout, &v)
 	return nil
 }
 
@@ -458,28 +464,7 @@ func (e *cliEnv) queueCommand(args []string) error {
 		}
 		return tw.Flush()
 	case "show":
-		fs := newFlags("queue show")
-		asJSON := fs.Bool("json", false, "print JSON")
-		pos, err := parseInterspersed(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usagef("usage: outbound queue show ID")
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		var m queue.Message
-		if err := c.call("GET", "/api/queue/"+url.PathEscape(pos[0]), nil, &m); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, m)
-		}
-		showMessage(e.stdout, &m)
-		return nil
+		return showOne(e, "queue show", "usage: outbound queue show ID [--json]", args, "/api/queue/", showMessage)
 	case "retry", "bounce", "delete":
 		if len(args) != 1 {
 			return usagef("usage: outbound queue %s ID", sub)

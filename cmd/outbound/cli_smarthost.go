@@ -229,28 +229,7 @@ func (e *cliEnv) smarthostCommand(args []string) error {
 		}
 		return tw.Flush()
 	case "show":
-		fs := newFlags("smarthost show")
-		asJSON := fs.Bool("json", false, "print JSON")
-		pos, err := parseInterspersed(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usagef("usage: outbound smarthost show NAME")
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		var h admin.SmarthostView
-		if err := c.call("GET", "/api/smarthosts/"+url.PathEscape(pos[0]), nil, &h); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, h)
-		}
-		showSmarthost(e.stdout, &h)
-		return nil
+		return showOne(e, "smarthost show", "usage: outbound smarthost show NAME [--json]", args, "/api/smarthosts/", showSmarthost)
 	case "del", "delete":
 		if len(args) != 1 {
 			return usagef("usage: outbound smarthost del NAME")
