@@ -170,32 +170,14 @@ func (e *cliEnv) userCommand(args []string) error {
 		}
 		return nil
 	case "list":
-		fs := newFlags("user list")
-		asJSON := fs.Bool("json", false, "print JSON")
-		if _, err := parseInterspersed(fs, args); err != nil {
-			return err
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		var users []admin.UserView
-		if err := c.call("GET", "/api/users", nil, &users); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, users)
-		}
-		tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USER\tROUTE\tALLOWED SENDERS\tCREATED")
-		for _, u := range users {
-			allow := strings.Join(u.AllowFrom, ",")
-			if allow == "" {
-				allow = "-"
+		return fetchAll(e, "user list", args, "/api/users", func(w io.Writer, users *[]admin.UserView) error {
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "USER\tROUTE\tALLOWED SENDERS\tCREATED")
+			for _, u := range *users {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Route, dash(strings.Join(u.AllowFrom, ",")), u.Created.Format("2006-01-02"))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Route, allow, u.Created.Format("2006-01-02"))
-		}
-		return tw.Flush()
+			return tw.Flush()
+		})
 	case "show":
 		return e.userShow(args)
 	case "set":
@@ -304,6 +286,28 @@ func (e *cliEnv) userSet(args []string) error {
 // smarthost (the password masked by the server).
 func (e *cliEnv) userShow(args []string) error {
 	return showOne(e, "user show", "usage: outbound user show USER [--json]", args, "/api/users/", showUser)
+}
+
+// fetchAll runs a command without arguments that prints what GET path
+// answers: as JSON with --json, else by human.
+func fetchAll[T any](e *cliEnv, command string, args []string, path string, human func(io.Writer, *T) error) error {
+	fs := newFlags(command)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var v T
+	if err := c.call("GET", path, nil, &v); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, v)
+	}
+	return human(e.stdout, &v)
 }
 
 // showOne runs a "show NAME" command: GET path+NAME from the admin API,
@@ -505,28 +509,14 @@ func (e *cliEnv) queueCommand(args []string) error {
 		fmt.Fprintf(e.stdout, "%d pending messages will be retried now, spread out over a few moments\n", res["flushed"])
 		return nil
 	case "stats":
-		fs := newFlags("queue stats")
-		asJSON := fs.Bool("json", false, "print JSON")
-		if _, err := parseInterspersed(fs, args); err != nil {
-			return err
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		var st admin.QueueStats
-		if err := c.call("GET", "/api/queue-stats", nil, &st); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, st)
-		}
-		fmt.Fprintf(e.stdout, "messages:     %d (%d pending, %d notifications pending, %d redacted)\n", st.Messages, st.Pending, st.Notifications, st.Redacted)
-		fmt.Fprintf(e.stdout, "recipients:   %d queued, %d delivered, %d failed\n", st.Recipients["queued"], st.Recipients["delivered"], st.Recipients["failed"])
-		if st.OldestPending != nil {
-			fmt.Fprintf(e.stdout, "oldest pending: %s (%s ago)\n", st.OldestPending.Local().Format(time.DateTime), time.Since(*st.OldestPending).Round(time.Second))
-		}
-		return nil
+		return fetchAll(e, "queue stats", args, "/api/queue-stats", func(w io.Writer, st *admin.QueueStats) error {
+			fmt.Fprintf(w, "messages:     %d (%d pending, %d notifications pending, %d redacted)\n", st.Messages, st.Pending, st.Notifications, st.Redacted)
+			fmt.Fprintf(w, "recipients:   %d queued, %d delivered, %d failed\n", st.Recipients["queued"], st.Recipients["delivered"], st.Recipients["failed"])
+			if st.OldestPending != nil {
+				fmt.Fprintf(w, "oldest pending: %s (%s ago)\n", st.OldestPending.Local().Format(time.DateTime), time.Since(*st.OldestPending).Round(time.Second))
+			}
+			return nil
+		})
 	}
 	return usagef("unknown queue subcommand %q", sub)
 }

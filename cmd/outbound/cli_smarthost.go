@@ -206,28 +206,14 @@ func (e *cliEnv) smarthostCommand(args []string) error {
 		}
 		return nil
 	case "list":
-		fs := newFlags("smarthost list")
-		asJSON := fs.Bool("json", false, "print JSON")
-		if _, err := parseInterspersed(fs, args); err != nil {
-			return err
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		var list []admin.SmarthostView
-		if err := c.call("GET", "/api/smarthosts", nil, &list); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, list)
-		}
-		tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tHOST\tPORT\tTLS\tUSERNAME\tPASSWORD\tUSERS")
-		for _, h := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", h.Name, h.Host, h.Port, h.TLS, dash(h.Username), dash(h.Password), len(h.Users))
-		}
-		return tw.Flush()
+		return fetchAll(e, "smarthost list", args, "/api/smarthosts", func(w io.Writer, list *[]admin.SmarthostView) error {
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tHOST\tPORT\tTLS\tUSERNAME\tPASSWORD\tUSERS")
+			for _, h := range *list {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", h.Name, h.Host, h.Port, h.TLS, dash(h.Username), dash(h.Password), len(h.Users))
+			}
+			return tw.Flush()
+		})
 	case "show":
 		return showOne(e, "smarthost show", "usage: outbound smarthost show NAME [--json]", args, "/api/smarthosts/", showSmarthost)
 	case "del", "delete":
