@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"runtime"
 	"sync"
 	"time"
 
@@ -25,8 +26,16 @@ const verifyCacheLifetime = 5 * time.Minute
 type verifyCache struct {
 	key []byte
 
-	// compare is the slow check, bcrypt; tests count its calls.
+	// compare is the slow check, bcrypt; tests count its calls. Call it
+	// through slowCompare, which takes a slot.
 	compare func(hash, password []byte) error
+	// slots caps the bcrypt comparisons running at once: one per CPU.
+	// Each takes a whole CPU for ~65 ms, so more at once only makes every
+	// one of them slower, and a flood of guesses (each with a different
+	// password, or for unknown logins) would otherwise starve the
+	// sessions that are sending mail. Callers beyond the cap wait their
+	// turn.
+	slots chan struct{}
 	// flight runs one compare for all callers presenting the same
 	// credentials at the same moment.
 	flight singleflight.Group
@@ -49,7 +58,19 @@ func newVerifyCache() *verifyCache {
 	if _, err := rand.Read(key); err != nil {
 		panic("crypto/rand failed: " + err.Error())
 	}
-	return &verifyCache{key: key, compare: bcrypt.CompareHashAndPassword, entries: make(map[string]cacheEntry)}
+	return &verifyCache{
+		key:     key,
+		compare: bcrypt.CompareHashAndPassword,
+		slots:   make(chan struct{}, runtime.GOMAXPROCS(0)),
+		entries: make(map[string]cacheEntry),
+	}
+}
+
+// slowCompare runs one bcrypt comparison once a slot is free.
+func (c *verifyCache) slowCompare(hash, password []byte) error {
+	c.slots <- struct{}{}
+	defer func() { <-c.slots }()
+	return c.compare(hash, password)
 }
 
 // check verifies a password the cache does not know against the stored
@@ -61,7 +82,7 @@ func newVerifyCache() *verifyCache {
 func (c *verifyCache) check(name string, hash []byte, password string) bool {
 	key := name + "\x00" + string(hash) + "\x00" + string(c.mac(password))
 	ok, _, _ := c.flight.Do(key, func() (any, error) {
-		if c.compare(hash, []byte(password)) != nil {
+		if c.slowCompare(hash, []byte(password)) != nil {
 			return false, nil
 		}
 		c.remember(name, hash, password)

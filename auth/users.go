@@ -376,12 +376,15 @@ func (s *Store) MoveRoute(from, to string) ([]string, error) {
 
 // Verify checks a login and password. It returns the user on success and
 // ErrBadCredentials otherwise, taking about as long for an unknown user as
-// for a wrong password so that logins cannot be enumerated by timing.
+// for a wrong password so that logins cannot be enumerated by timing. At
+// most one bcrypt comparison per CPU runs at once; further calls wait for
+// one to finish.
 func (s *Store) Verify(name, password string) (*User, error) {
 	u, err := s.Get(name)
 	if errors.Is(err, ErrNoSuchUser) {
-		// Spend a hash anyway: an unknown login should cost what a known one does.
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		// Spend a hash anyway: an unknown login should cost what a known
+		// one does, and waits for a slot like one.
+		s.cache.slowCompare(dummyHash(), []byte(password))
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
