@@ -54,9 +54,9 @@ type Submission struct {
 	MaxLineLength       int      `toml:"max_line_length" doc:"Longest command or message line accepted, in bytes."`
 	MaxConnections      int      `toml:"max_connections" doc:"Most client connections open at once, per listener; more are closed at once. 0: no limit."`
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" doc:"Most connections from one client address at once, per listener. 0: no limit."`
-	AuthMaxFailures     int      `toml:"auth_max_failures" doc:"Failed logins from one address, or against one login, within auth_failure_window that lock it out (421 4.7.0) for auth_lockout. 0 disables throttling."`
+	AuthMaxFailures     int      `toml:"auth_max_failures" doc:"Failed logins for one login from one client address (an IPv6 client's /64) within auth_failure_window that refuse that login from there (421 4.7.0) for auth_lockout; four times as many failures on any logins refuse the whole address. A login is never refused to other addresses: once it has this many failures from anywhere, each AUTH for it waits 1s, doubling with each further failure up to 10s. 0 disables throttling."`
 	AuthFailureWindow   Duration `toml:"auth_failure_window" doc:"Window in which failed logins add up."`
-	AuthLockout         Duration `toml:"auth_lockout" doc:"How long AUTH is refused after too many failures."`
+	AuthLockout         Duration `toml:"auth_lockout" doc:"How long AUTH is refused to an address (or a login from an address) after too many failures."`
 	MaxErrors           int      `toml:"max_errors" doc:"Refused commands (MAIL, RCPT, DATA, AUTH) one session may collect before it is ended with 421 4.7.0. 0: no limit."`
 }
 

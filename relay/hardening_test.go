@@ -51,22 +51,24 @@ func TestPasswordGuessingIsLockedOut(t *testing.T) {
 func TestFailuresOutsideTheWindowDoNotAddUp(t *testing.T) {
 	clock := &stepClock{now: time.Now()}
 	th := &AuthThrottle{MaxFailures: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute, Now: clock.Now}
-	th.fail("ip:192.0.2.1")
-	th.fail("ip:192.0.2.1")
+	th.fail("192.0.2.1", "bob")
+	th.fail("192.0.2.1", "bob")
 	clock.Advance(6 * time.Minute)
-	if th.fail("ip:192.0.2.1") {
+	if _, locked := th.fail("192.0.2.1", "bob"); locked {
 		t.Fatal("failures older than the window counted")
 	}
-	if _, locked := th.blocked("ip:192.0.2.2"); locked {
-		t.Fatal("another address is locked")
+	if d := th.loginDelay("bob"); d != 0 {
+		t.Fatalf("failures older than the window slow the login by %v", d)
 	}
-	th.fail("user:bob")
-	th.fail("user:bob")
-	if !th.fail("user:bob") {
+	th.fail("192.0.2.1", "bob")
+	if _, locked := th.fail("192.0.2.1", "bob"); !locked {
 		t.Fatal("three failures in the window did not lock")
 	}
-	if _, locked := th.blocked("user:alice"); locked {
+	if _, locked := th.loginRefused("192.0.2.1", "alice"); locked {
 		t.Fatal("locking bob locked alice")
+	}
+	if _, locked := th.loginRefused("192.0.2.2", "bob"); locked {
+		t.Fatal("locking bob from one address locked bob from another")
 	}
 }
 

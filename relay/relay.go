@@ -91,8 +91,8 @@ type Options struct {
 	PolicyFor func(u *auth.User) UserPolicy
 	// SPFTimeout bounds one SPF evaluation.
 	SPFTimeout time.Duration
-	// Throttle, when set, locks out password guessing per address and
-	// per login name.
+	// Throttle, when set, refuses AUTH to sources that keep failing and
+	// slows (never refuses) a login guessed at from many sources.
 	Throttle *AuthThrottle
 	// MaxMessageBytes and MaxRecipients are the per-message limits.
 	MaxMessageBytes int64
@@ -173,6 +173,7 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s := &session{b: b, conn: c, tls: isTLS, helo: c.Hostname()}
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		s.remoteIP = addr.IP.String()
+		s.source = sourceOf(addr.IP)
 	}
 	return s, nil
 }
@@ -183,8 +184,11 @@ type session struct {
 	tls      bool
 	helo     string
 	remoteIP string
-	user     *auth.User
-	policy   UserPolicy
+	// source is what failed logins are charged to: the address, or its
+	// /64 for IPv6 (see AuthThrottle).
+	source string
+	user   *auth.User
+	policy UserPolicy
 
 	// The transaction in progress, cleared by Reset.
 	from     string
@@ -216,9 +220,9 @@ func (s *session) auth(mech string) (sasl.Server, error) {
 	if !s.tls {
 		return nil, errTLSRequired
 	}
-	if left, locked := s.b.opts.Throttle.blocked("ip:" + s.remoteIP); locked {
+	if left, locked := s.b.opts.Throttle.sourceRefused(s.source); locked {
 		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
-		return nil, errThrottled(left)
+		return nil, errSourceThrottled(left)
 	}
 	switch mech {
 	case sasl.Plain:
@@ -240,21 +244,34 @@ func (s *session) auth(mech string) (sasl.Server, error) {
 // ever logged.
 func (s *session) login(username, password string) error {
 	th := s.b.opts.Throttle
-	if left, locked := th.blocked("user:" + username); locked {
-		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
-		s.b.log.Warn("auth refused: login locked", "user", username, "remote", s.remoteIP)
-		return errThrottled(left)
+	if err := s.refusedLogin(username); err != nil {
+		return err
+	}
+	// A login being guessed at is slowed for everyone, right password or
+	// wrong, before anything is verified: slowing only the failures would
+	// tell a guesser that an answer not coming at once is a failure, and
+	// let it hang up and try again at full speed.
+	delay := th.waitForLogin(username)
+	if delay > 0 {
+		// Other sessions from this source may have locked it meanwhile.
+		if err := s.refusedLogin(username); err != nil {
+			return err
+		}
 	}
 	u, err := s.b.opts.Users.Verify(username, password)
 	if err != nil {
 		if errors.Is(err, auth.ErrBadCredentials) {
-			s.b.log.Warn("auth failed", "user", username, "remote", s.remoteIP)
+			s.b.log.Warn("auth failed", "user", username, "remote", s.remoteIP, "delay", delay)
 			metrics.AuthFailures.WithLabelValues("bad_credentials").Inc()
-			ipLocked := th.fail("ip:" + s.remoteIP)
-			userLocked := th.fail("user:" + username)
-			if ipLocked || userLocked {
-				s.b.log.Warn("auth locked out", "user", username, "remote", s.remoteIP, "by_address", ipLocked, "by_login", userLocked)
-				return errThrottled(th.Lockout)
+			sourceLocked, loginLocked := th.fail(s.source, username)
+			if sourceLocked || loginLocked {
+				s.b.log.Warn("auth locked out", "user", username, "remote", s.remoteIP, "source", s.source, "whole_source", sourceLocked)
+			}
+			switch {
+			case sourceLocked:
+				return errSourceThrottled(th.Lockout)
+			case loginLocked:
+				return errLoginThrottled(th.Lockout)
 			}
 			return errAuthFailed
 		}
@@ -262,7 +279,23 @@ func (s *session) login(username, password string) error {
 		return errTemporary
 	}
 	s.user = u
-	s.b.log.Info("auth ok", "user", username, "remote", s.remoteIP)
+	s.b.log.Info("auth ok", "user", username, "remote", s.remoteIP, "delay", delay)
+	return nil
+}
+
+// refusedLogin returns the 421 for a source, or a source and login, that
+// failed too often; nil when the login may be tried.
+func (s *session) refusedLogin(username string) error {
+	th := s.b.opts.Throttle
+	if left, locked := th.sourceRefused(s.source); locked {
+		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
+		return errSourceThrottled(left)
+	}
+	if left, locked := th.loginRefused(s.source, username); locked {
+		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
+		s.b.log.Warn("auth refused: login locked from this source", "user", username, "remote", s.remoteIP, "source", s.source)
+		return errLoginThrottled(left)
+	}
 	return nil
 }
 
