@@ -318,6 +318,7 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	}
+	stored := *h
 	apply(h)
 	if err := h.Validate(); err != nil {
 		return badRequest("%v", err)
@@ -327,6 +328,12 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 		password = *req.Password
 	} else if password, err = a.Smarthosts.Password(name); err != nil {
 		return err
+	}
+	// The stored password goes only where it went before: otherwise an
+	// API client could point the smarthost at a server of its own and
+	// read the password off the connection test's AUTH.
+	if req.Password == nil && password != "" && (h.Host != stored.Host || h.Port != stored.Port || h.TLS != stored.TLS) {
+		return badRequest("changing the host, port or TLS mode of smarthost %s requires its password again: give the password", name)
 	}
 	rep, err := a.connectionTest(r.Context(), h, password)
 	if err != nil {

@@ -193,9 +193,10 @@ func TestSmarthostAddRefusesFailingConnectionUnlessForced(t *testing.T) {
 	if code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Password: &pw}, &res); code != http.StatusOK || !res.Test.OK {
 		t.Fatalf("update: %d %s", code, body)
 	}
-	// A failing update is refused and changes nothing.
+	// A failing update is refused and changes nothing. (A new port needs
+	// the password again: TestSmarthostMoveNeedsThePasswordAgain.)
 	port := 1
-	if code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Port: &port}, nil); code != http.StatusUnprocessableEntity {
+	if code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Port: &port, Password: &pw}, nil); code != http.StatusUnprocessableEntity {
 		t.Fatalf("failing update: %d %s", code, body)
 	}
 	if h, _ := e.hosts.Get("sg"); h.Port != e.up.Port {
@@ -322,5 +323,72 @@ func TestKeyRotateKeepsPasswordsUsable(t *testing.T) {
 	var tr SmarthostResult
 	if code, body := e.call("POST", "/api/smarthosts/sg/test", shToken, nil, &tr); code != 200 || !tr.Test.OK {
 		t.Fatalf("test after rotation: %d %s", code, body)
+	}
+}
+
+// The stored password is never sent to a host it was not saved for: moving
+// a smarthost to another host, port or TLS mode needs the password again,
+// and the connection test does not run without it.
+func TestSmarthostMoveNeedsThePasswordAgain(t *testing.T) {
+	e := newSHEnv(t)
+	e.mustAdd("sg")
+	ca := testutil.NewCA(t)
+	elsewhere := testutil.StartUpstream(t, testutil.UpstreamOptions{
+		TLS:      &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}},
+		Username: shUpUser, Password: shUpPass,
+	})
+	port := elsewhere.Port
+	code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Port: &port}, nil)
+	if code != http.StatusBadRequest || !strings.Contains(body, "requires its password again") {
+		t.Fatalf("move without password: %d %s", code, body)
+	}
+	tlsMode := "implicit"
+	code, body = e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{TLS: &tlsMode}, nil)
+	if code != http.StatusBadRequest || !strings.Contains(body, "requires its password again") {
+		t.Fatalf("TLS change without password: %d %s", code, body)
+	}
+	if n := elsewhere.Connections(); n != 0 {
+		t.Fatalf("the other host saw %d connections: the stored password may have been offered to it", n)
+	}
+	h, err := e.hosts.Get("sg")
+	if err != nil || h.Port != e.up.Port || h.TLS != "starttls" {
+		t.Fatalf("refused updates changed the smarthost: %+v %v", h, err)
+	}
+	// Settings that keep the password where it was need no password.
+	include := "mailgun.org"
+	if code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{SPFInclude: &include}, nil); code != http.StatusOK {
+		t.Fatalf("update of the SPF include: %d %s", code, body)
+	}
+	// With the password the move is tested and saved.
+	pw, caFile := shUpPass, testutil.WriteFile(t, t.TempDir(), "other.pem", ca.PEM)
+	code, body = e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Port: &port, Password: &pw, CAFile: &caFile}, nil)
+	if code != http.StatusOK {
+		t.Fatalf("move with the password: %d %s", code, body)
+	}
+}
+
+// ca_file must be a PEM file of certificates; other files are refused
+// without their content reaching the answer.
+func TestSmarthostCAFileMustHoldCertificates(t *testing.T) {
+	e := newSHEnv(t)
+	dir := t.TempDir()
+	secret := "TOP-SECRET-LINE"
+	cases := map[string]string{
+		"not PEM":  testutil.WriteFile(t, dir, "secret.txt", []byte(secret+"\n")),
+		"a key":    testutil.WriteFile(t, dir, "key.pem", []byte("-----BEGIN PRIVATE KEY-----\nVE9QLVNFQ1JFVC1MSU5F\n-----END PRIVATE KEY-----\n")),
+		"bad cert": testutil.WriteFile(t, dir, "bad.pem", []byte("-----BEGIN CERTIFICATE-----\nVE9QLVNFQ1JFVC1MSU5F\n-----END CERTIFICATE-----\n")),
+		"a device": "/dev/zero",
+		"missing":  filepath.Join(dir, "nope.pem"),
+	}
+	for name, path := range cases {
+		req := e.good("sg")
+		req.CAFile = path
+		code, body := e.call("POST", "/api/smarthosts", shToken, req, nil)
+		if code != http.StatusBadRequest || !strings.Contains(body, "ca_file") {
+			t.Errorf("%s: %d %s", name, code, body)
+		}
+		if strings.Contains(body, secret) || strings.Contains(body, "VE9Q") {
+			t.Errorf("%s: the file's content leaked: %s", name, body)
+		}
 	}
 }
