@@ -14,6 +14,14 @@
 // later. Delivery fails closed: when an upstream has credentials and does not
 // offer TLS or AUTH, that is a temporary failure, never a plaintext send.
 //
+// Every message is judged on time, attempted or not: a recipient still
+// queued when the message is MaxLifetime old fails ("gave up after 5
+// days"), and the sender is told once when it is DelayWarning old, also
+// while its upstream is backed off and the message merely waits.
+//
+// An attempt's outcome is kept until it is stored: when the queue cannot
+// write it, the write is retried, never the delivery.
+//
 // This is the only package that dials smarthosts.
 package delivery
 
@@ -71,8 +79,12 @@ type Options struct {
 	// UpstreamBackoff returns how long an upstream that failed as a whole
 	// n times in a row is left alone (nil: 30s doubling up to 15m).
 	UpstreamBackoff func(failures int) time.Duration
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// RecordRetry returns how long to wait before writing an attempt's
+	// outcome again after the write failed n times in a row (nil: 1s
+	// doubling up to 30s).
+	RecordRetry func(failures int) time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Deliverer runs the delivery workers.
@@ -101,6 +113,9 @@ func New(q Queue, router Router, opts Options) *Deliverer {
 	}
 	if opts.UpstreamBackoff == nil {
 		opts.UpstreamBackoff = defaultUpstreamBackoff
+	}
+	if opts.RecordRetry == nil {
+		opts.RecordRetry = defaultRecordRetry
 	}
 	return &Deliverer{q: q, router: router, opts: opts, log: opts.Logger,
 		pool:     newPool(opts.ConnectionsPerUpstream, opts.IdleConnection),
@@ -173,7 +188,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		// it has one), waiting messages are not attempted and burn no
 		// attempts: they wait for one of them to come back.
 		if until, down := d.heldUntil(up, start); down {
-			d.q.Release(m.ID, until.Add(jitter(until.Sub(start)/4+time.Second)))
+			d.hold(m, up, until, start, done)
 			return
 		}
 		body, err = d.q.Body(m.ID)
@@ -226,10 +241,103 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 	}
 	m.RecordAttempt(queue.Attempt{At: start, Upstream: upName, Duration: elapsed, Result: summary})
 	m.NextAttempt = d.nextAttempt(m, now)
-	additions := d.notifications(m, body, upHost, n, now)
-	if err := d.q.Update(m, additions...); err != nil {
-		d.log.Error("recording delivery failed", "id", m.ID, "err", err)
+	d.record(m, d.notifications(m, body, upHost, n, now), done)
+}
+
+// record stores an attempt's outcome and its notifications durably. When
+// the write fails (a full disk, an I/O error) the outcome is kept here and
+// the write is retried, with a growing pause, until it succeeds: the queue
+// leaves the message leased to this worker meanwhile, so nobody attempts
+// it again from the stale record on disk, which would send it again.
+//
+// If delivery stops before a write succeeds, the outcome is lost with the
+// process and the message stays leased until then. After the restart the
+// old record is all there is, so the message is attempted again and
+// recipients the upstream had already accepted get it twice. That is the
+// at-least-once delivery of package queue: a duplicate, never a loss.
+func (d *Deliverer) record(m *queue.Message, additions []queue.Addition, done <-chan struct{}) {
+	for failures := 1; ; failures++ {
+		err := d.q.Update(m, additions...)
+		if err == nil {
+			if failures > 1 {
+				d.log.Info("delivery outcome recorded after failed writes", "id", m.ID, "failed_writes", failures-1)
+			}
+			return
+		}
+		wait := d.opts.RecordRetry(failures)
+		d.log.Error("recording delivery outcome failed; retrying the write, not the delivery", "id", m.ID, "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-done:
+			t.Stop()
+			d.log.Error("delivery stopped before the outcome could be recorded; the message will be attempted again after the restart", "id", m.ID)
+			return
+		case <-t.C:
+		}
 	}
+}
+
+// defaultRecordRetry is 1s, 2s, 4s, 8s, 16s, then 30s while the queue
+// cannot be written.
+func defaultRecordRetry(failures int) time.Duration {
+	d := time.Second
+	for i := 1; i < failures && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// hold puts back, without an attempt, a message whose upstream (and its
+// fallback, if any) is backed off: no attempt is burned while the upstream
+// is known to be down. The message is judged on time all the same, as
+// after a failed attempt (judgeAge): past MaxLifetime its queued recipients
+// fail with their last reply, past DelayWarning the sender is told once.
+// Otherwise a long outage would keep a backlog queued beyond its lifetime,
+// and no sender would hear that their mail is late.
+func (d *Deliverer) hold(m *queue.Message, up *Upstream, until, now time.Time, done <-chan struct{}) {
+	// Back when the upstream is, give or take a little so that the
+	// backlog does not return all at once; never after the end of the
+	// lifetime, so that the message expires on time.
+	when := until.Add(jitter(until.Sub(now)/4 + time.Second))
+	if end := m.Created.Add(d.opts.MaxLifetime); when.After(end) {
+		when = end
+	}
+	n := notices{}
+	expired := 0
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		if r.Status != queue.Queued {
+			continue
+		}
+		reply := r.Reply
+		if reply == "" {
+			// Never attempted: the upstream was down all along.
+			reply = "upstream backed off"
+		}
+		d.judgeAge(m, r, reply, now, &n)
+		if r.Status != queue.Failed {
+			continue
+		}
+		expired++
+		r.Updated = now
+		if r.DSNStatus == "" {
+			r.DSNStatus = "4.4.7" // RFC 3463: delivery time expired
+		}
+		metrics.Deliveries.WithLabelValues(up.Name, "failed", string(bounce.Classify(0, "", reply).Category)).Inc()
+		d.log.Info("gave up while the upstream is backed off", "id", m.ID, "user", m.User, "from", m.From, "rcpt", r.Addr,
+			"upstream", up.Name, "status", r.Status, "reply", r.Reply)
+	}
+	if expired == 0 && len(n.delayed) == 0 {
+		d.q.Release(m.ID, when)
+		return
+	}
+	body, err := d.q.Body(m.ID)
+	if err != nil {
+		// The notifications go out without the original's headers.
+		d.log.Error("reading the message for its notifications failed", "id", m.ID, "err", err)
+	}
+	m.NextAttempt = when
+	d.record(m, d.notifications(m, body, "", n, now), done)
 }
 
 // heldUntil reports whether messages for up must wait, and until when: up
@@ -346,24 +454,35 @@ func (d *Deliverer) judge(m *queue.Message, r *queue.Recipient, res result, now 
 		}
 	}
 	r.DSNStatus = v.Status
-	age := now.Sub(m.Created)
-	switch {
-	case v.Class == bounce.Permanent:
+	if v.Class == bounce.Permanent {
 		r.Status = queue.Failed
-	case age >= d.opts.MaxLifetime:
-		r.Status = queue.Failed
-		r.Reply = fmt.Sprintf("gave up after %s: %s", humanDays(d.opts.MaxLifetime), res.reply)
-	default:
-		if d.opts.DelayWarning > 0 && !r.DelayNotified && age >= d.opts.DelayWarning && wants(r, "DELAY") {
-			r.DelayNotified = true
-			n.delayed = append(n.delayed, r)
+		if wants(r, "FAILURE") {
+			n.failed = append(n.failed, r)
 		}
 		return string(v.Category)
 	}
-	if wants(r, "FAILURE") {
-		n.failed = append(n.failed, r)
-	}
+	d.judgeAge(m, r, res.reply, now, n)
 	return string(v.Category)
+}
+
+// judgeAge judges on time a recipient that is still undelivered, after a
+// temporary failure (judge) or without an attempt while its upstream is
+// backed off (hold): once the message is MaxLifetime old the recipient
+// fails with its last reply; once it is DelayWarning old the sender is
+// told, once.
+func (d *Deliverer) judgeAge(m *queue.Message, r *queue.Recipient, reply string, now time.Time, n *notices) {
+	age := now.Sub(m.Created)
+	switch {
+	case age >= d.opts.MaxLifetime:
+		r.Status = queue.Failed
+		r.Reply = fmt.Sprintf("gave up after %s: %s", humanDays(d.opts.MaxLifetime), reply)
+		if wants(r, "FAILURE") {
+			n.failed = append(n.failed, r)
+		}
+	case d.opts.DelayWarning > 0 && !r.DelayNotified && age >= d.opts.DelayWarning && wants(r, "DELAY"):
+		r.DelayNotified = true
+		n.delayed = append(n.delayed, r)
+	}
 }
 
 // wants reports whether the client's NOTIFY list asks for this kind of
@@ -473,10 +592,20 @@ func staleConnection(err error) bool {
 // whether the connection is in a clean state for reuse.
 func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, timeout time.Duration) (results map[string]result, keep bool, err error) {
 	opts := &smtp.MailOptions{Size: int64(len(body)), UTF8: m.UTF8}
+	results = make(map[string]result, len(rcpts))
+	if offered, _ := c.Extension("SMTPUTF8"); m.UTF8 && !offered {
+		// Nothing was sent yet: the connection stays clean for reuse.
+		if rcpts, err = withoutSMTPUTF8(m.From, rcpts, body, results); err != nil {
+			return nil, true, err
+		}
+		if len(rcpts) == 0 {
+			return results, true, nil
+		}
+		opts.UTF8 = false
+	}
 	if err := c.Mail(m.From, opts); err != nil {
 		return nil, resetOK(c.Client, err), err
 	}
-	results = make(map[string]result, len(rcpts))
 	var accepted []string
 	for _, r := range rcpts {
 		if err := c.Rcpt(r, nil); err != nil {
@@ -520,6 +649,49 @@ func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, ti
 		results[r] = result{reply: reply}
 	}
 	return results, true, nil
+}
+
+// withoutSMTPUTF8 prepares a message the client sent with SMTPUTF8 for an
+// upstream that does not offer the extension. Clients ask for it whatever
+// the message, and RFC 6531 needs it only where an address or the header
+// is not ASCII: when they are ASCII after all, the message goes out
+// without it (a UTF-8 body needs only 8BITMIME). What does need it can never go through this
+// upstream, however long it is retried (go-smtp's client refuses to send
+// such a MAIL, with an error that would read as temporary): a non-ASCII
+// sender or header fails the whole transaction, a non-ASCII recipient
+// fails alone, permanently, with the RFC 6531 status (x.6.7 for an
+// address, x.6.9 for the header). It returns the recipients that may be
+// sent to, and puts the refused ones in results.
+func withoutSMTPUTF8(from string, rcpts []string, body []byte, results map[string]result) ([]string, error) {
+	if !isASCII(from) {
+		return nil, &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+			Message: "The upstream does not support SMTPUTF8, which the non-ASCII sender address needs"}
+	}
+	header, _, _ := strings.Cut(string(body), "\r\n\r\n")
+	if !isASCII(header) {
+		return nil, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 9},
+			Message: "The upstream does not support SMTPUTF8, which the message's non-ASCII header needs"}
+	}
+	var sendable []string
+	for _, r := range rcpts {
+		if isASCII(r) {
+			sendable = append(sendable, r)
+			continue
+		}
+		err := &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+			Message: "The upstream does not support SMTPUTF8, which the non-ASCII recipient address needs"}
+		results[r] = result{err: err, reply: errorText(err)}
+	}
+	return sendable, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // resetOK aborts the transaction after an SMTP-level refusal so the
@@ -622,6 +794,13 @@ func (d *Deliverer) Bounce(id, reason string) error {
 	}
 	body, _ := d.q.Body(m.ID)
 	m.RecordAttempt(queue.Attempt{At: now, Upstream: "-", Result: reason})
+	next := m.NextAttempt
+	if err := d.q.Update(m, d.notifications(m, body, "", n, now)...); err != nil {
+		// Nothing was written: the message goes back as it was, and the
+		// operator sees the error and can try again.
+		d.q.Release(m.ID, next)
+		return err
+	}
 	d.log.Info("message bounced by the operator", "id", m.ID, "user", m.User)
-	return d.q.Update(m, d.notifications(m, body, "", n, now)...)
+	return nil
 }

@@ -68,7 +68,11 @@ func (d *Deliverer) notifications(m *queue.Message, body []byte, remoteMTA strin
 				From:       "",
 				Recipients: []queue.Recipient{{Addr: m.From, Status: queue.Queued}},
 				Route:      m.Route,
-				Created:    now,
+				// A non-ASCII sender address is the notice's recipient
+				// and its To: it needs SMTPUTF8 (RFC 6531), and gets
+				// the same treatment as any message flagged so.
+				UTF8:    !isASCII(m.From),
+				Created: now,
 			},
 			Body: dsn,
 		})

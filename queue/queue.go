@@ -326,6 +326,12 @@ type Addition struct {
 // transaction, so that a crash can neither lose a notification nor record
 // an outcome without its notification. If m is still pending it goes back
 // in the timetable at its NextAttempt. It ends the caller's lease.
+//
+// When the write fails (a full disk, an I/O error) nothing changed on disk
+// and the caller keeps the lease: the message is not handed to anyone else,
+// whose attempt would start from the stale record and send the message
+// again. The caller must call Update again (delivery retries the write
+// until it succeeds) or Release.
 func (q *Queue) Update(m *Message, additions ...Addition) error {
 	if !m.Pending() {
 		if m.Finished.IsZero() {
@@ -352,15 +358,12 @@ func (q *Queue) Update(m *Message, additions ...Addition) error {
 		}
 		return tx.Bucket(messagesBucket).Put([]byte(m.ID), meta)
 	})
+	if err != nil {
+		return fmt.Errorf("updating message %s: %w", m.ID, err)
+	}
 	q.mu.Lock()
 	delete(q.leased, m.ID)
 	q.mu.Unlock()
-	if err != nil {
-		// The old record is still on disk; try again later rather than lose
-		// track of the message.
-		q.schedule(m.ID, q.now().Add(time.Minute))
-		return fmt.Errorf("updating message %s: %w", m.ID, err)
-	}
 	if m.Pending() {
 		q.schedule(m.ID, m.NextAttempt, m.Created)
 	} else {
