@@ -112,6 +112,10 @@ type status struct {
 
 func (s status) isZero() bool { return s.class == 0 }
 
+// isGeneric reports whether s is X.0.0, "other or undefined status", which
+// says nothing beyond its class.
+func (s status) isGeneric() bool { return s.subject == 0 && s.detail == 0 }
+
 func (s status) String() string {
 	return fmt.Sprintf("%d.%d.%d", s.class, s.subject, s.detail)
 }
@@ -173,6 +177,40 @@ func cutStatus(t string) (status, string, bool) {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
+// findStatus finds an enhanced status code inside a reply text: the first
+// one that is not X.0.0, else the first X.0.0. Only failure classes (4 and
+// 5) and the subjects RFC 3463 defines (0 to 7) count, and the code must
+// stand on its own, so IP addresses ("192.0.2.25"), versions ("4.96.2")
+// and Yahoo's "4.16.55.1" are not taken for one.
+func findStatus(t string) (status, bool) {
+	var generic status
+	for i := 0; i < len(t); i++ {
+		if t[i] != '4' && t[i] != '5' {
+			continue
+		}
+		if i > 0 && (isDigit(t[i-1]) || t[i-1] == '.') {
+			continue
+		}
+		end := i
+		for end < len(t) && (isDigit(t[end]) || t[end] == '.') {
+			end++
+		}
+		// A trailing full stop ends the sentence, not the code.
+		word := strings.TrimSuffix(t[i:end], ".")
+		st, ok := parseStatus(word)
+		if !ok || st.subject > 7 {
+			continue
+		}
+		if !st.isGeneric() {
+			return st, true
+		}
+		if generic.isZero() {
+			generic = st
+		}
+	}
+	return generic, !generic.isZero()
+}
+
 // textNormalizer makes reply texts comparable with the lower-case phrases of
 // the rules. Texts pasted from web pages and some providers' replies use
 // typographic apostrophes ("doesn’t") and no-break spaces.
@@ -195,6 +233,16 @@ func parseReply(code int, enhanced, text string) reply {
 			r.status = st
 		}
 		t = rest
+	}
+	// A sending MTA's own words carry the enhanced code inside the text
+	// (qmail's "Sorry, no mailbox here by that name. (#5.1.1)"), and a
+	// relay that quotes the next hop puts its code after a generic one
+	// ("550 5.0.0 -5.1.1 The email account ... does not exist"). The code
+	// found there is used when the reply had none, or only X.0.0.
+	if r.status.isZero() || r.status.isGeneric() {
+		if st, ok := findStatus(t); ok && (r.status.isZero() || !st.isGeneric()) {
+			r.status = st
+		}
 	}
 	r.text = strings.Join(strings.Fields(strings.ToLower(textNormalizer.Replace(t))), " ")
 	return r

@@ -45,6 +45,14 @@ const (
 	// 5xx permanent), then the enhanced code's class; nothing at all means
 	// temporary.
 	fromReply classRule = iota
+	// finalUnlessSaidOtherwise is fromReply for failures that do not pass
+	// by themselves (no such mailbox, no such domain, a loop, a message
+	// the sending MTA has given up on): when the reply has neither a
+	// reply code nor an enhanced code, as in the words a sending MTA
+	// writes in its own bounces ("Sorry, no mailbox here by that name",
+	// "retry timeout exceeded"), the verdict is permanent rather than the
+	// usual temporary. Retry hints and 4xx codes still make it temporary.
+	finalUnlessSaidOtherwise
 	alwaysTemporary
 	alwaysPermanent
 )
@@ -53,6 +61,10 @@ const (
 // when they send a 5xx code with them.
 var retryHints = []string{"try again", "try later", "retry later", "come back later", "temporar"}
 
+// noRetryHints say the opposite with the same words: qmail's "I'm not going
+// to try again; this message has been in the queue too long".
+var noRetryHints = []string{"not going to try again", "will not succeed", "do not try again", "don't try again", "do not retry"}
+
 func (c classRule) decide(r reply) Class {
 	switch c {
 	case alwaysTemporary:
@@ -60,14 +72,14 @@ func (c classRule) decide(r reply) Class {
 	case alwaysPermanent:
 		return Permanent
 	}
-	if containsAny(r.text, retryHints) {
+	if containsAny(r.text, retryHints) && !containsAny(r.text, noRetryHints) {
 		return Temporary
 	}
 	switch r.code / 100 {
 	case 5:
 		return Permanent
 	case 0:
-		if r.status.class == 5 {
+		if r.status.class == 5 || (r.status.isZero() && c == finalUnlessSaidOtherwise) {
 			return Permanent
 		}
 	}
@@ -216,20 +228,55 @@ const (
 	whyGrey          = "the receiving server greylisted the message, which asks senders to come back later"
 	whyBlock         = "the sending server's IP address or domain is on a blocklist"
 	whySenderAuth    = "the message failed the receiver's sender authentication checks (SPF, DKIM or DMARC)"
+	whyPTR           = "the sending server's IP address has no valid reverse DNS"
 	whyTooLarge      = "the message is larger than the receiving server accepts"
 	whySpam          = "the receiving server rejected the message as spam or unsafe content"
+	whyFormat        = "the receiving server refused the message's format (RFC 5322 headers or content)"
 	whyUser          = "the recipient address does not exist"
+	whyDisabled      = "the recipient's mailbox is disabled or suspended"
 	whyDomain        = "the recipient's domain does not exist or does not accept mail"
 	whyPolicy        = "the receiving server refused the message for policy reasons"
 	whyRelay         = "the upstream server refused to relay the message"
 	whySender        = "the sender address was rejected"
 	whyLoop          = "a mail loop was detected"
+	whyExpired       = "the sending server gave up after retrying for the message's lifetime"
 	whyNetwork       = "a network problem prevented delivery"
+	whyDNS           = "a DNS lookup failed"
 	whyTemporaryCode = "the upstream server reported a temporary failure"
+	whyProtocol      = "the upstream server refused an SMTP command"
+)
+
+// Phrases shared by several rules.
+var (
+	// userUnknown are the ways servers say that a mailbox does not exist.
+	userUnknown = []string{
+		"user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "unknown recipient",
+		"recipient unknown", "address unknown", "does not exist", "doesn't exist", "doesn't have a", "not a valid mailbox",
+		"no mailbox", "unknown or illegal alias", "recipient address rejected", "address rejected", "not our customer",
+		"no longer on", "no longer valid", "no longer active", "no longer accepts", "no longer in use",
+	}
+	// userUnknownRe says it with words in between: "user not found",
+	// "mailbox bob@example.org not found", "invalid recipient", "not listed
+	// in Domino Directory".
+	userUnknownRe = `\b(user|account|mailbox|recipient|address|addressee)\b[^;,]{0,40}\bnot (found|known|exist)|` +
+		`\binvalid (recipient|mailbox|address|user|account)\b|\bnot listed in (the )?(domino directory|public name)`
+	// mailboxDisabled is an account that exists but takes no mail.
+	mailboxDisabledRe = `\b(account|mailbox|user|recipient|inbox)\b[^;,]{0,40}\b(disabled|inactive|suspended|frozen|locked|` +
+		`terminated|deactivated|deleted|closed|archived|expired)\b|\b(disabled|inactive|suspended|frozen|locked|deactivated)\b ` +
+		`(account|mailbox|user|recipient)|\binactive (email )?address`
+	// domainUnknown are the ways servers say that a domain does not exist
+	// or takes no mail.
+	domainUnknown = []string{
+		"domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "host unknown",
+		"host not found", "name not found", "unrouteable address", "unroutable address", "nxdomain", "no mx record",
+		"null mx", "nullmx", "does not accept mail", "domain is not reachable", "nonexistent domain", "non-existent domain",
+		"unknown domain", "couldn't find any host", "couldn't find a mail exchanger", "no mail exchanger",
+		"non-existent host", "nonexistent host", "no route found to domain", "dns domain", "domain name not found",
+	}
 )
 
 // rules is the classification table. The first rule that matches decides;
-// see the package documentation for why the groups come in this order.
+// the package documentation explains the order of the groups.
 var rules = compileRules([]rule{
 	// 1. Phrases that settle the matter whatever the codes say.
 	{text: []string{"retrying will not succeed"}, class: alwaysPermanent, cat: Blocklisted,
@@ -238,11 +285,12 @@ var rules = compileRules([]rule{
 	// itself within the retry period.
 	{text: []string{"over quota and inactive", "out of storage space and inactive"}, class: alwaysPermanent, cat: MailboxFull,
 		why: "the recipient's mailbox is full and the account is inactive"},
-	{text: []string{"mail loop", "routing loop", "too many hops", "hop count exceeded", "maximum hop count", "exceeded 50 hops", "loops back to myself"},
-		cat: Other, why: whyLoop},
+	{text: []string{"mail loop", "routing loop", "too many hops", "hop count exceeded", "maximum hop count", "exceeded 50 hops",
+		"loops back to myself", "looping", "loop detected", "mail loops back"},
+		class: finalUnlessSaidOtherwise, cat: Other, why: whyLoop},
 	// Microsoft answers unknown recipients with 5.1.10, which the registry
 	// reserves for a null MX, and with 5.4.1 (directory based edge blocking).
-	{text: []string{"recipientnotfound", "recipient not found", "recipient address rejected: access denied"},
+	{text: []string{"recipientnotfound", "recipient not found", "recipient address rejected: access denied", "recipnotfound"},
 		cat: UnknownUser, why: whyUser},
 	// SendGrid's daily credit limit says "Authentication failed" too.
 	{text: []string{"credits exceeded"}, class: alwaysTemporary, cat: RateLimited, why: "the upstream account's sending credits are used up"},
@@ -256,121 +304,189 @@ var rules = compileRules([]rule{
 	// for the fix instead of bouncing, so these are always temporary.
 	{status: "*.7.8, *.7.57, *.7.139", class: alwaysTemporary, cat: UpstreamAuth, why: whyAuth},
 	{reply: "534, 535", class: alwaysTemporary, cat: UpstreamAuth, why: whyAuth},
+	// Gmail's and Microsoft's rate-limit codes, before the words about
+	// DKIM or reputation that come with them.
+	{status: "*.7.28, 4.7.500-699, *.7.650", class: alwaysTemporary, cat: RateLimited, why: whyRate},
+	// Sender authentication named in the text outranks the code: Yahoo
+	// and Proton send DMARC failures as x.7.5, which the registry calls a
+	// cryptographic failure, and Gmail as x.2.1.
+	{text: []string{"dmarc", "dkim", "sender policy framework"}, re: `\bspf\b`, cat: Policy, why: whySenderAuth},
 	{status: "*.7.10, *.7.11, *.7.5", class: alwaysTemporary, cat: TLS, why: whyTLS},
-	{re: `\b(starttls|tls|ssl|x509)\b|certificate|handshake`, class: alwaysTemporary, cat: TLS, why: whyTLS},
+	{text: []string{"certificate", "handshake", "requiretls", "mta-sts", "dnssec"},
+		re: `\b(starttls|tls|ssl|x509|dane|tlsa)\b`, class: alwaysTemporary, cat: TLS, why: whyTLS},
 	// 530 is "authentication required" (RFC 4954); the STARTTLS variant was
 	// caught just above.
 	{reply: "530", class: alwaysTemporary, cat: UpstreamAuth, why: whyAuth},
 	{text: []string{
-		"authentication required", "authentication is required", "authentication failed",
+		"authentication required", "authentication is required", "authentication failed", "authentication failure",
 		"authentication unsuccessful", "authentication credentials invalid", "username and password not accepted",
-		"invalid credentials", "incorrect authentication data", "smtpclientauthentication",
-		"client was not authenticated", "client not authenticated", "application-specific password required",
-		"please authenticate", "must authenticate", "auth required", "unauthenticated senders not allowed",
+		"invalid credentials", "incorrect authentication data", "smtpclientauthentication", "client was not authenticated",
+		"client not authenticated", "application-specific password required", "please authenticate", "must authenticate",
+		"auth required", "unauthenticated senders not allowed", "cannot authenticate", "authentication type",
+		"authentication mechanism", "unauthenticated command", "smtp authentication", "without authentication",
+		"log in with your web browser", "log in through your web browser", "fail authentication",
 	}, class: alwaysTemporary, cat: UpstreamAuth, why: whyAuth},
 
-	// 3. Sender authentication: the sending domain's SPF, DKIM or DMARC.
-	{status: "*.7.25", cat: Policy, why: "the sending server's IP address has no valid reverse DNS"},
+	// DNS failures that will pass, before the unknown domains and the
+	// malformed replies they mention: Postfix's "Host not found, try
+	// again".
+	{text: []string{"not found, try again", "malformed or unexpected name server reply", "temporary failure in name resolution",
+		"server misbehaving", "host lookup did not complete", "dns query error", "name server timeout"},
+		class: alwaysTemporary, cat: Network, why: whyDNS},
+
+	// 3. Sender authentication and the sending server's identity.
+	{status: "*.7.25", cat: Policy, why: whyPTR},
 	{status: "*.7.23, *.7.24, *.7.26, *.7.27, *.7.30, *.7.32, *.7.40, *.7.509, *.7.515", cat: Policy, why: whySenderAuth},
-	{text: []string{"dmarc", "dkim", "sender policy framework", "sender is unauthenticated", "unauthenticated email", "fails to pass authentication checks"},
-		re: `\bspf\b`, cat: Policy, why: whySenderAuth},
+	{text: []string{"sender is unauthenticated", "unauthenticated email", "fails to pass authentication checks",
+		"authentication checks"}, cat: Policy, why: whySenderAuth},
+	// A missing or mismatched PTR is the reason even when the reply talks
+	// of rate limiting it.
+	{text: []string{"ptr record", "reverse dns", "rdns", "reverse hostname", "reverse lookup", "cannot find your hostname",
+		"reverse dns entry", "dns ptr"}, cat: Policy, why: whyPTR},
+	{text: []string{"helo command rejected", "ehlo command rejected", "helo rejected", "bad helo", "invalid helo",
+		"helo/ehlo argument"}, cat: Policy, why: "the receiving server refused the sending server's HELO name"},
 
 	// 4. The specific enhanced codes of what follows, before any phrase:
 	// "552 5.2.2 Mailbox size exceeds ..." is a full mailbox, not a big
 	// message. Too large is permanent, since the same message will never get
-	// smaller; a full mailbox is temporary even as 5.2.2. 4.7.28 is Gmail's
-	// rate limit, 4.7.500-699 and 4.7.650 Microsoft's, and x.5.3 "too many
-	// recipients", which RFC 5321 section 4.5.3.1.10 says to treat as
-	// temporary even under 552.
+	// smaller; a full mailbox is temporary even as 5.2.2. x.5.3 is "too
+	// many recipients", which RFC 5321 section 4.5.3.1.10 says to treat as
+	// temporary even under 552; Postfix's multi-recipient bounce refusal
+	// shares the code but is final.
 	{status: "*.3.4, *.2.3", class: alwaysPermanent, cat: MessageTooLarge, why: whyTooLarge},
+	// The sender's own sending quota (Microsoft's "Submission quota
+	// exceeded" comes as 5.2.2) is rate limiting, not a full mailbox.
+	{text: []string{"submission quota", "sending quota", "sending limit", "send limit", "daily limit", "hourly limit",
+		"message quota", "daily user sending", "relay limit", "recipient rate limit"},
+		class: alwaysTemporary, cat: RateLimited, why: whyRate},
 	{status: "*.2.2", class: alwaysTemporary, cat: MailboxFull, why: whyFull},
-	{status: "*.7.28, 4.7.500-699, *.7.650, *.5.3", class: alwaysTemporary, cat: RateLimited, why: whyRate},
+	{text: []string{"multi-recipient bounce"}, cat: Other, why: whyProtocol},
+	{status: "*.5.3", class: alwaysTemporary, cat: RateLimited, why: whyRate},
+	// Microsoft's published codes: 5.7.505 is a recipient that does not
+	// exist, 5.7.703 the sender's own organisation's block list, the
+	// others a banned sending IP, tenant or domain.
+	{status: "*.7.505", cat: UnknownUser, why: whyUser},
+	{status: "*.7.703", cat: Policy, why: whyPolicy},
+	{status: "*.7.502, *.7.503, *.7.507, *.7.511, *.7.513, *.7.606-649, *.7.705, *.7.708, *.7.800",
+		class: alwaysTemporary, cat: Blocklisted, why: whyBlock},
 
-	// 5. What clears by itself, even under a 5xx code, and too large.
+	// 5. What clears by itself, even under a 5xx code, and too large. A
+	// full mailbox first, then size (a size limit is not a rate limit),
+	// greylisting, blocklists (a bad reputation outranks the rate limit it
+	// causes), rate limiting.
 	{text: []string{
 		"mailbox full", "mailbox is full", "mailbox size limit", "over quota", "overquota", "exceeded storage allocation",
-		"out of storage", "storage space", "mailbox quota", "disk quota", "user is over",
+		"out of storage", "storage space", "mailbox quota", "disk quota", "user is over", "mailbox limit", "inbox is full",
 	}, class: alwaysTemporary, cat: MailboxFull, why: whyFull},
-	{text: []string{
-		"message size exceeds", "message too large", "message too big", "message is too large", "message is too big",
-		"message size limit", "maximum message size", "message exceeded google's", "exceeds size limit", "size exceeds",
-	}, class: alwaysPermanent, cat: MessageTooLarge, why: whyTooLarge},
+	{text: []string{"too large", "too big", "message is too long", "attachment is too long", "exceeds size limit",
+		"size exceeds", "number of attachments"},
+		re:    `\b(mail|message|msg|data|header)\s?size\b|\bsize (limit|exceed)|\bexceeds? (the )?(fixed |maximum |max )*(message )?size`,
+		class: alwaysPermanent, cat: MessageTooLarge, why: whyTooLarge},
+	// Mimecast's greylisting reply names no greylisting.
 	{text: []string{"greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list"},
-		re: `\b(try again|retry) in \d+`, class: alwaysTemporary, cat: Greylisted, why: whyGrey},
-	{text: []string{
-		"rate limit", "rate-limit", "ratelimit", "throttl", "too many", "too fast", "too quickly", "too frequent",
-		"try again slower", "receiving mail at a rate", "unusual rate", "sending rate", "message rate", "connection rate",
-		"sending limit", "sending quota", "message quota", "daily limit", "hourly limit", "excessive volume",
-		"unexpected volume", "excessive unknown recipients", "max message per connection", "concurrent connections",
-		"server busy", "server is busy",
-	}, re: `exceed(s|ed)? (the |your |its )?(\w+ ){0,3}limit|\blimit (\w+ )?exceeded`,
-		class: alwaysTemporary, cat: RateLimited, why: whyRate},
-	// Only now the bare word: "quota exceeded" after the sending quotas.
-	{text: []string{"quota"}, class: alwaysTemporary, cat: MailboxFull, why: whyFull},
+		re:    `\b(try again|retry) in \d+|internal resource (is )?temporarily unavailable`,
+		class: alwaysTemporary, cat: Greylisted, why: whyGrey},
+	// Blocklists, and providers' block codes: Outlook's S3150, Yahoo's
+	// [BLnn], Comcast's BLnnnnnn, NetEase's HL:REP, HL:IHU and DT:RBL.
 	{text: []string{
 		"spamhaus", "spamcop", "barracuda", "sorbs", "blocked using", "listed at", "is listed", "are listed", "listed on",
 		"listed by", "listing in", "blacklist", "blocklist", "black list", "block list", "denylist", "deny list",
-		"(s3150)", "banned sending ip", "banned sender", "traffic not accepted from this ip", "reputation",
-	}, re: `\b(rbl|dnsbl|uribl|surbl)\b|\bip\b.{0,60}\b(blocked|banned)\b`,
+		"(s3150)", "(as3150)", "banned sending ip", "banned sender", "traffic not accepted from this ip", "reputation",
+		"black ip", "sender address blocked", "email reputation service",
+	}, re: `\b(rbl|dnsbl|uribl|surbl)s?\b|\bip\b.{0,60}\b(blocked|banned)\b|\[bl\d\d\]|\bbl\d{6}\b|\b(hl:(rep|ihu|mep|ipb)|dt:rbl)\b`,
 		class: alwaysTemporary, cat: Blocklisted, why: whyBlock},
+	// Too many errors ends a session badly behaved, not a busy one.
+	{text: []string{"too many errors", "too many unrecognized", "too many invalid", "too many bad commands"},
+		cat: Other, why: whyProtocol},
+	// QQ pauses mail to a recipient that got a burst of mail with "550
+	// Mailbox unavailable or access denied"; QQ and NetEase send their
+	// frequency limits as 550; Yahoo's TS* deferrals cite complaints.
+	{text: []string{
+		"rate limit", "rate-limit", "ratelimit", "throttl", "too many", "too fast", "too quickly", "too frequent",
+		"try again slower", "receiving mail at a rate", "receiving email at a rate", "unusual rate", "sending rate",
+		"message rate", "connection rate", "excessive volume", "unexpected volume", "excessive unknown recipients",
+		"max message per connection", "concurrent connections", "frequency limit", "per hour", "receive limit",
+		"user complaints", "mailbox unavailable or access denied",
+	}, re: `exceed(s|ed)? (the |your |its )?(\w+ ){0,3}limit|\blimit (\w+ ){0,4}exceeded|` +
+		`\b(server|servers|ports?|system) (is |are )?(too |currently )?busy\b|` +
+		`\b(hl:(icc|ifc)|mi:(dmc|sfq|stc)|rp:(drc|rcl|trc|qrc))\b`,
+		class: alwaysTemporary, cat: RateLimited, why: whyRate},
+	// Only now the bare word: "quota exceeded" after the sending quotas.
+	{text: []string{"quota"}, class: alwaysTemporary, cat: MailboxFull, why: whyFull},
 
-	// 6. The message itself.
-	{text: []string{"spam", "unsolicited", "junk mail", "virus", "malware", "phish", "content rejected", "content filter",
-		"rejected due to content", "objectionable content", "suspicious", "mail score", "spam score", "messagescoring"},
-		cat: SpamContent, why: whySpam},
-	// Relay and sender rejections say more than the x.7.1 they come with.
+	// 6. The message and its sender: the format (RFC 5322, malformed
+	// MIME, bare line feeds) before spam, since Gmail adds "to reduce the
+	// amount of spam" to its format refusals; relay and sender rejections,
+	// which say more than the x.7.1 they come with; then spam and malware.
+	{text: []string{"rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc compliant", "malformed", "bare linefeed",
+		"bare line feed", "bare lf", "invalid message content", "message-id", "encoded-word", "duplicate header",
+		"disallowed header", "from: header", "header is missing"},
+		cat: Policy, why: whyFormat},
 	{text: []string{
 		"relay access denied", "relaying denied", "relay denied", "relay not permitted", "not permitted to relay",
-		"unable to relay", "we do not relay", "relaying not allowed", "relay not allowed",
-	}, cat: Policy, why: whyRelay},
-	{text: []string{"sender address rejected", "sender rejected", "sender verify failed", "sender denied", "sender domain", "unresolvable rfc.5321"},
-		cat: Policy, why: whySender},
+		"unable to relay", "we do not relay", "relaying not allowed", "relay not allowed", "denies relay",
+		"relay rejected", "relay prohibited", "isn't in my list of allowed rcpthosts",
+	}, re: `\brp:frl\b`, cat: Policy, why: whyRelay},
+	{text: []string{"sender address rejected", "sender rejected", "sender verify failed", "sender denied", "sender domain",
+		"domain of sender address", "badmailfrom", "fake sender", "invalid sender", "sender was rejected",
+		"sender account"},
+		re: `unresolvable rfc\.?532[12]|\bdt:sum\b`, cat: Policy, why: whySender},
+	{text: []string{"spam", "unsolicited", "junk mail", "virus", "malware", "phish", "content filter", "objectionable content",
+		"mail score", "spam score", "messagescoring", "security issue"},
+		re: `\bsuspicious\b|\bcontent\b.{0,30}\b(reject|refus|block|denied|not accepted)|` +
+			`\b(reject|refus|block|denied)\w*\b.{0,30}\bcontent\b|\[ph\d\d\]|\bdt:spm\b`,
+		cat: SpamContent, why: whySpam},
 
-	// 7. The enhanced status code, by the RFC 3463 / RFC 5248 registry.
+	// 7. The specific enhanced codes, by the RFC 3463 / RFC 5248 registry.
 	{status: "*.1.1", cat: UnknownUser, why: whyUser},
 	{status: "*.1.3", cat: UnknownUser, why: "the recipient address is not valid"},
 	{status: "*.1.6", cat: UnknownUser, why: "the recipient has moved and left no forwarding address"},
-	{status: "*.2.1", cat: UnknownUser, why: "the recipient's mailbox is disabled"},
+	{status: "*.2.1", cat: UnknownUser, why: whyDisabled},
+	{status: "*.7.17", cat: UnknownUser, why: "the recipient's mailbox has a new owner"},
 	{status: "*.1.2", cat: UnknownDomain, why: whyDomain},
 	{status: "*.1.10", cat: UnknownDomain, why: "the recipient's domain does not accept mail (null MX)"},
 	{status: "*.4.4, *.4.310", cat: UnknownDomain, why: "no mail server could be found for the recipient's domain"},
 	{status: "*.1.7, *.1.8", cat: Policy, why: whySender},
 	{status: "*.4.6, *.4.14", cat: Other, why: whyLoop},
-	{status: "*.4.*", class: alwaysTemporary, cat: Network, why: "a network or routing problem prevented delivery"},
-	// Gmail's "421 4.7.0 Temporary System Problem. Try again later".
-	{status: "*.7.0", text: retryHints, cat: Other, why: whyTemporaryCode},
-	{status: "*.7.*", cat: Policy, why: whyPolicy},
 
-	// 8. Phrases for replies without a useful enhanced code.
-	{text: []string{
-		"domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "host unknown",
-		"host not found", "unrouteable address", "unroutable address", "name service error", "nxdomain", "no mx record",
-		"null mx", "does not accept mail", "domain is not reachable", "nonexistent domain", "non-existent domain",
-		"unknown domain",
-	}, cat: UnknownDomain, why: whyDomain},
-	{text: []string{
-		"user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "unknown recipient",
-		"recipient unknown", "invalid recipient", "does not exist", "doesn't exist", "doesn't have a", "not a valid mailbox",
-		"invalid mailbox", "mailbox not found", "no mailbox", "inactive email address", "account is disabled",
-		"account has been disabled", "mailbox is disabled", "no longer valid", "unknown or illegal alias",
-		"recipient address rejected", "address rejected",
-	}, cat: UnknownUser, why: whyUser},
+	// 8. What the text says, before the generic codes (x.0.0, x.2.0, x.5.0,
+	// x.7.1...), which say nothing the text does not say better.
+	{text: domainUnknown, class: finalUnlessSaidOtherwise, cat: UnknownDomain, why: whyDomain},
+	{text: userUnknown, re: userUnknownRe, class: finalUnlessSaidOtherwise, cat: UnknownUser, why: whyUser},
+	{re: mailboxDisabledRe, class: finalUnlessSaidOtherwise, cat: UnknownUser, why: whyDisabled},
 	// RFC 5321's 550 text; under 450 the same words mean "busy".
-	{reply: "5xx", text: []string{"mailbox unavailable"}, cat: UnknownUser, why: whyUser},
-	{text: []string{
-		"sender identity", "sender signature", "not authorized to send", "not allowed to send", "not verified",
-		"sendasdenied", "send as this sender", "policy", "denied", "not permitted", "prohibited", "prohibition",
-	}, cat: Policy, why: whyPolicy},
+	{reply: "5xx", text: []string{"mailbox unavailable", "mailbox not available"}, cat: UnknownUser, why: whyUser},
+	// A message the sending MTA has given up on (Exim's "retry timeout
+	// exceeded", qmail's "in the queue too long", x.4.7): final under a
+	// 5xx or with no code at all, since it has already been retried for
+	// days.
+	{status: "*.4.7, *.4.300", class: finalUnlessSaidOtherwise, cat: Network, why: whyExpired},
+	{text: []string{"retry timeout exceeded", "in the queue too long", "message expired", "delivery time expired",
+		"queue.expired", "retry time exceeded"}, re: `could not be delivered for \d+ days|cannot send message for \d+ days`,
+		class: finalUnlessSaidOtherwise, cat: Network, why: whyExpired},
 	// Texts of failures that never produced a reply: Go's net and TLS
-	// errors as logged, or typed into the CLI.
+	// errors as logged, or typed into the CLI, and MTAs' own connection
+	// failures.
 	{text: []string{
 		"connection refused", "actively refused", "connection reset", "broken pipe", "i/o timeout", "timed out",
 		"timeout", "no route to host", "network is unreachable", "host is unreachable", "host is down", "no such host",
-		"server misbehaving", "temporary failure in name resolution", "connection closed", "lost connection",
-		"closed network connection", "deadline exceeded", "dial tcp", "read tcp", "write tcp",
+		"connection closed", "lost connection", "closed network connection", "deadline exceeded", "dial tcp", "read tcp",
+		"write tcp", "connection died", "able to establish", "disconnected", "connection expired",
 	}, re: `\beof\b`, class: alwaysTemporary, cat: Network, why: whyNetwork},
+	// Gmail's "421 4.7.0 Temporary System Problem. Try again later".
+	{status: "*.7.0", text: retryHints, cat: Other, why: whyTemporaryCode},
+	{text: []string{
+		"sender identity", "sender signature", "not authorized to send", "not allowed to send", "not verified",
+		"sendasdenied", "send as this sender", "policy", "denied", "not permitted", "prohibited", "prohibition",
+		"not allowed", "rejected by", "not authorized",
+	}, cat: Policy, why: whyPolicy},
 
-	// 9. The reply code alone.
+	// 9. The generic codes by the registry.
+	{status: "*.4.*", class: alwaysTemporary, cat: Network, why: "a network or routing problem prevented delivery"},
+	{status: "*.7.*", cat: Policy, why: whyPolicy},
+	{status: "*.6.*", cat: Policy, why: whyFormat},
+
+	// 10. The reply code alone.
 	{reply: "552", class: alwaysTemporary, cat: MailboxFull, why: whyFull}, // "exceeded storage allocation"
 	{reply: "551", cat: UnknownUser, why: "the recipient is not local to the receiving server"},
 	{reply: "4xx", cat: Other, why: whyTemporaryCode},
