@@ -91,8 +91,11 @@ const retrySuffix = "; will retry"
 // enhanced the RFC 3463 enhanced status code ("5.1.1"; "" if none) and text
 // the reply text. The text may itself start with the reply code and the
 // enhanced code, as in a log line ("550-5.1.1 The email account ..."); both
-// are picked up from there when the arguments lack them. Multi-line replies
-// may be passed with their lines joined by newlines.
+// are picked up from there when the arguments lack them. An enhanced code
+// further inside the text, as a sending MTA writes it in its own bounces
+// ("Sorry, no mailbox here by that name. (#5.1.1)"), is used when there is
+// no other or only a generic X.0.0. Multi-line replies may be passed with
+// their lines joined by newlines.
 func Classify(code int, enhanced, text string) Verdict {
 	return judge(parseReply(code, enhanced, text))
 }

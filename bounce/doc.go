@@ -12,12 +12,15 @@
 // [Verdict] carries a [Class] (retry or give up), a [Category] (why) and a
 // one-line explanation for humans.
 //
-// The rules live in one ordered table (rules.go); the first rule whose
-// conditions (enhanced code pattern, reply code pattern, phrases) all hold
-// decides the category. The enhanced status code is the best evidence, then
-// the reply code, then the text; but the order of the table also lets a
-// specific text beat a generic code ("550 5.7.1 ... blocked using Spamhaus"
-// is a blocklist hit, not a policy refusal):
+// The rules live in one ordered table (rules.go), data rather than code; the
+// first rule whose conditions (enhanced code pattern, reply code pattern,
+// phrases) all hold decides the category. The enhanced status code is read
+// from its argument, from the start of the text, or from inside the text as
+// a sending MTA writes it in its own bounces (qmail's "(#5.1.1)"); a code
+// found inside the text also replaces a generic X.0.0 given with it. The
+// precedence, which the table's groups follow, is: phrases that settle the
+// matter; our own session (credentials, TLS); specific codes; specific text;
+// generic codes; the reply code alone. In detail:
 //
 //  1. Phrases that settle the matter whatever the codes say: Yahoo's
 //     "Retrying will NOT succeed", Gmail's full and inactive mailbox, mail
@@ -25,38 +28,58 @@
 //     5.1.10 as a null MX).
 //  2. Our own session with the upstream: bad credentials (535, 534, 530,
 //     x.7.8, "Authentication required") are upstream-auth, handshake and
-//     certificate failures and "STARTTLS required" are tls. Both are
-//     TEMPORARY: they are the operator's misconfiguration, which gets fixed,
-//     and a message should wait for the fix rather than bounce.
-//  3. Sender authentication (SPF, DKIM, DMARC; x.7.23-x.7.27 and Gmail's
-//     x.7.30/32/40) is policy.
+//     certificate failures, DANE and MTA-STS and "STARTTLS required" are
+//     tls. Both are TEMPORARY: they are the operator's misconfiguration,
+//     which gets fixed, and a message should wait for the fix rather than
+//     bounce (Postfix's smtp_sasl_auth_soft_bounce). Gmail's and
+//     Microsoft's rate-limit codes and words about DMARC, DKIM and SPF come
+//     first, since Yahoo sends DMARC failures as x.7.5. DNS lookups that
+//     failed for now ("Host not found, try again") are network.
+//  3. Sender authentication and the sending server's identity (SPF, DKIM,
+//     DMARC, x.7.23-x.7.27, reverse DNS, the HELO name) are policy; x.7.27
+//     is the sender's null MX.
 //  4. Unambiguous enhanced codes: x.3.4 and x.2.3 message-too-large (always
 //     permanent: the same message never gets smaller), x.2.2 mailbox-full
-//     (temporary even as 5.2.2), x.7.28 (Gmail), 4.7.500-699 and x.7.650
-//     (Microsoft) and x.5.3 (too many recipients) rate-limited.
-//  5. Phrases for what clears by itself, even under a 5xx code: a full
-//     mailbox, greylisting ("greylist", "try again in 5 minutes"), rate
-//     limiting ("too many", "throttl", "rate limit", "exceeded ... limit"),
-//     blocklists (Spamhaus, "blocked using", RBLs, Barracuda, SpamCop,
-//     Outlook's S3150, "banned sending IP", bad reputation); and size phrases.
-//  6. Spam and content rejections (permanent under 5xx), then relay and
-//     sender rejections.
-//  7. The enhanced status code by the RFC 3463 / RFC 5248 registry: x.1.1
-//     unknown-user, x.1.2 and x.1.10 unknown-domain, x.4.4 no route to the
-//     domain, any other x.4.x network (always temporary), x.7.x policy.
-//  8. Phrases for replies without a useful enhanced code (Exim's
-//     "Unrouteable address", Yahoo's "This user doesn't have a ... account",
-//     RFC 5321's "mailbox unavailable" under 5xx), and Go's network error
-//     texts (connection refused, i/o timeout, EOF), always temporary.
-//  9. The reply code alone.
+//     (temporary even as 5.2.2) unless the text names the sender's own
+//     submission quota, Microsoft's published block and recipient codes.
+//  5. What clears by itself, even under a 5xx code: a full mailbox, then a
+//     size limit (message-too-large, never rate limiting), greylisting
+//     (also Mimecast's "internal resource temporarily unavailable"),
+//     blocklists and providers' block codes (Outlook's S3150, Yahoo's [BLnn],
+//     Comcast's BLnnnnnn, NetEase's HL:REP, AOL's RTR:BL; a bad reputation
+//     outranks the rate limit it causes), then rate limiting ("frequency
+//     limited", "too many connections", "throttled", QQ's and NetEase's
+//     limits sent as 550).
+//  6. The message and its sender: format refusals (RFC 5322, malformed MIME,
+//     bare line feeds) are policy, not spam; relay denials and sender
+//     rejections are policy; then spam and malware.
+//  7. The specific enhanced codes by the RFC 3463 / RFC 5248 registry:
+//     x.1.1 unknown-user, x.1.2 and x.1.10 unknown-domain (RFC 7505's null
+//     MX), x.4.4 no route to the domain, x.5.3 too many recipients.
+//  8. What the text says, before the generic codes (x.0.0, x.2.0, x.5.0,
+//     x.7.1), which say nothing the text does not say better: unknown
+//     domains and users in many phrasings ("unknown local-part", "not
+//     listed in Domino Directory", "Sorry, no mailbox here by that name"),
+//     disabled, frozen or locked accounts (unknown-user), messages the
+//     sending MTA gave up on ("retry timeout exceeded"), network failures,
+//     generic policy words.
+//  9. The generic codes by the registry: any other x.4.x is network (always
+//     temporary), x.7.x policy, x.6.x a format refusal (policy).
+//  10. The reply code alone.
 //
 // Unless the deciding rule fixes the class, the class comes from the reply
 // code (the code is what RFC 5321 obliges a client to act on; the enhanced
 // code only refines the reason), or from the enhanced code's class when there
 // is no reply code. Words like "try again later" or "temporarily" make such a
-// verdict temporary even under a 5xx, and anything we cannot judge is
-// temporary: retrying a permanent failure costs a few attempts, bouncing a
-// temporary one loses mail.
+// verdict temporary even under a 5xx. Anything we cannot judge is temporary
+// (retrying a permanent failure costs a few attempts, bouncing a temporary
+// one loses mail), except what does not pass by itself: a reply with no code
+// at all that says the mailbox or domain does not exist, or that the mail
+// loops or expired, is permanent.
+//
+// The corpus in testdata/replies.tsv (real replies, each with its source)
+// scores the table: TestCorpusScore fails under 97 % right on the class and
+// 90 % on the category, and prints the confusion tables with -v.
 //
 // # Notifications
 //

@@ -253,17 +253,25 @@ var (
 		"user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "unknown recipient",
 		"recipient unknown", "address unknown", "does not exist", "doesn't exist", "doesn't have a", "not a valid mailbox",
 		"no mailbox", "unknown or illegal alias", "recipient address rejected", "address rejected", "not our customer",
-		"no longer on", "no longer valid", "no longer active", "no longer accepts", "no longer in use",
+		"no longer on", "no longer valid", "no longer active", "no longer accepts", "no longer in use", "not have an account",
+		// The same in the languages bounces most often come in.
+		"unbekannt", "existiert nicht", "inconnu", "n'existe pas", "desconocido", "no existe", "inesistente",
+		"sconosciuto", "destinatario errato", "nie istnieje", "不存在", "存在しません",
 	}
-	// userUnknownRe says it with words in between: "user not found",
-	// "mailbox bob@example.org not found", "invalid recipient", "not listed
-	// in Domino Directory".
-	userUnknownRe = `\b(user|account|mailbox|recipient|address|addressee)\b[^;,]{0,40}\bnot (found|known|exist)|` +
-		`\binvalid (recipient|mailbox|address|user|account)\b|\bnot listed in (the )?(domino directory|public name)`
+	// userUnknownRe says it with words in between: "User (bob@example.org)
+	// unknown", "mailbox bob@example.org not found", "invalid recipient",
+	// "unknown local-part", "not listed in Domino Directory". An address
+	// alone is not enough after the noun: "Sender address rejected" is
+	// the sender's, caught before.
+	userUnknownRe = `\b(user|users|recipients?|addressee|mailbox|account|local-part)\b[^;]{0,40}\b(unknown|invalid|rejected|` +
+		`not found|no longer exists?|not exists?|no exists?|not activated|inactivated|not ok|cannot be verified|` +
+		`not a member|not known|not valid)\b|` +
+		`\b(unknown|invalid|wrong|bad|no such|no valid|illegal|non-?existent|inexistent)\s+(local-part|users?|recipients?|` +
+		`addressee|address|mailbox|account|destination)\b|\bnot listed in (the )?(domino directory|public name)`
 	// mailboxDisabled is an account that exists but takes no mail.
 	mailboxDisabledRe = `\b(account|mailbox|user|recipient|inbox)\b[^;,]{0,40}\b(disabled|inactive|suspended|frozen|locked|` +
 		`terminated|deactivated|deleted|closed|archived|expired)\b|\b(disabled|inactive|suspended|frozen|locked|deactivated)\b ` +
-		`(account|mailbox|user|recipient)|\binactive (email )?address`
+		`(account|mailbox|user|recipient)|\binactive (email )?address|\b(receiving|reception) (is )?disabled`
 	// domainUnknown are the ways servers say that a domain does not exist
 	// or takes no mail.
 	domainUnknown = []string{
@@ -332,6 +340,7 @@ var rules = compileRules([]rule{
 	// again".
 	{text: []string{"not found, try again", "malformed or unexpected name server reply", "temporary failure in name resolution",
 		"server misbehaving", "host lookup did not complete", "dns query error", "name server timeout"},
+		re:    `\b(host ?name|dns|name server|mx) lookup (failure|failed|error)`,
 		class: alwaysTemporary, cat: Network, why: whyDNS},
 
 	// 3. Sender authentication and the sending server's identity.
@@ -344,15 +353,12 @@ var rules = compileRules([]rule{
 	{text: []string{"ptr record", "reverse dns", "rdns", "reverse hostname", "reverse lookup", "cannot find your hostname",
 		"reverse dns entry", "dns ptr"}, cat: Policy, why: whyPTR},
 	{text: []string{"helo command rejected", "ehlo command rejected", "helo rejected", "bad helo", "invalid helo",
-		"helo/ehlo argument"}, cat: Policy, why: "the receiving server refused the sending server's HELO name"},
+		"helo/ehlo argument", "helo requires", "ehlo requires"}, cat: Policy, why: "the receiving server refused the sending server's HELO name"},
 
 	// 4. The specific enhanced codes of what follows, before any phrase:
 	// "552 5.2.2 Mailbox size exceeds ..." is a full mailbox, not a big
 	// message. Too large is permanent, since the same message will never get
-	// smaller; a full mailbox is temporary even as 5.2.2. x.5.3 is "too
-	// many recipients", which RFC 5321 section 4.5.3.1.10 says to treat as
-	// temporary even under 552; Postfix's multi-recipient bounce refusal
-	// shares the code but is final.
+	// smaller; a full mailbox is temporary even as 5.2.2.
 	{status: "*.3.4, *.2.3", class: alwaysPermanent, cat: MessageTooLarge, why: whyTooLarge},
 	// The sender's own sending quota (Microsoft's "Submission quota
 	// exceeded" comes as 5.2.2) is rate limiting, not a full mailbox.
@@ -360,8 +366,6 @@ var rules = compileRules([]rule{
 		"message quota", "daily user sending", "relay limit", "recipient rate limit"},
 		class: alwaysTemporary, cat: RateLimited, why: whyRate},
 	{status: "*.2.2", class: alwaysTemporary, cat: MailboxFull, why: whyFull},
-	{text: []string{"multi-recipient bounce"}, cat: Other, why: whyProtocol},
-	{status: "*.5.3", class: alwaysTemporary, cat: RateLimited, why: whyRate},
 	// Microsoft's published codes: 5.7.505 is a recipient that does not
 	// exist, 5.7.703 the sender's own organisation's block list, the
 	// others a banned sending IP, tenant or domain.
@@ -377,11 +381,17 @@ var rules = compileRules([]rule{
 	{text: []string{
 		"mailbox full", "mailbox is full", "mailbox size limit", "over quota", "overquota", "exceeded storage allocation",
 		"out of storage", "storage space", "mailbox quota", "disk quota", "user is over", "mailbox limit", "inbox is full",
-	}, class: alwaysTemporary, cat: MailboxFull, why: whyFull},
+		"file too large", "postfach voll", "zuviele mails", "boite pleine", "boîte pleine", "casella piena", "buzón lleno",
+	}, re: `\b(mailbox|mail box|inbox|mailfolder|mail folder|storage|space)\b[^;]{0,60}\b(is full|full|not enough|exhausted)\b|` +
+		`\bexhausted\b.{0,30}\b(storage|space)\b|\btoo many messages (on|in) (the )?(server|mailbox|folder)`,
+		class: alwaysTemporary, cat: MailboxFull, why: whyFull},
 	{text: []string{"too large", "too big", "message is too long", "attachment is too long", "exceeds size limit",
 		"size exceeds", "number of attachments"},
 		re:    `\b(mail|message|msg|data|header)\s?size\b|\bsize (limit|exceed)|\bexceeds? (the )?(fixed |maximum |max )*(message )?size`,
-		class: alwaysPermanent, cat: MessageTooLarge, why: whyTooLarge},
+		class: finalUnlessSaidOtherwise, cat: MessageTooLarge, why: whyTooLarge},
+	// Only now the bare word: "quota exceeded" after the sending quotas,
+	// before the limits it often comes with ("quota exceed the hard limit").
+	{text: []string{"quota"}, class: alwaysTemporary, cat: MailboxFull, why: whyFull},
 	// Mimecast's greylisting reply names no greylisting.
 	{text: []string{"greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list"},
 		re:    `\b(try again|retry) in \d+|internal resource (is )?temporarily unavailable`,
@@ -392,8 +402,9 @@ var rules = compileRules([]rule{
 		"spamhaus", "spamcop", "barracuda", "sorbs", "blocked using", "listed at", "is listed", "are listed", "listed on",
 		"listed by", "listing in", "blacklist", "blocklist", "black list", "block list", "denylist", "deny list",
 		"(s3150)", "(as3150)", "banned sending ip", "banned sender", "traffic not accepted from this ip", "reputation",
-		"black ip", "sender address blocked", "email reputation service",
-	}, re: `\b(rbl|dnsbl|uribl|surbl)s?\b|\bip\b.{0,60}\b(blocked|banned)\b|\[bl\d\d\]|\bbl\d{6}\b|\b(hl:(rep|ihu|mep|ipb)|dt:rbl)\b`,
+		"black ip", "sender address blocked", "email reputation service", "denyip", "deny ip",
+	}, re: `\b(rbl|dnsbl|uribl|surbl)s?\b|\bip\b.{0,60}\b(blocked|banned)\b|\[bl\d\d\]|\bbl\d{6}\b|\b(hl:(rep|ihu|mep|ipb)|dt:rbl)\b|` +
+		`\b(rtr:bl|rly:b\d)\b`,
 		class: alwaysTemporary, cat: Blocklisted, why: whyBlock},
 	// Too many errors ends a session badly behaved, not a busy one.
 	{text: []string{"too many errors", "too many unrecognized", "too many invalid", "too many bad commands"},
@@ -408,11 +419,9 @@ var rules = compileRules([]rule{
 		"max message per connection", "concurrent connections", "frequency limit", "per hour", "receive limit",
 		"user complaints", "mailbox unavailable or access denied",
 	}, re: `exceed(s|ed)? (the |your |its )?(\w+ ){0,3}limit|\blimit (\w+ ){0,4}exceeded|` +
-		`\b(server|servers|ports?|system) (is |are )?(too |currently )?busy\b|` +
+		`\b(server|servers|ports?|system|systems|host)\b[^;.]{0,12}\bbusy\b|\btoo busy\b|` +
 		`\b(hl:(icc|ifc)|mi:(dmc|sfq|stc)|rp:(drc|rcl|trc|qrc))\b`,
 		class: alwaysTemporary, cat: RateLimited, why: whyRate},
-	// Only now the bare word: "quota exceeded" after the sending quotas.
-	{text: []string{"quota"}, class: alwaysTemporary, cat: MailboxFull, why: whyFull},
 
 	// 6. The message and its sender: the format (RFC 5322, malformed
 	// MIME, bare line feeds) before spam, since Gmail adds "to reduce the
@@ -420,17 +429,21 @@ var rules = compileRules([]rule{
 	// which say more than the x.7.1 they come with; then spam and malware.
 	{text: []string{"rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc compliant", "malformed", "bare linefeed",
 		"bare line feed", "bare lf", "invalid message content", "message-id", "encoded-word", "duplicate header",
-		"disallowed header", "from: header", "header is missing"},
+		"disallowed header", "from: header", "header is missing", "invalid header", "invalid data", "invalid structure",
+		"mime error", "mime/reject"},
 		cat: Policy, why: whyFormat},
 	{text: []string{
 		"relay access denied", "relaying denied", "relay denied", "relay not permitted", "not permitted to relay",
 		"unable to relay", "we do not relay", "relaying not allowed", "relay not allowed", "denies relay",
 		"relay rejected", "relay prohibited", "isn't in my list of allowed rcpthosts",
-	}, re: `\brp:frl\b`, cat: Policy, why: whyRelay},
+	}, re: `\brelay(ing)?\b.{0,30}\b(denied|not permitted|not allowed|prohibited|refused|rejected)\b|` +
+		`\bunauthori[sz]ed relay|\brp:frl\b`, cat: Policy, why: whyRelay},
 	{text: []string{"sender address rejected", "sender rejected", "sender verify failed", "sender denied", "sender domain",
 		"domain of sender address", "badmailfrom", "fake sender", "invalid sender", "sender was rejected",
 		"sender account"},
-		re: `unresolvable rfc\.?532[12]|\bdt:sum\b`, cat: Policy, why: whySender},
+		re: `unresolvable rfc\.?532[12]|\bdt:sum\b|` +
+			`\b(sender|mail ?from|envelope from|return-path)\b.{0,30}\b(not|reject\w*|denied|invalid|unknown|refused|mismatch\w*|fail\w*)\b`,
+		cat: Policy, why: whySender},
 	{text: []string{"spam", "unsolicited", "junk mail", "virus", "malware", "phish", "content filter", "objectionable content",
 		"mail score", "spam score", "messagescoring", "security issue"},
 		re: `\bsuspicious\b|\bcontent\b.{0,30}\b(reject|refus|block|denied|not accepted)|` +
@@ -438,6 +451,11 @@ var rules = compileRules([]rule{
 		cat: SpamContent, why: whySpam},
 
 	// 7. The specific enhanced codes, by the RFC 3463 / RFC 5248 registry.
+	// x.5.3 is "too many recipients", which RFC 5321 section 4.5.3.1.10
+	// says to treat as temporary even under 552; Postfix's multi-recipient
+	// bounce refusal shares the code but is final.
+	{text: []string{"multi-recipient bounce"}, cat: Other, why: whyProtocol},
+	{status: "*.5.3", class: alwaysTemporary, cat: RateLimited, why: whyRate},
 	{status: "*.1.1", cat: UnknownUser, why: whyUser},
 	{status: "*.1.3", cat: UnknownUser, why: "the recipient address is not valid"},
 	{status: "*.1.6", cat: UnknownUser, why: "the recipient has moved and left no forwarding address"},
@@ -471,14 +489,18 @@ var rules = compileRules([]rule{
 		"connection refused", "actively refused", "connection reset", "broken pipe", "i/o timeout", "timed out",
 		"timeout", "no route to host", "network is unreachable", "host is unreachable", "host is down", "no such host",
 		"connection closed", "lost connection", "closed network connection", "deadline exceeded", "dial tcp", "read tcp",
-		"write tcp", "connection died", "able to establish", "disconnected", "connection expired",
-	}, re: `\beof\b`, class: alwaysTemporary, cat: Network, why: whyNetwork},
+		"write tcp", "connection died", "able to establish", "disconnected", "connection expired", "unable to connect",
+		"could not connect", "failed to connect", "socket error",
+	}, re: `\beof\b|\bconnection\b.{0,40}\bbroken\b`, class: alwaysTemporary, cat: Network, why: whyNetwork},
+	// The receiving server's own troubles: storage, memory, I/O.
+	{text: []string{"insufficient system", "system resources", "out of memory", "i/o error", "local error", "local problem",
+		"internal error", "server error", "disk is full"}, cat: Other, why: "the receiving server has a problem of its own"},
 	// Gmail's "421 4.7.0 Temporary System Problem. Try again later".
 	{status: "*.7.0", text: retryHints, cat: Other, why: whyTemporaryCode},
 	{text: []string{
 		"sender identity", "sender signature", "not authorized to send", "not allowed to send", "not verified",
 		"sendasdenied", "send as this sender", "policy", "denied", "not permitted", "prohibited", "prohibition",
-		"not allowed", "rejected by", "not authorized",
+		"not allowed", "rejected by", "not authorized", "no permit", "refused", "administrative action",
 	}, cat: Policy, why: whyPolicy},
 
 	// 9. The generic codes by the registry.
