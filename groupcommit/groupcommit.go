@@ -96,7 +96,23 @@ func (c *Committer) Update(fn func(*bolt.Tx) error) error {
 // function fails is taken out and given its error, and the rest are run
 // again in a new transaction; an error of the commit itself (a full disk,
 // an I/O error) goes to every call in the transaction.
+//
+// A panic raised in bbolt's Update outside the calls' functions (while
+// committing, or in a commit handler a function registered) fails every
+// call still in the transaction. Were it to escape, the leader would leave
+// the committer busy, and every later Update would wait for ever. Whether
+// that transaction reached the disk is unknown (a commit handler runs after
+// the commit), so its callers get an error that says so: they may retry,
+// at worst storing twice, never acknowledging what was lost.
 func commit(db *bolt.DB, batch []*call) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("groupcommit: panic in bbolt's Update, the transaction may or may not be committed: %v", p)
+			for _, c := range batch {
+				c.finish(err)
+			}
+		}
+	}()
 	for len(batch) > 0 {
 		failed := -1
 		err := db.Update(func(tx *bolt.Tx) error {

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -193,4 +196,99 @@ func TestPanickingCallIsIsolated(t *testing.T) {
 	if got := count(t, db); got != 20 {
 		t.Fatalf("%d keys on disk, want 20 (19 calls and the one after)", got)
 	}
+}
+
+// A panic raised inside bbolt's Update itself, not in one of the batch's
+// functions (here by a commit handler, which bbolt runs after committing),
+// fails every call of that transaction with an error instead of escaping
+// from the leader; the committer is not left busy, and the next call
+// commits.
+func TestPanicInsideBoltUpdateFailsTheBatch(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+
+	// Hold the committer busy so that the calls below gather into one
+	// transaction.
+	release := make(chan struct{})
+	leaderDone := make(chan error, 1)
+	go func() {
+		leaderDone <- c.Update(func(tx *bolt.Tx) error {
+			<-release
+			return put("leader")(tx)
+		})
+	}()
+	waitPending := func(n int) {
+		for {
+			c.mu.Lock()
+			got := len(c.pending)
+			c.mu.Unlock()
+			if got == n {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	for {
+		c.mu.Lock()
+		busy := c.busy
+		c.mu.Unlock()
+		if busy {
+			break
+		}
+		runtime.Gosched()
+	}
+
+	const calls = 5
+	errs := make(chan error, calls)
+	for i := range calls {
+		fn := put(fmt.Sprint(i))
+		if i == 2 {
+			fn = func(tx *bolt.Tx) error {
+				tx.OnCommit(func() { panic("bug in a commit handler") })
+				return put("2")(tx)
+			}
+		}
+		go func() { errs <- updateRecovering(c, fn) }()
+	}
+	waitPending(calls)
+	close(release)
+	if err := <-leaderDone; err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	// A generous bound that only a committer stuck for good reaches.
+	stuck := time.After(10 * time.Second)
+	for range calls {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Error("a call in the transaction whose commit panicked reported success")
+			} else if strings.Contains(err.Error(), "escaped") {
+				t.Error(err)
+			}
+		case <-stuck:
+			t.Fatal("calls of the transaction whose commit panicked never returned")
+		}
+	}
+
+	after := make(chan error, 1)
+	go func() { after <- updateRecovering(c, put("after")) }()
+	select {
+	case err := <-after:
+		if err != nil {
+			t.Fatalf("call after the panic: %v", err)
+		}
+	case <-stuck:
+		t.Fatal("the committer is still busy after a panic inside bbolt's Update: every later call waits for ever")
+	}
+}
+
+// updateRecovering calls c.Update and turns a panic escaping from it into
+// an error, so that a test can say so rather than crash.
+func updateRecovering(c *Committer, fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the panic escaped from Update: %v", p)
+		}
+	}()
+	return c.Update(fn)
 }
