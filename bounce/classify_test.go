@@ -269,3 +269,86 @@ func TestCategoryValid(t *testing.T) {
 		t.Error("Valid accepts the wrong categories")
 	}
 }
+
+func TestEnhancedCodeInsideTheTextIsRead(t *testing.T) {
+	// A sending MTA's own words: no reply code, the code in the text.
+	v := bounce.Classify(0, "", "Sorry, no mailbox here by that name. (#5.1.1)")
+	want(t, v, bounce.Permanent, bounce.UnknownUser)
+	if v.Status != "5.1.1" {
+		t.Errorf("status %q, want the 5.1.1 from the text", v.Status)
+	}
+	want(t, bounce.Classify(0, "", "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(0, "", "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)"), bounce.Temporary, bounce.Network)
+	// A relay that quotes the next hop after a generic 5.0.0.
+	if v := bounce.Classify(550, "5.0.0", "-5.1.1 The email account that you tried to reach does not exist."); v.Status != "5.1.1" {
+		t.Errorf("status %q, want the 5.1.1 that follows the generic code", v.Status)
+	}
+	// Addresses, versions and Yahoo's "4.16.55.1" are not status codes.
+	for _, text := range []string{
+		"Messages from 192.0.2.25 deferred - 4.16.55.1",
+		"Resources temporarily unavailable [#4.16.5]",
+		"greeting from mx.example.org (Exim 4.94.2)",
+	} {
+		if v := bounce.Classify(0, "", text); strings.Contains(text, v.Status) {
+			t.Errorf("Classify(%q).Status = %q: a number in the text was taken for a status code", text, v.Status)
+		}
+	}
+}
+
+func TestMTAsOwnWordsThatAMailboxOrHostDoesNotExistArePermanent(t *testing.T) {
+	// No reply code and no enhanced code: the sending MTA gave its verdict.
+	want(t, bounce.Classify(0, "", "Unknown user"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(0, "", "User John Doe (bob@example.org) not listed in Domino Directory"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(0, "", "all relevant MX records point to non-existent hosts"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(0, "", "retry timeout exceeded"), bounce.Permanent, bounce.Network)
+	want(t, bounce.Classify(0, "", "I'm not going to try again; this message has been in the queue too long."), bounce.Permanent, bounce.Network)
+	// Under a 4xx the same words are retried.
+	want(t, bounce.Classify(450, "", "user path no exist"), bounce.Temporary, bounce.UnknownUser)
+}
+
+func TestSpecificTextOutranksAGenericEnhancedCode(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.1", "No such user! 5a6f3c1b"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(540, "5.7.1", "<bob@example.org>: recipient address rejected: Inactive"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(550, "5.2.0", "No such mailbox: <bob@example.org>"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(550, "5.7.1", "Requested action not taken: mailbox not available"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(550, "", "Mailbox is frozen. See https://help.mail.ru/mail/mailer/popup_freeze"), bounce.Permanent, bounce.UnknownUser)
+	// Gmail's DMARC refusal under a mailbox code, Yahoo's under a crypto code.
+	want(t, bounce.Classify(521, "5.2.1", "This message failed DMARC Evaluation and is being refused due to provided DMARC Policy"), bounce.Permanent, bounce.Policy)
+	want(t, bounce.Classify(554, "5.7.5", "Permanent error evaluating DMARC policy"), bounce.Permanent, bounce.Policy)
+}
+
+func TestNullMXOfTheRecipientIsUnknownDomainAndOfTheSenderPolicy(t *testing.T) {
+	// RFC 7505 section 4.2 and 4.3.
+	want(t, bounce.Classify(556, "5.1.10", "<bob@example.org>: Recipient address rejected: Domain example.org does not accept mail (nullMX)"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(553, "5.7.27", "<alice@example.com>: Sender address rejected: Domain example.com does not accept mail (nullMX)"), bounce.Permanent, bounce.Policy)
+}
+
+func TestFrequencyLimitsSentAs5xxAreRetried(t *testing.T) {
+	want(t, bounce.Classify(550, "", "Connection frequency limited"), bounce.Temporary, bounce.RateLimited)
+	want(t, bounce.Classify(550, "", "MI:STC 163 mx3,QMCowEBXd1pMnL5j http://mail.163.com/help/help_spam_16.htm?ip=192.0.2.25"), bounce.Temporary, bounce.RateLimited)
+	want(t, bounce.Classify(550, "5.2.121", "Recipient's per hour message receive limit from specific sender exceeded"), bounce.Temporary, bounce.RateLimited)
+	// Microsoft's sending quota comes as 5.2.2, which is otherwise a full mailbox.
+	want(t, bounce.Classify(554, "5.2.2", "Submission quota exceeded"), bounce.Temporary, bounce.RateLimited)
+}
+
+func TestSizeLimitIsMessageTooLargeNotRateLimited(t *testing.T) {
+	want(t, bounce.Classify(552, "", "Requested mail action aborted: exceeded mailsize limit"), bounce.Permanent, bounce.MessageTooLarge)
+	want(t, bounce.Classify(0, "5.3.4", "message size 15728640 exceeds size limit 10240000 of server mx.example.org[192.0.2.1]"), bounce.Permanent, bounce.MessageTooLarge)
+}
+
+func TestFormatRefusalsArePolicyNotSpam(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.1", "This message is not RFC 5322 compliant because it has duplicate headers. To reduce the amount of spam sent to Gmail, this message has been blocked."), bounce.Permanent, bounce.Policy)
+	want(t, bounce.Classify(554, "5.6.0", "Mail message is malformed. Not accepted."), bounce.Permanent, bounce.Policy)
+	want(t, bounce.Classify(550, "5.6.11", "SMTPSEND.BareLinefeedsAreIllegal; message contains bare linefeeds, which cannot be sent via DATA"), bounce.Permanent, bounce.Policy)
+}
+
+func TestProvidersBlockCodesAreBlocklisted(t *testing.T) {
+	want(t, bounce.Classify(554, "", "resimta-po-01v.sys.comcast.net comcast 192.0.2.25 Comcast block for spam. Please see http://postmaster.comcast.net/smtp-error-codes.php#BL000000"), bounce.Temporary, bounce.Blocklisted)
+	want(t, bounce.Classify(550, "5.7.507", "Access denied, rejected by recipient"), bounce.Temporary, bounce.Blocklisted)
+	want(t, bounce.Classify(554, "", "(RTR:BL) http://postmaster.info.aol.com/errors/554rtrbl.html"), bounce.Temporary, bounce.Blocklisted)
+}
+
+func TestRelayDenialsAndSenderRejectionsArePolicy(t *testing.T) {
+	want(t, bounce.Classify(553, "", "sorry, that domain isn't in my list of allowed rcpthosts (#5.5.3 - chkuser)"), bounce.Permanent, bounce.Policy)
+	want(t, bounce.Classify(550, "", "Error: MAIL FROM is mismatched with message header from address!"), bounce.Permanent, bounce.Policy)
+}
