@@ -254,6 +254,7 @@ var (
 		"recipient unknown", "address unknown", "does not exist", "doesn't exist", "doesn't have a", "not a valid mailbox",
 		"no mailbox", "unknown or illegal alias", "recipient address rejected", "address rejected", "not our customer",
 		"no longer on", "no longer valid", "no longer active", "no longer accepts", "no longer in use", "not have an account",
+		"mailbox name not allowed",
 		// The same in the languages bounces most often come in.
 		"unbekannt", "existiert nicht", "inconnu", "n'existe pas", "desconocido", "no existe", "inesistente",
 		"sconosciuto", "destinatario errato", "nie istnieje", "不存在", "存在しません",
@@ -417,7 +418,7 @@ var rules = compileRules([]rule{
 		"try again slower", "receiving mail at a rate", "receiving email at a rate", "unusual rate", "sending rate",
 		"message rate", "connection rate", "excessive volume", "unexpected volume", "excessive unknown recipients",
 		"max message per connection", "concurrent connections", "frequency limit", "per hour", "receive limit",
-		"user complaints", "mailbox unavailable or access denied",
+		"user complaints", "mailbox unavailable or access denied", "too much mail", "too much email",
 	}, re: `exceed(s|ed)? (the |your |its )?(\w+ ){0,3}limit|\blimit (\w+ ){0,4}exceeded|` +
 		`\b(server|servers|ports?|system|systems|host)\b[^;.]{0,12}\bbusy\b|\btoo busy\b|` +
 		`\b(hl:(icc|ifc)|mi:(dmc|sfq|stc)|rp:(drc|rcl|trc|qrc))\b`,
@@ -438,9 +439,11 @@ var rules = compileRules([]rule{
 		"relay rejected", "relay prohibited", "isn't in my list of allowed rcpthosts",
 	}, re: `\brelay(ing)?\b.{0,30}\b(denied|not permitted|not allowed|prohibited|refused|rejected)\b|` +
 		`\bunauthori[sz]ed relay|\brp:frl\b`, cat: Policy, why: whyRelay},
+	// "Connection refused by policy" is a refusal, not a network failure.
+	{re: `\b(refused|rejected|denied|blocked) (by|due to|for) (local |our |site )?polic`, cat: Policy, why: whyPolicy},
 	{text: []string{"sender address rejected", "sender rejected", "sender verify failed", "sender denied", "sender domain",
 		"domain of sender address", "badmailfrom", "fake sender", "invalid sender", "sender was rejected",
-		"sender account"},
+		"sender account", "from this sender", "accept mail from"},
 		re: `unresolvable rfc\.?532[12]|\bdt:sum\b|` +
 			`\b(sender|mail ?from|envelope from|return-path)\b.{0,30}\b(not|reject\w*|denied|invalid|unknown|refused|mismatch\w*|fail\w*)\b`,
 		cat: Policy, why: whySender},
