@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"outbound/internal/netutil"
 )
 
 // Config is the whole configuration file. Every field has a default (see
@@ -356,7 +358,7 @@ func (u Upstream) Validate() error {
 	switch u.TLSMode {
 	case "implicit", "starttls":
 	case "none":
-		if !IsLoopback(u.Host) {
+		if !netutil.IsLoopback(u.Host) {
 			return fmt.Errorf("tls = \"none\" is allowed only for a loopback host, not %q: credentials and mail would cross the network in the clear", u.Host)
 		}
 	default:
@@ -376,15 +378,6 @@ func (u Upstream) Validate() error {
 		}
 	}
 	return nil
-}
-
-// IsLoopback reports whether host names this machine.
-func IsLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // ResolvePassword returns the upstream's password, reading

@@ -50,7 +50,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"outbound/config"
+	"outbound/internal/netutil"
 	"outbound/provider"
 	"outbound/spf"
 )
@@ -129,7 +129,7 @@ func (h *Smarthost) Validate() error {
 	switch h.TLS {
 	case "implicit", "starttls":
 	case "none":
-		if !config.IsLoopback(h.Host) {
+		if !netutil.IsLoopback(h.Host) {
 			return fmt.Errorf("tls \"none\" is allowed only for a loopback host, not %q: credentials and mail would cross the network in the clear", h.Host)
 		}
 	default:
