@@ -76,8 +76,7 @@ func (a *api) setLimits(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	var result quota.Limits
 	err := a.Users.Update(name, func(u *auth.User) error {
-		cur := a.LimitsFor(u)
-		lim := auth.Limits{PerHour: cur.PerHour, PerDay: cur.PerDay}
+		lim := a.LimitsFor(u)
 		if req.PerHour != nil {
 			lim.PerHour = *req.PerHour
 		}
@@ -93,7 +92,7 @@ func (a *api) setLimits(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("per_hour %d exceeds the operator ceiling limits.max_per_day = %d", lim.PerHour, a.MaxPerDay)
 		}
 		u.Limits = &lim
-		result = quota.Limits{PerHour: lim.PerHour, PerDay: lim.PerDay}
+		result = lim
 		return nil
 	})
 	if err != nil {

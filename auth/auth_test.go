@@ -2,9 +2,13 @@ package auth
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"outbound/internal/testutil"
+	"outbound/quota"
 )
 
 func newStore(t *testing.T) *Store {
@@ -140,5 +144,36 @@ func TestLoginMechanism(t *testing.T) {
 	}
 	if _, _, err := srv.Next([]byte("x")); err == nil || gotUser != "bob" {
 		t.Fatal("authenticator error not returned")
+	}
+}
+
+// A user's limits override keeps its stored form: records written before
+// it became a quota.Limits read the same, and are written the same.
+func TestLimitsOverrideKeepsItsStoredForm(t *testing.T) {
+	s := newStore(t)
+	stored := `{"name":"alice@example.com","password_hash":null,"limits":{"per_hour":5,"per_day":50},"created":"2026-03-02T10:00:00Z"}`
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(usersBucket).Put([]byte("alice@example.com"), []byte(stored))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Get("alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Limits == nil || *u.Limits != (quota.Limits{PerHour: 5, PerDay: 50}) {
+		t.Fatalf("limits read as %+v, want 5/50", u.Limits)
+	}
+	if err := s.Update("alice@example.com", func(u *User) error { u.Limits.PerDay = 60; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	s.db.View(func(tx *bolt.Tx) error {
+		raw = append(raw, tx.Bucket(usersBucket).Get([]byte("alice@example.com"))...)
+		return nil
+	})
+	if !strings.Contains(string(raw), `"limits":{"per_hour":5,"per_day":60}`) {
+		t.Fatalf("stored as %s", raw)
 	}
 }

@@ -21,6 +21,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
+
+	"outbound/quota"
 )
 
 var usersBucket = []byte("users")
@@ -44,9 +46,11 @@ type User struct {
 	// Route names the user's smarthost; empty means the default route.
 	// Read by delivery when the user's messages are queued.
 	Route string `json:"route,omitempty"`
-	// Limits overrides the route's default sending limits when set; read
-	// by the relay's quota check. Kept within limits.max_per_day by admin.
-	Limits *Limits `json:"limits,omitempty"`
+	// Limits overrides the route's default sending limits when set
+	// ({"per_hour": N, "per_day": N}); read through package route by the
+	// relay's quota check and the admin API. Kept within
+	// limits.max_per_day by route.Router.CheckLimits.
+	Limits *quota.Limits `json:"limits,omitempty"`
 	// SPFPolicy overrides the route's SPF policy ("off", "warn",
 	// "enforce") when set; read by the relay.
 	SPFPolicy string `json:"spf_policy,omitempty"`
@@ -62,12 +66,6 @@ type User struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 	// Created is when the user was added.
 	Created time.Time `json:"created"`
-}
-
-// Limits is a per-user override of recipients per hour and per day.
-type Limits struct {
-	PerHour int `json:"per_hour"`
-	PerDay  int `json:"per_day"`
 }
 
 // MaySendAs reports whether addr is a sender this user may use: its own

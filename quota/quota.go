@@ -1,8 +1,9 @@
 // Package quota enforces each user's sending limits over two sliding
 // windows, the last 60 minutes and the last 24 hours, counting one unit per
 // accepted recipient. It knows nothing about SMTP: the relay asks Check at
-// RCPT time, Reserve once the message is about to be queued, and Release if
-// queueing failed after all.
+// RCPT time, Holds the recipients once the message is about to be queued
+// (writing the hold with Reservation.Write in the transaction that queues
+// it), and Releases them if queueing failed after all.
 //
 // # The windows
 //
@@ -32,28 +33,27 @@
 //	uvarint minutes since the previous bucket (at least 1)
 //	uvarint its count
 //
-// A user's record is rewritten whole on every Reserve and Release, with the
+// A user's record is rewritten whole on every Write and Release, with the
 // buckets older than 24 hours left out; a user with nothing left in the day
 // has no key. Open loads every record into memory, which is where Check and
 // Usage read; bbolt is only written.
 //
 // # Exactness and durability
 //
-// Reserve checks and counts in memory under one mutex, so concurrent
-// reservations can never together cross a limit. It then commits the user's
-// record with DB.Batch (group commit: many reservations share one fsync)
-// and returns only once that commit is on disk. If the commit fails the
-// reservation is taken back out of memory and the error returned. Hold is
-// the same check and count without the commit: the relay writes the record
-// (Reservation.Write) in the transaction that queues the message, so one
-// fsync makes both durable, and Releases the hold if that fails.
+// Hold checks and counts in memory under one mutex, so concurrent holds
+// can never together cross a limit. It does not write: the caller puts
+// Reservation.Write in the transaction that stores the message, so one
+// fsync makes both durable, and Releases the hold if that transaction
+// fails. Release commits the user's record with DB.Batch (group commit)
+// and returns only once that commit is on disk; if it fails, the slots stay
+// counted.
 //
 // Because the record written is the user's whole in-memory state at the time
-// of writing, a commit may also carry another reservation whose own commit
-// is still pending. If that other commit then fails, disk counts one
-// reservation too many until the user's next write. That error is on the
-// safe side: after a crash a user may be held back slightly, never allowed
-// to oversend.
+// of writing, a commit may also carry another hold whose own transaction
+// is still pending. If that other transaction then fails, disk counts one
+// hold too many until the user's next write. That error is on the safe
+// side: after a crash a user may be held back slightly, never allowed to
+// oversend.
 package quota
 
 import (
@@ -83,9 +83,16 @@ const (
 
 // Limits are a user's sending limits, in recipients. A limit of 0 or less
 // blocks all sending in that window.
+//
+// It is the one type for a user's limits: package route derives each
+// user's from its route and the configuration, package auth stores a
+// user's own override (auth.User.Limits, JSON in the user's record, hence
+// the tags), and the admin API shows and sets them. It lives here, in the
+// package that enforces it, because auth and quota are storage owners
+// that import nothing above them.
 type Limits struct {
-	PerHour int // recipients in any sliding 60 minutes
-	PerDay  int // recipients in any sliding 24 hours
+	PerHour int `json:"per_hour"` // recipients in any sliding 60 minutes
+	PerDay  int `json:"per_day"`  // recipients in any sliding 24 hours
 }
 
 // Clock returns the current time. Tests inject a fake one; nil means
@@ -152,7 +159,7 @@ func Open(db *bbolt.DB, now Clock) (*Store, error) {
 	return s, nil
 }
 
-// Reservation is a successful Reserve: n recipients counted for User in the
+// Reservation is a successful Hold: n recipients counted for User in the
 // minute of At. Pass it to Release to give the slots back. The zero value
 // is valid and releases nothing, so callers can release unconditionally.
 type Reservation struct {
@@ -175,7 +182,7 @@ type reservationState struct {
 // Check reports whether n more recipients would fit for user now, on top of
 // pending recipients the caller already holds but has not reserved (the
 // earlier RCPTs of the same transaction). It reserves nothing, so a later
-// Reserve may still fail. It returns nil, an *ExceededError, or an error
+// Hold may still fail. It returns nil, an *ExceededError, or an error
 // for negative arguments.
 func (s *Store) Check(user string, lim Limits, pending, n int) error {
 	if pending < 0 || n < 0 {
@@ -187,31 +194,14 @@ func (s *Store) Check(user string, lim Limits, pending, n int) error {
 	return s.users[user].exceeded(user, lim, pending+n, now)
 }
 
-// Reserve counts n recipients for user now if they fit in both windows, and
-// returns once the count is committed to disk. If they do not fit it counts
-// nothing and returns an *ExceededError. If the commit fails it counts
-// nothing and returns the commit's error.
+// Hold counts n recipients for user now, in memory, if they fit in both
+// windows; if they do not it counts nothing and returns an *ExceededError.
+// Concurrent calls for one user never together cross a limit: the check
+// and the count happen under one lock.
 //
-// Concurrent calls for one user never together cross a limit: the check and
-// the in-memory count happen under one lock, before the commit.
-func (s *Store) Reserve(user string, lim Limits, n int) (Reservation, error) {
-	r, err := s.Hold(user, lim, n)
-	if err != nil {
-		return r, err
-	}
-	if err := s.persist(user); err != nil {
-		s.mu.Lock()
-		s.take(user, r.st.minute, n)
-		s.mu.Unlock()
-		return Reservation{}, fmt.Errorf("quota: reserve for %q: %w", user, err)
-	}
-	return r, nil
-}
-
-// Hold is Reserve without the commit: it checks and counts n recipients in
-// memory, exactly as Reserve does, and leaves writing them to the caller,
-// who puts r.Write in the transaction that stores the message (one commit
-// for both) and calls Release if that transaction fails.
+// Writing the count is left to the caller, who puts r.Write in the
+// transaction that stores the message (one commit for both) and calls
+// Release if that transaction fails.
 func (s *Store) Hold(user string, lim Limits, n int) (Reservation, error) {
 	if user == "" {
 		return Reservation{}, errors.New("quota: reserve: empty user")

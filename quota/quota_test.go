@@ -61,31 +61,46 @@ func newStore(t testing.TB, clock *fakeClock) (*Store, *bbolt.DB, string) {
 	return s, db, path
 }
 
+// reserve does what the relay does with a message: Hold, then write the
+// count in a transaction (the relay's also stores the message), and
+// Release when that transaction fails.
+func reserve(s *Store, user string, lim Limits, n int) (Reservation, error) {
+	r, err := s.Hold(user, lim, n)
+	if err != nil {
+		return r, err
+	}
+	if err := s.db.Update(r.Write); err != nil {
+		s.Release(r)
+		return Reservation{}, err
+	}
+	return r, nil
+}
+
 func mustReserve(t *testing.T, s *Store, user string, lim Limits, n int) Reservation {
 	t.Helper()
-	r, err := s.Reserve(user, lim, n)
+	r, err := reserve(s, user, lim, n)
 	if err != nil {
-		t.Fatalf("Reserve(%q, %+v, %d) at %s: %v", user, lim, n, s.now().Format(time.TimeOnly), err)
+		t.Fatalf("Hold(%q, %+v, %d) at %s: %v", user, lim, n, s.now().Format(time.TimeOnly), err)
 	}
 	return r
 }
 
-// mustExceed asserts that reserving n is refused in window, with the given
+// mustExceed asserts that holding n is refused in window, with the given
 // wait, and that nothing was counted.
 func mustExceed(t *testing.T, s *Store, user string, lim Limits, n int, window string, retryIn time.Duration) {
 	t.Helper()
 	before := s.Usage(user, lim)
-	_, err := s.Reserve(user, lim, n)
+	_, err := s.Hold(user, lim, n)
 	var e *ExceededError
 	if !errors.As(err, &e) {
-		t.Fatalf("Reserve(%q, %d) at %s = %v, want *ExceededError", user, n, s.now().Format(time.TimeOnly), err)
+		t.Fatalf("Hold(%q, %d) at %s = %v, want *ExceededError", user, n, s.now().Format(time.TimeOnly), err)
 	}
 	if e.Window != window || e.RetryIn != retryIn {
-		t.Fatalf("Reserve(%q, %d) at %s refused in %s window, retry in %s; want %s, %s",
+		t.Fatalf("Hold(%q, %d) at %s refused in %s window, retry in %s; want %s, %s",
 			user, n, s.now().Format(time.TimeOnly), e.Window, e.RetryIn, window, retryIn)
 	}
 	if after := s.Usage(user, lim); after != before {
-		t.Fatalf("refused Reserve changed usage: %+v → %+v", before, after)
+		t.Fatalf("refused Hold changed usage: %+v → %+v", before, after)
 	}
 }
 
@@ -157,7 +172,7 @@ func TestExceededErrorNamesLimitAndNextSlot(t *testing.T) {
 	mustReserve(t, s, "alice@example.com", lim, 50)
 
 	clock.Set(at(0, 10, 48, 0))
-	_, err := s.Reserve("alice@example.com", lim, 1)
+	_, err := s.Hold("alice@example.com", lim, 1)
 	want := "hourly limit of 50 reached for alice@example.com; next slot in"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error = %v, want it to contain %q", err, want)
@@ -192,10 +207,10 @@ func TestExceededErrorWhenWaitingCannotHelp(t *testing.T) {
 		{"more than the day allows", Limits{PerHour: 50, PerDay: 20}, 30, "30 recipients exceed the daily limit of 20 for alice@example.com"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Reserve("alice@example.com", tc.lim, tc.n)
+			_, err := s.Hold("alice@example.com", tc.lim, tc.n)
 			var e *ExceededError
 			if !errors.As(err, &e) {
-				t.Fatalf("Reserve = %v, want *ExceededError", err)
+				t.Fatalf("Hold = %v, want *ExceededError", err)
 			}
 			if e.Error() != tc.want || e.Temporary() || e.RetryIn != 0 {
 				t.Errorf("error = %q (retry in %s), want %q, not temporary", e, e.RetryIn, tc.want)
@@ -225,7 +240,7 @@ func TestHumanDuration(t *testing.T) {
 	}
 }
 
-func TestConcurrentReserveNeverOversends(t *testing.T) {
+func TestConcurrentHoldsNeverOversend(t *testing.T) {
 	clock := newClock(at(0, 10, 0, 0))
 	s, db, path := newStore(t, clock)
 	lim := Limits{PerHour: 50, PerDay: 500}
@@ -238,7 +253,7 @@ func TestConcurrentReserveNeverOversends(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for range attempts {
-				_, err := s.Reserve("alice@example.com", lim, 1)
+				_, err := reserve(s, "alice@example.com", lim, 1)
 				var e *ExceededError
 				switch {
 				case err == nil:
@@ -246,7 +261,7 @@ func TestConcurrentReserveNeverOversends(t *testing.T) {
 				case errors.As(err, &e):
 					refused.Add(1)
 				default:
-					t.Errorf("Reserve: %v", err)
+					t.Errorf("Hold and write: %v", err)
 				}
 			}
 		})
@@ -261,7 +276,7 @@ func TestConcurrentReserveNeverOversends(t *testing.T) {
 		t.Errorf("usage counts %d, want 50", u.LastHour)
 	}
 
-	// What is on disk agrees, whatever order the batched writes ran in.
+	// What is on disk agrees, whatever order the writes ran in.
 	db.Close()
 	s2, err := Open(openDB(t, path), clock.Now)
 	if err != nil {
@@ -272,7 +287,7 @@ func TestConcurrentReserveNeverOversends(t *testing.T) {
 	}
 }
 
-func TestConcurrentReserveAndReleaseNeverOversends(t *testing.T) {
+func TestConcurrentHoldAndReleaseNeverOversends(t *testing.T) {
 	clock := newClock(at(0, 10, 0, 0))
 	s, _, _ := newStore(t, clock)
 	lim := Limits{PerHour: 7, PerDay: 500}
@@ -285,7 +300,7 @@ func TestConcurrentReserveAndReleaseNeverOversends(t *testing.T) {
 	for i := range 16 {
 		wg.Go(func() {
 			for range 8 {
-				r, err := s.Reserve("alice", lim, 1+i%3)
+				r, err := reserve(s, "alice", lim, 1+i%3)
 				if err != nil {
 					continue
 				}
@@ -367,42 +382,91 @@ func diskKeys(t *testing.T, db *bbolt.DB) []string {
 	return keys
 }
 
-func TestReserveIsCommittedBeforeItReturns(t *testing.T) {
-	clock := newClock(at(0, 10, 0, 0))
-	s, db, _ := newStore(t, clock)
-	mustReserve(t, s, "alice", Limits{PerHour: 50, PerDay: 500}, 3)
-
-	// A read transaction sees only committed data.
+// onDisk returns the minute buckets stored for user.
+func onDisk(t *testing.T, db *bbolt.DB, user string) []bucket {
+	t.Helper()
 	var w *window
 	err := db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketName).Get([]byte(user))
+		if v == nil {
+			return nil
+		}
 		var err error
-		w, err = decode(tx.Bucket(bucketName).Get([]byte("alice")))
+		w, err = decode(v)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if w == nil {
+		return nil
+	}
+	return w.b
+}
+
+// A hold is counted at once but written only in the caller's transaction,
+// which is what makes it durable together with the message.
+func TestHoldIsWrittenInTheCallersTransaction(t *testing.T) {
+	clock := newClock(at(0, 10, 0, 0))
+	s, db, _ := newStore(t, clock)
+	lim := Limits{PerHour: 50, PerDay: 500}
+	r, err := s.Hold("alice", lim, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := s.Usage("alice", lim); u.LastHour != 3 {
+		t.Errorf("usage after Hold = %d, want 3", u.LastHour)
+	}
+	if b := onDisk(t, db, "alice"); b != nil {
+		t.Fatalf("Hold wrote %+v by itself", b)
+	}
+	if err := db.Update(r.Write); err != nil {
+		t.Fatal(err)
+	}
 	want := []bucket{{minute: unixMinute(at(0, 10, 0, 0)), n: 3}}
-	if !reflect.DeepEqual(w.b, want) {
-		t.Errorf("on disk %+v, want %+v", w.b, want)
+	if b := onDisk(t, db, "alice"); !reflect.DeepEqual(b, want) {
+		t.Errorf("on disk %+v, want %+v", b, want)
 	}
 }
 
-func TestFailedCommitCountsNothing(t *testing.T) {
+func TestFailedTransactionCountsNothing(t *testing.T) {
 	clock := newClock(at(0, 10, 0, 0))
 	s, db, _ := newStore(t, clock)
 	lim := Limits{PerHour: 50, PerDay: 500}
 	r := mustReserve(t, s, "alice", lim, 2)
-	db.Close()
 
-	if _, err := s.Reserve("alice", lim, 3); err == nil || errors.As(err, new(*ExceededError)) {
-		t.Fatalf("Reserve on a closed database = %v, want the commit's error", err)
+	// The message's transaction fails after the count was written into
+	// it: Release gives the hold back, in memory and on disk.
+	held, err := s.Hold("alice", lim, 3)
+	if err != nil {
+		t.Fatal(err)
 	}
+	diskFull := errors.New("disk full")
+	err = db.Update(func(tx *bbolt.Tx) error {
+		if err := held.Write(tx); err != nil {
+			return err
+		}
+		return diskFull
+	})
+	if err != diskFull {
+		t.Fatalf("transaction = %v, want %v", err, diskFull)
+	}
+	if err := s.Release(held); err != nil {
+		t.Fatal(err)
+	}
+	if u := s.Usage("alice", lim); u.LastHour != 2 {
+		t.Errorf("usage after the release counts %d, want 2", u.LastHour)
+	}
+	if b := onDisk(t, db, "alice"); len(b) != 1 || b[0].n != 2 {
+		t.Errorf("on disk %+v, want 2 recipients", b)
+	}
+
+	// A release that cannot be committed keeps the slots counted: memory
+	// never counts less than disk.
+	db.Close()
 	if err := s.Release(r); err == nil {
 		t.Fatal("Release on a closed database succeeded")
 	}
-	// Neither the failed reservation nor the failed release changed what
-	// is counted: it still matches what is on disk.
 	if u := s.Usage("alice", lim); u.LastHour != 2 {
 		t.Errorf("usage counts %d, want 2", u.LastHour)
 	}
@@ -434,7 +498,7 @@ func TestReleaseGivesBackTheSlot(t *testing.T) {
 	if u := s.Usage("alice", lim); u.LastHour != 2 {
 		t.Errorf("usage after double release = %d, want 2", u.LastHour)
 	}
-	// The zero Reservation, from a failed Reserve, releases nothing.
+	// The zero Reservation, from a refused Hold, releases nothing.
 	if err := s.Release(Reservation{}); err != nil {
 		t.Errorf("Release(zero) = %v", err)
 	}
@@ -582,7 +646,7 @@ func TestClockSteppedBackStillCounts(t *testing.T) {
 	mustExceed(t, s, "alice", lim, 1, Hourly, time.Hour)
 }
 
-func TestReserveRefusesBadArguments(t *testing.T) {
+func TestHoldRefusesBadArguments(t *testing.T) {
 	clock := newClock(at(0, 10, 0, 0))
 	s, _, _ := newStore(t, clock)
 	lim := Limits{PerHour: 50, PerDay: 500}
@@ -595,8 +659,8 @@ func TestReserveRefusesBadArguments(t *testing.T) {
 		{"alice", -3},
 		{strings.Repeat("a", bbolt.MaxKeySize+1), 1},
 	} {
-		if _, err := s.Reserve(tc.user, lim, tc.n); err == nil || errors.As(err, new(*ExceededError)) {
-			t.Errorf("Reserve(%.10q, %d) = %v, want an argument error", tc.user, tc.n, err)
+		if _, err := s.Hold(tc.user, lim, tc.n); err == nil || errors.As(err, new(*ExceededError)) {
+			t.Errorf("Hold(%.10q, %d) = %v, want an argument error", tc.user, tc.n, err)
 		}
 	}
 	if users := s.Users(); len(users) != 0 {
