@@ -38,10 +38,11 @@ type Committer struct {
 }
 
 type call struct {
-	fn   func(*bolt.Tx) error
-	err  error
-	lead bool          // set instead of err: the caller is to commit next
-	wake chan struct{} // signalled once, when err or lead is set
+	fn    func(*bolt.Tx) error
+	pause func() // set instead of fn by Pause: run alone, with no commit
+	err   error
+	lead  bool          // set instead of err: the caller is to commit next
+	wake  chan struct{} // signalled once, when err or lead is set
 }
 
 // New returns a Committer for db.
@@ -61,35 +62,68 @@ func (c *Committer) DB() *bolt.DB { return c.db }
 // error (or panics), only its own caller gets that error.
 func (c *Committer) Update(fn func(*bolt.Tx) error) error {
 	me := &call{fn: fn, wake: make(chan struct{}, 1)}
+	c.run(me)
+	return me.err
+}
+
+// Pause runs fn once the commit in progress, if any, is done, and commits
+// nothing until fn returns: calls arriving meanwhile wait, and are
+// committed together afterwards. The queue's wipe of free pages needs a
+// moment in which the database's latest transaction stays its own. fn must
+// not call Update on the same committer, which would wait for fn.
+func (c *Committer) Pause(fn func()) {
+	c.run(&call{pause: fn, wake: make(chan struct{}, 1)})
+}
+
+// run queues me and, once it leads, commits its batch or runs its pause;
+// then it hands the lead to the oldest waiting call. A call that does not
+// lead returns when a leader has finished it.
+func (c *Committer) run(me *call) {
 	c.mu.Lock()
 	c.pending = append(c.pending, me)
 	if c.busy {
 		c.mu.Unlock()
 		<-me.wake
 		if !me.lead {
-			return me.err
+			return
 		}
 		c.mu.Lock()
 	}
+	// The leader is the oldest pending call: the list was empty when it
+	// found the committer idle, and a hand-over goes to pending[0].
 	c.busy = true
-	n := min(len(c.pending), maxCalls)
+	n := 1
+	if me.pause == nil {
+		// The batch stops at a pause, which leads next.
+		for n < min(len(c.pending), maxCalls) && c.pending[n].pause == nil {
+			n++
+		}
+	}
 	batch := c.pending[:n:n]
 	c.pending = c.pending[n:]
 	c.mu.Unlock()
+	defer c.handOver()
 
+	if me.pause != nil {
+		me.pause()
+		return
+	}
 	commit(c.db, batch)
+}
 
+// handOver makes the oldest waiting call the next leader, or leaves the
+// committer idle.
+func (c *Committer) handOver() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.pending) > 0 {
 		next := c.pending[0]
 		next.lead = true
 		next.wake <- struct{}{}
-	} else {
-		c.busy = false
-		c.pending = nil
+		return
 	}
-	c.mu.Unlock()
-	return me.err
+	c.busy = false
+	c.pending = nil
 }
 
 // commit runs every call of batch in one transaction. A call whose

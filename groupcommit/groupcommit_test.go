@@ -292,3 +292,58 @@ func updateRecovering(c *Committer, fn func(*bolt.Tx) error) (err error) {
 	}()
 	return c.Update(fn)
 }
+
+// While a Pause runs nothing is committed: a call made meanwhile waits,
+// and is committed once the pause returns.
+func TestPauseHoldsCommitsUntilItReturns(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+	done := make(chan error, 1)
+	c.Pause(func() {
+		go func() { done <- c.Update(put("during")) }()
+		for {
+			c.mu.Lock()
+			waiting := len(c.pending)
+			c.mu.Unlock()
+			if waiting == 1 {
+				break
+			}
+			runtime.Gosched()
+		}
+		if got := count(t, db); got != 0 {
+			t.Errorf("%d keys committed during the pause", got)
+		}
+	})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, db); got != 1 {
+		t.Fatalf("%d keys after the pause, want 1", got)
+	}
+}
+
+// A pause that arrives while calls are committing waits for their commit,
+// and the calls behind it wait for the pause; everything completes.
+func TestPauseAmongConcurrentCalls(t *testing.T) {
+	db := openDB(t)
+	c := New(db)
+	var wg sync.WaitGroup
+	var paused atomic.Int32
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%10 == 0 {
+				c.Pause(func() { paused.Add(1) })
+				return
+			}
+			if err := c.Update(put(fmt.Sprint(i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if paused.Load() != 10 || count(t, db) != 90 {
+		t.Fatalf("%d pauses ran, %d keys; want 10 and 90", paused.Load(), count(t, db))
+	}
+}
