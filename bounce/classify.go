@@ -81,6 +81,20 @@ type Verdict struct {
 	// which RFC 3463 also allows in the final bounce ("persistent transient
 	// failure").
 	Status string
+
+	// UpstreamWide says the upstream as a whole failed, not this message
+	// or recipient: every message for it would fail the same way for now,
+	// so the sender backs the upstream off and holds its messages instead
+	// of retrying each on its own.
+	//
+	// UpstreamWide and MayFailOver depend on the phase the failure
+	// happened in, so only [Judge] sets them; [Classify] and
+	// [ClassifyError], which know no phase, leave both false.
+	UpstreamWide bool
+	// MayFailOver says the failure was temporary and came before the
+	// upstream could have the message, so another upstream may take the
+	// message in the same attempt without risking a duplicate.
+	MayFailOver bool
 }
 
 // retrySuffix ends the explanation of every temporary verdict, so a reader of

@@ -12,6 +12,15 @@
 // [Verdict] carries a [Class] (retry or give up), a [Category] (why) and a
 // one-line explanation for humans.
 //
+// [Judge] is the verdict on a failed delivery attempt, and delivery asks
+// nothing else: [ClassifyError] plus the rules that depend on the [Phase]
+// the attempt failed in. A failure while setting up the session (connect,
+// greeting, EHLO, STARTTLS, AUTH) is never permanent, whatever its code: it
+// is the upstream's or its configuration's, never the message's. The
+// verdict also says whether the upstream as a whole failed (to back it
+// off) and whether the message may fail over to another upstream in the
+// same attempt (never once the whole message went out unanswered).
+//
 // The rules live in one ordered table (rules.go), data rather than code; the
 // first rule whose conditions (enhanced code pattern, reply code pattern,
 // phrases) all hold decides the category. The enhanced status code is read

@@ -15,6 +15,86 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
+// Phase says how far a delivery attempt had got with the upstream when it
+// failed. The same failure means something else before the upstream is
+// ready to take mail than in the transaction, and a lost connection means
+// something else before the message went out in full than after.
+type Phase int
+
+const (
+	// Setup is everything before the upstream is ready to take mail:
+	// connecting, the greeting, EHLO, STARTTLS and the TLS handshake, AUTH.
+	Setup Phase = iota
+	// Transaction is MAIL, RCPT, DATA and the writing of the message,
+	// until its last byte: the upstream does not have the message yet.
+	Transaction
+	// EndOfData is after the whole message went out, up to the final
+	// dot: the upstream's reply to it is awaited.
+	EndOfData
+)
+
+// Judge is the verdict on a delivery attempt that failed with err in
+// phase: [ClassifyError], then the rules that depend on the phase, which
+// also decide what the sender does about the upstream (UpstreamWide) and
+// the message (MayFailOver):
+//
+//   - Setup: the failure is never permanent, whatever the reply said. A 5xx
+//     to EHLO or AUTH, a TLS failure or a refused connection is a problem
+//     of the upstream or of its configuration (a rotated password, the
+//     wrong port, a smarthost that dislikes our name), never of the message
+//     or a recipient: it gets fixed, and the message waits for the fix
+//     rather than bounce (Postfix's smtp_sasl_auth_soft_bounce, for every
+//     step of the setup). A 5.x.x status becomes 4.x.x, which RFC 3463
+//     allows for a persistent transient failure. The upstream as a whole
+//     failed, and it never had the message, so another upstream may take
+//     it.
+//   - Transaction and EndOfData: the upstream as a whole failed when it is
+//     closing the session (421, whatever the verdict) or the failure is
+//     temporary rate limiting or a network failure; a failure is the
+//     message's or the recipient's otherwise. A temporary failure may fail
+//     over, a permanent one is final wherever the message goes.
+//   - EndOfData: an error that is not a reply (the connection was lost,
+//     the reply timed out) leaves it unknown whether the upstream took the
+//     message, so it never fails over: the message would go out twice.
+//     A reply (a 4xx to the message) is a refusal and may fail over.
+//
+// A nil error yields the zero Verdict.
+func Judge(err error, phase Phase) Verdict {
+	v := ClassifyError(err)
+	if err == nil {
+		return v
+	}
+	if phase == Setup {
+		if v.Class == Permanent {
+			v.Class = Temporary
+			v.Status = "4" + v.Status[1:]
+			v.Explanation += retrySuffix
+		}
+		v.UpstreamWide, v.MayFailOver = true, true
+		return v
+	}
+	code := replyCode(err)
+	v.UpstreamWide = code == 421 ||
+		v.Class == Temporary && (v.Category == RateLimited || v.Category == Network)
+	v.MayFailOver = v.Class == Temporary && (phase != EndOfData || code != 0)
+	return v
+}
+
+// replyCode is the code of the upstream reply err holds (see
+// ClassifyError), or 0 when err is no reply: a network, TLS or local
+// failure.
+func replyCode(err error) int {
+	var smtpErr *smtp.SMTPError
+	if errors.As(err, &smtpErr) {
+		return smtpErr.Code
+	}
+	var protoErr *textproto.Error
+	if errors.As(err, &protoErr) {
+		return protoErr.Code
+	}
+	return 0
+}
+
 // ClassifyError judges an error from a delivery attempt, looking through
 // wrapping with errors.As:
 //
@@ -33,6 +113,8 @@ import (
 //     proxy), which can make the category more specific, but text alone never
 //     makes an unknown error permanent.
 //
+// It knows nothing of the phase the attempt failed in: a sender judges
+// its attempts with [Judge], which adds the rules that depend on it.
 // A nil error yields the zero Verdict.
 func ClassifyError(err error) Verdict {
 	if err == nil {

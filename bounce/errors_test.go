@@ -15,6 +15,7 @@ import (
 	netsmtp "net/smtp"
 	"net/textproto"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -395,4 +396,145 @@ func TestSMTPErrorWithoutEnhancedCodeUsesTheText(t *testing.T) {
 		err := &smtp.SMTPError{Code: 550, EnhancedCode: code, Message: "5.1.1 <bob@example.org>: Recipient address rejected"}
 		want(t, bounce.ClassifyError(err), bounce.Permanent, bounce.UnknownUser)
 	}
+}
+
+// Judge: the rules that depend on how far the attempt had got.
+
+// wantUpstream checks what a verdict tells the sender about the upstream
+// and the message.
+func wantUpstream(t *testing.T, v bounce.Verdict, upstreamWide, mayFailOver bool) {
+	t.Helper()
+	if v.UpstreamWide != upstreamWide || v.MayFailOver != mayFailOver {
+		t.Errorf("%+v: want UpstreamWide %v, MayFailOver %v", v, upstreamWide, mayFailOver)
+	}
+}
+
+func TestSetupRefusalIsNeverPermanent(t *testing.T) {
+	refusal := "550 5.7.1 Client host rejected: cannot find your hostname\r\n"
+	addr := fakeSmarthost(t, map[string]string{"EHLO": refusal, "HELO": refusal})
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Hello("relay.example.com")
+	if err == nil {
+		t.Fatal("EHLO was accepted")
+	}
+	// The same reply to MAIL or RCPT is final...
+	want(t, bounce.Judge(err, bounce.Transaction), bounce.Permanent, bounce.Policy)
+	// ...but while setting up the session it says nothing about the
+	// message: the upstream dislikes us, which the operator fixes.
+	v := bounce.Judge(err, bounce.Setup)
+	want(t, v, bounce.Temporary, bounce.Policy)
+	if v.Status != "4.7.1" {
+		t.Errorf("status %q, want 4.7.1", v.Status)
+	}
+	if !strings.HasSuffix(v.Explanation, "; will retry") {
+		t.Errorf("explanation %q does not say it will retry", v.Explanation)
+	}
+	wantUpstream(t, v, true, true)
+}
+
+func TestEverySetupFailureBacksOffTheUpstreamAndMayFailOver(t *testing.T) {
+	for _, err := range []error{
+		&smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Username and Password not accepted."},
+		&smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service not available, closing channel"},
+		&textproto.Error{Code: 454, Msg: "TLS not available due to temporary reason"},
+		&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED},
+		x509.UnknownAuthorityError{},
+		errors.New("upstream does not offer STARTTLS"),
+	} {
+		v := bounce.Judge(fmt.Errorf("connecting: %w", err), bounce.Setup)
+		if v.Class != bounce.Temporary {
+			t.Errorf("%v at setup: %s", err, v.Class)
+		}
+		wantUpstream(t, v, true, true)
+	}
+}
+
+func TestTransactionFailures(t *testing.T) {
+	for _, c := range []struct {
+		name                      string
+		err                       error
+		class                     bounce.Class
+		upstreamWide, mayFailOver bool
+	}{
+		// A 421 closes the session: the upstream, not this message.
+		{"421 to MAIL", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Try again later, closing connection"}, bounce.Temporary, true, true},
+		// Even when its words make it final for the message.
+		{"421 too big", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 4}, Message: "Message too big for system"}, bounce.Permanent, true, false},
+		{"rate limited", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 4, 5}, Message: "Daily user sending quota exceeded"}, bounce.Temporary, true, true},
+		{"connection lost", fmt.Errorf("rcpt: %w", io.ErrUnexpectedEOF), bounce.Temporary, true, true},
+		// The upstream is fine; it refused this message for now.
+		{"451 to DATA", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, please try again"}, bounce.Temporary, false, true},
+		{"greylisted", &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "Recipient address rejected: Greylisted"}, bounce.Temporary, false, true},
+		// Final wherever the message goes.
+		{"relay denied", &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}, bounce.Permanent, false, false},
+		{"unknown user", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}, bounce.Permanent, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := bounce.Judge(c.err, bounce.Transaction)
+			if v.Class != c.class {
+				t.Errorf("class %s, want %s", v.Class, c.class)
+			}
+			wantUpstream(t, v, c.upstreamWide, c.mayFailOver)
+		})
+	}
+}
+
+func TestLostReplyToTheMessageNeverFailsOver(t *testing.T) {
+	// The upstream takes the whole message and hangs up without a reply:
+	// it may have queued the message, so sending it elsewhere could
+	// deliver it twice.
+	addr := fakeSmarthost(t, map[string]string{"DATA": "354 go ahead\r\n", ".": ""})
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("alice@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: hi\r\n\r\nhello\r\n")
+	err = w.Close()
+	if err == nil {
+		t.Fatal("the message was acknowledged")
+	}
+	v := bounce.Judge(err, bounce.EndOfData)
+	want(t, v, bounce.Temporary, bounce.Network)
+	wantUpstream(t, v, true, false)
+	// Before the end of the message the upstream cannot have it.
+	wantUpstream(t, bounce.Judge(err, bounce.Transaction), true, true)
+}
+
+func TestRefusedMessageMayFailOver(t *testing.T) {
+	// A reply to the message is a refusal: the upstream does not have it.
+	err := &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, please try again"}
+	wantUpstream(t, bounce.Judge(err, bounce.EndOfData), false, true)
+	err = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message content rejected"}
+	wantUpstream(t, bounce.Judge(err, bounce.EndOfData), false, false)
+}
+
+func TestJudgeNilIsTheZeroVerdict(t *testing.T) {
+	for _, phase := range []bounce.Phase{bounce.Setup, bounce.Transaction, bounce.EndOfData} {
+		if v := bounce.Judge(nil, phase); v != (bounce.Verdict{}) {
+			t.Errorf("Judge(nil, %d) = %+v", phase, v)
+		}
+	}
+}
+
+func TestClassifyKnowsNoPhase(t *testing.T) {
+	// Without a phase there is no telling what the upstream did: the
+	// fields that depend on it stay false rather than guess.
+	err := &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Try again later, closing connection"}
+	wantUpstream(t, bounce.ClassifyError(err), false, false)
+	wantUpstream(t, bounce.Classify(421, "4.7.0", "Try again later, closing connection"), false, false)
 }

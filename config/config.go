@@ -53,7 +53,8 @@ type Submission struct {
 	BareLineEndings     string   `toml:"bare_line_endings" doc:"What to do with a bare CR or LF in DATA: \"normalize\" rewrites it to CRLF, \"reject\" refuses the message with 550 5.6.0. Either way no smuggled message can reach an upstream."`
 	ReadTimeout         Duration `toml:"read_timeout" doc:"How long a client may stay silent before the connection is closed."`
 	WriteTimeout        Duration `toml:"write_timeout" doc:"How long a reply may take to be written to a client."`
-	MaxLineLength       int      `toml:"max_line_length" doc:"Longest command or message line accepted, in bytes."`
+	MaxLineLength       int      `toml:"max_line_length" doc:"Longest command or message line accepted, in bytes; a longer message line gets 550 5.6.0 (permanent). Message lines over RFC 5322's 998 octets below it are accepted and leave re-encoded (quoted-printable or base64), unless the message carries a DKIM-Signature. Each connection may hold a command line this long in memory, before AUTH too."`
+	MaxBytesInFlight    int64    `toml:"max_bytes_in_flight" doc:"Bytes of messages being received and queued at once, all sessions together; past it new transactions get 452 4.3.1 (temporary). A message counts up to twice its size while it is rewritten. 0: an eighth of the memory available (the cgroup's memory.max, else MemTotal), and at least twice max_message_bytes."`
 	MaxConnections      int      `toml:"max_connections" doc:"Most client connections open at once, per listener; more are closed at once. 0: no limit."`
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" doc:"Most connections from one client address at once, per listener. 0: no limit."`
 	AuthMaxFailures     int      `toml:"auth_max_failures" doc:"Failed logins for one login from one client address (an IPv6 client's /64) within auth_failure_window that refuse that login from there (421 4.7.0) for auth_lockout; four times as many failures on any logins refuse the whole address. A login is never refused to other addresses: once it has this many failures from anywhere, each AUTH for it waits 1s, doubling with each further failure up to 10s. 0 disables throttling."`
@@ -137,7 +138,7 @@ func Default() Config {
 			BareLineEndings:     "normalize",
 			ReadTimeout:         Duration(5 * time.Minute),
 			WriteTimeout:        Duration(time.Minute),
-			MaxLineLength:       2000,
+			MaxLineLength:       64 << 10,
 			MaxConnections:      1000,
 			MaxConnectionsPerIP: 100,
 			AuthMaxFailures:     5,
@@ -272,6 +273,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Submission.MaxLineLength < 1000 {
 		bad("submission.max_line_length", "must be at least 1000 (RFC 5321), got %d", c.Submission.MaxLineLength)
+	}
+	// Below two messages of the largest size, a message of that size
+	// could never be accepted, and would get a temporary 452 for ever.
+	if b := c.Submission.MaxBytesInFlight; b < 0 || (b > 0 && b < 2*c.Submission.MaxMessageBytes) {
+		bad("submission.max_bytes_in_flight", "must be 0 (automatic) or at least twice max_message_bytes (%d), got %d", 2*c.Submission.MaxMessageBytes, b)
 	}
 	if c.Submission.MaxConnections < 0 || c.Submission.MaxConnectionsPerIP < 0 || c.Submission.AuthMaxFailures < 0 {
 		bad("submission.max_connections", "max_connections, max_connections_per_ip and auth_max_failures must not be negative")

@@ -142,3 +142,30 @@ func TestRelativePathsAreRelativeToTheFile(t *testing.T) {
 		t.Fatalf("data_dir = %s", cfg.DataDir)
 	}
 }
+
+// max_bytes_in_flight is 0 (automatic) or room for two messages of the
+// largest size: below that, such a message would get 452 for ever.
+func TestMaxBytesInFlight(t *testing.T) {
+	for text, want := range map[string]string{
+		"[submission]\nmax_bytes_in_flight = -1":                                   "submission.max_bytes_in_flight: must be 0 (automatic) or at least twice max_message_bytes (52428800)",
+		"[submission]\nmax_bytes_in_flight = 52428799":                             "submission.max_bytes_in_flight",
+		"[submission]\nmax_message_bytes = 1048576\nmax_bytes_in_flight = 1048576": "at least twice max_message_bytes (2097152), got 1048576",
+	} {
+		if err := loadText(t, text); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config %q: got %v, want error containing %q", text, err, want)
+		}
+	}
+	for _, text := range []string{"", "[submission]\nmax_bytes_in_flight = 52428800", "[submission]\nmax_bytes_in_flight = 0"} {
+		if err := loadText(t, text); err != nil {
+			t.Errorf("config %q: %v", text, err)
+		}
+	}
+}
+
+// Lines of unwrapped HTML or base64 go through by default: the relay
+// re-encodes what is over RFC 5322's 998 octets.
+func TestDefaultLineLengthAcceptsLongLines(t *testing.T) {
+	if got := Default().Submission.MaxLineLength; got < 64<<10 {
+		t.Fatalf("max_line_length defaults to %d", got)
+	}
+}

@@ -1,7 +1,11 @@
 package relay
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"net/textproto"
+	"strings"
 	"testing"
 
 	"outbound/auth"
@@ -9,13 +13,27 @@ import (
 
 // FuzzMessageHandling runs the relay's message handling on arbitrary DATA:
 // after normalization no bare CR or LF is left, normalizing twice changes
-// nothing, header parsing never panics, and the user's sender settings
-// (display name, Reply-To) change only what they may.
+// nothing, header parsing never panics, a header the relay accepts hides
+// no field from it that net/textproto (a receiver) would see, long lines
+// are re-encoded or refused, and the user's sender settings (display name,
+// Reply-To) change only what they may.
 func FuzzMessageHandling(f *testing.F) {
 	f.Add([]byte("From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n"))
 	f.Add([]byte("From: =?utf-8?q?J=C3=B6rg?= <j@example.com>\n\nfirst\n.\nMAIL FROM:<x@y>\r\n"))
 	f.Add([]byte("From: a@b\r\r\n\r\n\r.\r\n"))
 	f.Add([]byte("no header at all"))
+	// Field names: white space before the colon (obsolete syntax that
+	// receivers read as the field), characters RFC 5322 does not allow, a
+	// first line that is a continuation, and case.
+	f.Add([]byte("From : CEO <ceo@victim.example>\r\nFrom: app@example.com\r\n\r\nx\r\n"))
+	f.Add([]byte("DKIM-Signature\t: v=1\r\nReply-To : a@b\r\nFrom: a@example.com\r\n\r\n"))
+	f.Add([]byte(" From: a@example.com\r\nSubject: x\r\n\r\n"))
+	f.Add([]byte("Fr\x00om: a@example.com\r\nFröm: b@example.com\r\n: c\r\nFROM: a@example.com\r\n\r\n"))
+	f.Add([]byte("sender: x@example.net\r\nresent-from: y@example.net\r\nfrom: a@example.com\r\n\r\n"))
+	// Long lines, in a plain body and in MIME parts.
+	f.Add([]byte("From: a@example.com\r\n\r\n" + strings.Repeat("x=\xc3\xa9 ", 300) + "\r\n"))
+	f.Add([]byte("From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		strings.Repeat("QUJD", 300) + "\r\n--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + strings.Repeat("=C3=A9", 200) + "\r\n--b--\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		norm, _ := normalizeLineEndings(data)
 		for i := 0; i < len(norm); i++ {
@@ -33,6 +51,34 @@ func FuzzMessageHandling(f *testing.F) {
 		h, err := parseHeader(header)
 		if err != nil {
 			return
+		}
+		for _, f := range h {
+			if !bytes.HasPrefix(header[f.start:f.end], []byte(f.name+":")) {
+				t.Fatalf("field %q has the span %q", f.name, header[f.start:f.end])
+			}
+		}
+		// Whatever net/textproto reads, the relay reads the same fields.
+		tp, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(header[:len(header):len(header)], "\r\n"...)))).ReadMIMEHeader()
+		if err == nil {
+			for name, values := range tp {
+				if got := h.Values(name); len(got) != len(values) {
+					t.Fatalf("textproto reads %d %q fields, the relay %d:\n%q", len(values), name, len(got), header)
+				}
+			}
+		}
+		if len(h.Values("DKIM-Signature")) == 0 {
+			var out heldBuffer
+			err := rewriteLongLines(&out, norm)
+			var ne *notEncodableError
+			if err != nil && !errors.As(err, &ne) {
+				t.Fatalf("rewriting long lines: %v", err)
+			}
+			if err == nil && hasLongLine(out.b) {
+				t.Fatalf("a line over 998 octets is left:\n%q", out.b)
+			}
+			if err == nil && !hasLongLine(norm) && !bytes.Equal(out.b, norm) {
+				t.Fatalf("a message without long lines was changed:\n%q\n%q", norm, out.b)
+			}
 		}
 		froms, err := headerAddresses(h.Values("From"))
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"strings"
 	"time"
 
@@ -102,7 +103,15 @@ type Options struct {
 	RejectBareLineEndings bool
 	ReadTimeout           time.Duration
 	WriteTimeout          time.Duration
-	MaxLineLength         int
+	// MaxLineLength is go-smtp's limit on a command line and on a DATA
+	// line; a longer DATA line is refused with a permanent 550 5.6.0.
+	// Lines longer than RFC 5322's 998 octets below it are accepted and
+	// re-encoded (longlines.go). 0 means DefaultMaxLineLength.
+	MaxLineLength int
+	// MaxBytesInFlight bounds the bytes all sessions together hold for
+	// messages being received and queued (budget.go); past it MAIL and
+	// DATA get 452 4.3.1. 0 means DefaultBytesInFlight(MaxMessageBytes).
+	MaxBytesInFlight int64
 	// MaxErrors ends a session with 421 4.7.0 once this many of its MAIL,
 	// RCPT, DATA or AUTH commands were refused; 0 means no limit.
 	MaxErrors int
@@ -111,10 +120,17 @@ type Options struct {
 	Now func() time.Time
 }
 
+// DefaultMaxLineLength is the line limit when Options sets none: lines of
+// unwrapped HTML or base64 go through, and a command line (which go-smtp
+// holds whole, before AUTH too) stays small.
+const DefaultMaxLineLength = 64 << 10
+
 // Backend is the go-smtp backend shared by both listeners.
 type Backend struct {
 	opts Options
 	log  *slog.Logger
+	// inflight counts the bytes of messages being received and queued.
+	inflight *byteBudget
 }
 
 // New returns a Backend.
@@ -128,7 +144,14 @@ func New(opts Options) *Backend {
 	if opts.SPFTimeout == 0 {
 		opts.SPFTimeout = 10 * time.Second
 	}
-	return &Backend{opts: opts, log: opts.Logger}
+	if opts.MaxLineLength == 0 {
+		opts.MaxLineLength = DefaultMaxLineLength
+	}
+	if opts.MaxBytesInFlight <= 0 {
+		opts.MaxBytesInFlight = DefaultBytesInFlight(opts.MaxMessageBytes)
+		opts.Logger.Info("in-flight byte budget set from the memory available", "bytes", opts.MaxBytesInFlight)
+	}
+	return &Backend{opts: opts, log: opts.Logger, inflight: newByteBudget(opts.MaxBytesInFlight)}
 }
 
 // NewServer returns a go-smtp server for one listener. With implicitTLS the
@@ -327,6 +350,17 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		s.b.log.Info("sender refused", "user", s.user.Name, "from", from)
 		return errFromNotAllowed(from, s.user.Name)
 	}
+	// A transaction starts only while the in-flight budget has room for
+	// it (as much as it declares with SIZE=): refused now, the client
+	// retries before sending its message, not after.
+	var declared int64
+	if opts != nil {
+		declared = opts.Size
+	}
+	if free := s.b.inflight.available(); free <= 0 || declared > free {
+		s.b.log.Warn("transaction refused: in-flight byte budget exhausted", "user", s.user.Name, "declared", declared, "available", free)
+		return errBusy
+	}
 	if err := s.checkSPF(from); err != nil {
 		return err
 	}
@@ -420,6 +454,10 @@ func submissionResult(err error) string {
 		return "queued"
 	case se.Code == 552:
 		return "too_large"
+	case se == errBusy:
+		// The same 452 4.3.1 as a failed queue write, but no disk is
+		// full: storage_error is what operators alert on.
+		return "temporary_error"
 	case se.Code == 452 && se.EnhancedCode == smtp.EnhancedCode{4, 3, 1}:
 		return "storage_error"
 	case se.EnhancedCode == smtp.EnhancedCode{4, 7, 1}:
@@ -431,43 +469,64 @@ func submissionResult(err error) string {
 }
 
 // data checks, completes and queues one message; Data records the result.
+//
+// The message is held in heldBuffers (budget.go): as received, then, only
+// when they change it, with its line endings normalized and its long lines
+// re-encoded, and last as queued, behind the relay's own headers. Each
+// replaces the one before, so a message is held at most twice at once, and
+// each is held to max_message_bytes: what is queued is no larger than what
+// the relay accepts.
 func (s *session) data(r io.Reader) error {
 	start := s.b.opts.Now()
-	raw, err := readMessage(r, s.mailOpts.Size, s.b.opts.MaxMessageBytes)
-	if err != nil {
-		if errors.Is(err, smtp.ErrDataTooLarge) {
-			return errTooLarge(s.b.opts.MaxMessageBytes)
+	limit := s.b.opts.MaxMessageBytes
+	// cur holds msg; each rewrite releases the buffer it replaces.
+	cur := s.buffer()
+	defer func() { cur.release() }()
+	if err := readMessage(r, s.mailOpts.Size, cur); err != nil {
+		switch {
+		case errors.Is(err, smtp.ErrDataTooLarge), errors.Is(err, errOverLimit):
+			return errTooLarge(limit)
+		case errors.Is(err, errOverBudget):
+			s.b.log.Warn("message refused: in-flight byte budget exhausted", "user", s.user.Name, "received", len(cur.b))
+			return errBusy
+		case errors.Is(err, smtp.ErrTooLongLine):
+			// go-smtp's reader fails for good once a line passes its
+			// limit: the session cannot go on, but the client must
+			// still read a permanent refusal, not a dropped connection
+			// it would retry.
+			s.b.log.Info("message refused", "user", s.user.Name, "reason", "line longer than max_line_length")
+			refusal := errLineTooLong(s.b.opts.MaxLineLength)
+			s.endAfterData(refusal)
+			return refusal
 		}
 		// The client went away or aborted BDAT; there is no one to answer.
 		return errTemporary
 	}
 
-	msg, bare := normalizeLineEndings(raw)
-	if bare && s.b.opts.RejectBareLineEndings {
-		s.b.log.Info("message refused", "user", s.user.Name, "reason", "bare line endings")
-		return errBadLineEndings
+	msg := cur.b
+	if bare := bareLineEndings(msg); bare > 0 {
+		if s.b.opts.RejectBareLineEndings {
+			s.b.log.Info("message refused", "user", s.user.Name, "reason", "bare line endings")
+			return errBadLineEndings
+		}
+		norm := s.buffer()
+		if err := norm.reserve(len(msg) + bare); err != nil {
+			return s.bufferReply(err)
+		}
+		norm.b = appendNormalized(norm.b, msg)
+		cur.release()
+		cur, msg = norm, norm.b
 	}
 	headerBlock, _ := splitHeader(msg)
 	header, err := parseHeader(headerBlock)
 	if err != nil {
-		return errMalformedHeader
+		s.b.log.Info("message refused", "user", s.user.Name, "reason", "malformed header", "err", err)
+		return err
 	}
-	froms, err := headerAddresses(header.Values("From"))
+	froms, err := s.checkHeaderSenders(header)
 	if err != nil {
-		return reply(550, smtp.EnhancedCode{5, 6, 0}, "Message refused: its From header cannot be parsed (%s)", shortErr(err))
+		return err
 	}
-	if len(froms) == 0 {
-		return errNoFromHeader
-	}
-	for _, f := range froms {
-		if !s.user.MaySendAs(f.Address) {
-			s.b.log.Info("sender refused", "user", s.user.Name, "header_from", f.Address)
-			return errFromNotAllowed(f.Address, s.user.Name)
-		}
-	}
-	// Fill in the user's display name and Reply-To where the client left
-	// them out (never replacing its own); see sender.go.
-	msg = applySenderDefaults(msg, header, s.user)
 	var spfHeaders []string
 	if s.spfResult != nil {
 		spfHeaders = append(spfHeaders, spfHeader(s.spfResult))
@@ -482,6 +541,35 @@ func (s *session) data(r io.Reader) error {
 		if s.spfResult != nil {
 			spfHeaders = append(spfHeaders, spfHeader(s.spfResult))
 		}
+	}
+
+	// Lines over RFC 5322's 998 octets leave re-encoded; a message the
+	// client signed leaves as signed.
+	dkimSigned := len(header.Values("DKIM-Signature")) > 0
+	if !dkimSigned && hasLongLine(msg) {
+		wrapped := s.buffer()
+		if err := rewriteLongLines(wrapped, msg); err != nil {
+			wrapped.release()
+			var ne *notEncodableError
+			if errors.As(err, &ne) {
+				s.b.log.Info("message refused", "user", s.user.Name, "reason", "long line", "where", ne.where)
+				return errLongLineNotEncodable(ne.where)
+			}
+			return s.bufferReply(err)
+		}
+		cur.release()
+		cur, msg = wrapped, wrapped.b
+		headerBlock, _ = splitHeader(msg)
+		if header, err = parseHeader(headerBlock); err != nil {
+			s.b.log.Error("re-encoded header does not parse", "user", s.user.Name, "err", err)
+			return errTemporary
+		}
+	}
+	// Fill in the user's display name and Reply-To where the client left
+	// them out (never replacing its own); see sender.go.
+	newHeader := senderDefaultsHeader(headerBlock, header, s.user)
+	if newHeader == nil {
+		newHeader = headerBlock
 	}
 
 	id := queue.NewID(start)
@@ -505,13 +593,20 @@ func (s *session) data(r io.Reader) error {
 		m.MessageID = "<" + id + "@" + s.b.opts.Hostname + ">"
 		fmt.Fprintf(&added, "Message-ID: %s\r\n", m.MessageID)
 	} else {
-		m.MessageID = strings.TrimSpace(header.Get("Message-Id"))
+		m.MessageID = header.Get("Message-Id")
 	}
 	if header.Get("Date") == "" {
 		fmt.Fprintf(&added, "Date: %s\r\n", start.Format(time.RFC1123Z))
 	}
-	body := make([]byte, 0, added.Len()+len(msg))
-	body = append(append(body, added.Bytes()...), msg...)
+	queued := s.buffer()
+	if err := queued.reserve(added.Len() + len(newHeader) + len(msg) - len(headerBlock)); err != nil {
+		queued.release()
+		return s.bufferReply(err)
+	}
+	queued.b = append(append(append(queued.b, added.Bytes()...), newHeader...), msg[len(headerBlock):]...)
+	cur.release()
+	cur = queued
+	body := queued.b
 
 	// Count the recipients atomically now: RCPT-time checks on parallel
 	// connections may each have seen room for the same last slot. The
@@ -537,6 +632,110 @@ func (s *session) data(r io.Reader) error {
 		"rcpts", len(m.Recipients), "size", len(body), "message_id", m.MessageID,
 		"duration", s.b.opts.Now().Sub(start))
 	return queuedReply(id)
+}
+
+// buffer returns an empty message buffer held in the in-flight budget and
+// bounded by max_message_bytes.
+func (s *session) buffer() *heldBuffer {
+	return &heldBuffer{budget: s.b.inflight, max: int(s.b.opts.MaxMessageBytes)}
+}
+
+// bufferReply answers a heldBuffer that could not grow while the message
+// was rewritten.
+func (s *session) bufferReply(err error) *smtp.SMTPError {
+	if errors.Is(err, errOverBudget) {
+		s.b.log.Warn("message refused: in-flight byte budget exhausted", "user", s.user.Name)
+		return errBusy
+	}
+	s.b.log.Info("message refused", "user", s.user.Name, "reason", "too large as queued")
+	return errTooLargeAsQueued(s.b.opts.MaxMessageBytes)
+}
+
+// checkHeaderSenders checks every address of the fields that say who a
+// message is from: From (required), Sender (Outlook shows "Sender on
+// behalf of From"), Resent-From and Resent-Sender. Each must be one the
+// user may send as, like the envelope sender. It returns the From
+// addresses. An empty Sender or Resent-* field names no one and passes.
+func (s *session) checkHeaderSenders(h header) ([]*mail.Address, error) {
+	froms, err := headerAddresses(h.Values("From"))
+	if err != nil {
+		return nil, errHeaderUnparseable("From", err)
+	}
+	if len(froms) == 0 {
+		return nil, errNoFromHeader
+	}
+	for _, f := range froms {
+		if !s.user.MaySendAs(f.Address) {
+			s.b.log.Info("sender refused", "user", s.user.Name, "header_from", f.Address)
+			return nil, errFromNotAllowed(f.Address, s.user.Name)
+		}
+	}
+	for _, field := range []string{"Sender", "Resent-From", "Resent-Sender"} {
+		for _, v := range h.Values(field) {
+			if v == "" {
+				continue
+			}
+			addrs, err := headerAddresses([]string{v})
+			if err != nil {
+				return nil, errHeaderUnparseable(field, err)
+			}
+			for _, a := range addrs {
+				if !s.user.MaySendAs(a.Address) {
+					s.b.log.Info("sender refused", "user", s.user.Name, "header", field, "address", a.Address)
+					return nil, errNotAllowed(field, a.Address, s.user.Name)
+				}
+			}
+		}
+	}
+	return froms, nil
+}
+
+// lingerQuiet is how long the rest of a refused DATA may pause before
+// endAfterData closes the connection.
+const lingerQuiet = 5 * time.Second
+
+// endAfterData sends the final reply to a DATA whose input go-smtp can no
+// longer read, and ends the session. The client is usually still sending
+// its message and reads the reply only once it has sent it all: closing at
+// once, with its bytes unread, would reset the connection under it, and a
+// client that sees a reset retries. So the rest of the message is read and
+// dropped until its end-of-data line (or the client closes, pauses for
+// lingerQuiet, or sends max_message_bytes more), and then the connection is
+// closed. go-smtp's own reply to the DATA then fails silently.
+func (s *session) endAfterData(final *smtp.SMTPError) {
+	conn := s.conn.Conn()
+	if s.b.opts.WriteTimeout > 0 {
+		conn.SetWriteDeadline(time.Now().Add(s.b.opts.WriteTimeout))
+	}
+	e := final.EnhancedCode
+	fmt.Fprintf(conn, "%d %d.%d.%d %s\r\n", final.Code, e[0], e[1], e[2], final.Message)
+	// Read deadlines are go-smtp's (and lifecycle.go's) to set; a timer
+	// that closes the connection bounds each pause instead.
+	quiet := time.AfterFunc(lingerQuiet, func() { conn.Close() })
+	defer quiet.Stop()
+	const endOfData = "\r\n.\r\n"
+	matched, left := 0, s.b.opts.MaxMessageBytes
+	buf := make([]byte, 16<<10)
+	for left > 0 && matched < len(endOfData) {
+		n, err := conn.Read(buf)
+		quiet.Reset(lingerQuiet)
+		for _, c := range buf[:n] {
+			switch {
+			case matched == len(endOfData):
+			case c == endOfData[matched]:
+				matched++
+			case c == '\r':
+				matched = 1
+			default:
+				matched = 0
+			}
+		}
+		left -= int64(n)
+		if err != nil {
+			break
+		}
+	}
+	conn.Close()
 }
 
 // writeReceived writes the trace header RFC 5321 and RFC 6409 ask every

@@ -35,21 +35,74 @@ var (
 		"Message refused: it contains a bare CR or LF; lines must end with CRLF")
 	errNoFromHeader = reply(550, smtp.EnhancedCode{5, 6, 0},
 		"Message refused: it has no From header")
-	errMalformedHeader = reply(550, smtp.EnhancedCode{5, 6, 0},
-		"Message refused: its header is malformed")
+	errHeaderStartsFolded = reply(550, smtp.EnhancedCode{5, 6, 0},
+		"Message refused: its header begins with a continuation line (white space before the first field name)")
+	// errBusy answers a transaction while the messages being received
+	// already hold the in-flight byte budget (submission.max_bytes_in_flight).
+	errBusy = reply(452, smtp.EnhancedCode{4, 3, 1},
+		"Insufficient system resources: too many messages are being received at once; please try again shortly")
 )
+
+// errHeaderSpaceBeforeColon refuses "From :" and the like: see parseHeader.
+func errHeaderSpaceBeforeColon(name string) *smtp.SMTPError {
+	return reply(550, smtp.EnhancedCode{5, 6, 0},
+		"Message refused: header field %q has white space before its colon; write %q (RFC 5322)", name+" :", name+":")
+}
+
+func errHeaderBadName(name string) *smtp.SMTPError {
+	return reply(550, smtp.EnhancedCode{5, 6, 0},
+		"Message refused: header field name %.60q is not allowed (RFC 5322: printable US-ASCII other than the colon)", name)
+}
+
+func errHeaderLineNoColon(line string) *smtp.SMTPError {
+	return reply(550, smtp.EnhancedCode{5, 6, 0},
+		"Message refused: header line %.60q has no colon; an empty line must separate the header from the body", line)
+}
+
+func errHeaderUnparseable(field string, err error) *smtp.SMTPError {
+	return reply(550, smtp.EnhancedCode{5, 6, 0}, "Message refused: its %s header cannot be parsed (%s)", field, shortErr(err))
+}
+
+// errLineTooLong answers a DATA line longer than go-smtp's line limit
+// (submission.max_line_length): permanent, as sending again cannot help.
+func errLineTooLong(limit int) *smtp.SMTPError {
+	return reply(550, smtp.EnhancedCode{5, 6, 0},
+		"Message refused: a line is longer than %d bytes (the relay's limit); wrap long lines, or encode the part as quoted-printable or base64", limit)
+}
+
+// errLongLineNotEncodable answers a line over RFC 5322's 998 octets that
+// the relay cannot re-encode (see longlines.go).
+func errLongLineNotEncodable(where string) *smtp.SMTPError {
+	return reply(550, smtp.EnhancedCode{5, 6, 0},
+		"Message refused: a line in %s is longer than 998 octets (RFC 5322) and cannot be re-encoded; wrap it, or encode the part as quoted-printable or base64", where)
+}
 
 func errTooLarge(max int64) *smtp.SMTPError {
 	return reply(552, smtp.EnhancedCode{5, 3, 4},
 		"Message too large: the limit is %d bytes", max)
 }
 
+// errTooLargeAsQueued: the message fitted as sent, but not once bare line
+// endings became CRLF, long lines were re-encoded and the relay's headers
+// were added; what is queued is held to the same limit.
+func errTooLargeAsQueued(max int64) *smtp.SMTPError {
+	return reply(552, smtp.EnhancedCode{5, 3, 4},
+		"Message too large: the limit is %d bytes, counted after bare line endings become CRLF, long lines are re-encoded and trace headers are added", max)
+}
+
 func errFromNotAllowed(from, user string) *smtp.SMTPError {
 	if from == "" {
 		from = "<>"
 	}
+	return errNotAllowed("From", from, user)
+}
+
+// errNotAllowed refuses an address in a header field that names the
+// sender (From, Sender, Resent-From, Resent-Sender): receivers show it as
+// who the message is from, or on whose behalf it was sent.
+func errNotAllowed(field, addr, user string) *smtp.SMTPError {
 	return reply(550, smtp.EnhancedCode{5, 7, 1},
-		"From <%s> is not allowed for user <%s>: send as an address this login may use", from, user)
+		"%s <%s> is not allowed for user <%s>: send as an address this login may use", field, addr, user)
 }
 
 func errBadAddress(what, addr string) *smtp.SMTPError {

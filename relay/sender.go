@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"net/mail"
-	"net/textproto"
 	"strings"
 
 	"outbound/auth"
@@ -30,33 +29,42 @@ const maxFoldedLine = 78
 // msg has CRLF line endings (normalizeLineEndings ran) and header is its
 // parsed header. The session calls this after checking that the user may
 // send as every From address, so the address is never changed, only named.
-func applySenderDefaults(msg []byte, header textproto.MIMEHeader, u *auth.User) []byte {
-	if u == nil || (u.DisplayName == "" && u.ReplyTo == "") || len(header.Values("Dkim-Signature")) > 0 {
+func applySenderDefaults(msg []byte, header header, u *auth.User) []byte {
+	headerBlock, _ := splitHeader(msg)
+	newHeader := senderDefaultsHeader(headerBlock, header, u)
+	if newHeader == nil {
 		return msg
 	}
-	headerBlock, _ := splitHeader(msg)
-	if len(headerBlock) == 0 {
-		return msg
+	out := make([]byte, 0, len(newHeader)+len(msg)-len(headerBlock))
+	return append(append(out, newHeader...), msg[len(headerBlock):]...)
+}
+
+// senderDefaultsHeader is applySenderDefaults on the header block alone
+// (the session puts it in front of the body itself, sparing a copy of the
+// message): the new header block, or nil when nothing applies.
+func senderDefaultsHeader(headerBlock []byte, header header, u *auth.User) []byte {
+	if u == nil || (u.DisplayName == "" && u.ReplyTo == "") || len(header.Values("DKIM-Signature")) > 0 || len(headerBlock) == 0 {
+		return nil
 	}
 
 	var newFrom []byte
 	fromStart, fromEnd := -1, -1
-	if u.DisplayName != "" && len(header.Values("From")) == 1 {
-		froms, err := headerAddresses(header.Values("From"))
+	if fields := header.fields("From"); u.DisplayName != "" && len(fields) == 1 {
+		froms, err := headerAddresses([]string{fields[0].value})
 		// A group ("Team: a@example.com;") has a name of its own.
-		group := strings.HasSuffix(strings.TrimSpace(header.Get("From")), ";")
+		group := strings.HasSuffix(fields[0].value, ";")
 		if err == nil && len(froms) == 1 && froms[0].Name == "" && !group {
-			fields := fieldSpans(headerBlock, "From")
-			if len(fields) == 1 {
-				fromStart, fromEnd = fields[0][0], fields[0][1]
-				name := headerBlock[fromStart : fromStart+bytes.IndexByte(headerBlock[fromStart:], ':')]
-				newFrom = formatFrom(strings.TrimRight(string(name), " \t"), u.DisplayName, froms[0].Address)
-			}
+			fromStart, fromEnd = fields[0].start, fields[0].end
+			newFrom = formatFrom(fields[0].name, u.DisplayName, froms[0].Address)
 		}
 	}
 
+	// A header block that does not end its last line (a message of header
+	// only, without a final CRLF) gets no field after it, unless the From
+	// rewritten last ended it.
+	ended := bytes.HasSuffix(headerBlock, []byte("\r\n")) || (newFrom != nil && fromEnd == len(headerBlock))
 	var replyTo []byte
-	if u.ReplyTo != "" && len(header.Values("Reply-To")) == 0 && bytes.HasSuffix(headerBlock, []byte("\r\n")) {
+	if u.ReplyTo != "" && len(header.Values("Reply-To")) == 0 && ended {
 		if a, err := mail.ParseAddress(u.ReplyTo); err == nil {
 			v := a.Address
 			if a.Name != "" {
@@ -67,47 +75,17 @@ func applySenderDefaults(msg []byte, header textproto.MIMEHeader, u *auth.User) 
 	}
 
 	if newFrom == nil && replyTo == nil {
-		return msg
+		return nil
 	}
-	end := len(headerBlock) // the header block is a prefix of msg
-	out := make([]byte, 0, len(msg)+len(newFrom)+len(replyTo))
+	out := make([]byte, 0, len(headerBlock)+len(newFrom)+len(replyTo))
 	if newFrom != nil {
-		out = append(out, msg[:fromStart]...)
+		out = append(out, headerBlock[:fromStart]...)
 		out = append(out, newFrom...)
-		out = append(out, msg[fromEnd:end]...)
+		out = append(out, headerBlock[fromEnd:]...)
 	} else {
-		out = append(out, msg[:end]...)
+		out = append(out, headerBlock...)
 	}
-	out = append(out, replyTo...)
-	return append(out, msg[end:]...)
-}
-
-// fieldSpans returns the [start, end) byte offsets in a header block of
-// each field named name (case-insensitively), each span running from the
-// field name to the CRLF ending its last continuation line, inclusive.
-func fieldSpans(headerBlock []byte, name string) [][2]int {
-	var spans [][2]int
-	inField := false
-	for pos := 0; pos < len(headerBlock); {
-		lineEnd := len(headerBlock)
-		if i := bytes.Index(headerBlock[pos:], []byte("\r\n")); i >= 0 {
-			lineEnd = pos + i + 2
-		}
-		line := headerBlock[pos:lineEnd]
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			if inField {
-				spans[len(spans)-1][1] = lineEnd // a continuation line
-			}
-		} else {
-			colon := bytes.IndexByte(line, ':')
-			inField = colon > 0 && strings.EqualFold(strings.TrimRight(string(line[:colon]), " \t"), name)
-			if inField {
-				spans = append(spans, [2]int{pos, lineEnd})
-			}
-		}
-		pos = lineEnd
-	}
-	return spans
+	return append(out, replyTo...)
 }
 
 // formatFrom returns the From field "<fieldName>: <display name> <addr>\r\n",

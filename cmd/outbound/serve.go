@@ -199,6 +199,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		ReadTimeout:           cfg.Submission.ReadTimeout.D(),
 		WriteTimeout:          cfg.Submission.WriteTimeout.D(),
 		MaxLineLength:         cfg.Submission.MaxLineLength,
+		MaxBytesInFlight:      cfg.Submission.MaxBytesInFlight,
 		MaxErrors:             cfg.Submission.MaxErrors,
 		Throttle:              newThrottle(cfg.Submission),
 		Logger:                log.With("component", "relay"),
