@@ -127,8 +127,9 @@ const DefaultMaxLineLength = 64 << 10
 
 // Backend is the go-smtp backend shared by both listeners.
 type Backend struct {
-	opts Options
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	conns *connTracker // see lifecycle.go
 	// inflight counts the bytes of messages being received and queued.
 	inflight *byteBudget
 }
@@ -151,7 +152,7 @@ func New(opts Options) *Backend {
 		opts.MaxBytesInFlight = DefaultBytesInFlight(opts.MaxMessageBytes)
 		opts.Logger.Info("in-flight byte budget set from the memory available", "bytes", opts.MaxBytesInFlight)
 	}
-	return &Backend{opts: opts, log: opts.Logger, inflight: newByteBudget(opts.MaxBytesInFlight)}
+	return &Backend{opts: opts, log: opts.Logger, conns: newConnTracker(), inflight: newByteBudget(opts.MaxBytesInFlight)}
 }
 
 // NewServer returns a go-smtp server for one listener. With implicitTLS the
@@ -193,17 +194,19 @@ func ServerTLSConfig(cert tls.Certificate) *tls.Config {
 // NewSession implements smtp.Backend.
 func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
-	s := &session{b: b, conn: c, tls: isTLS, helo: c.Hostname()}
+	s := &session{b: b, conn: c, raw: trackedConnOf(c), tls: isTLS, helo: c.Hostname()}
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		s.remoteIP = addr.IP.String()
 		s.source = sourceOf(addr.IP)
 	}
-	return s, nil
+	s.raw.attach(s)
+	return guardedSession{s}, nil
 }
 
 type session struct {
 	b        *Backend
 	conn     *smtp.Conn
+	raw      *trackedConn // nil unless the server was started by Serve
 	tls      bool
 	helo     string
 	remoteIP string

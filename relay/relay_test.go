@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -52,6 +53,7 @@ type harness struct {
 	clientTLS                  *tls.Config
 	spool                      *memSpool
 	users                      *auth.Store
+	backend                    *Backend
 }
 
 const (
@@ -92,14 +94,17 @@ func startRelay(t *testing.T, tweak func(*Options)) *harness {
 		}
 		if implicit {
 			h.implicitAddr = l.Addr().String()
-			l = tls.NewListener(l, tlsConfig)
 		} else {
 			h.starttlsAddr = l.Addr().String()
 		}
-		srv := b.NewServer(tlsConfig, implicit)
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Close() })
+		go b.Serve(l, tlsConfig, implicit)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.Shutdown(ctx)
+	})
+	h.backend = b
 	return h
 }
 

@@ -27,6 +27,9 @@ var (
 		"Unsupported authentication mechanism: use PLAIN or LOGIN")
 	errTemporary = reply(451, smtp.EnhancedCode{4, 3, 0},
 		"Temporary local problem: the message was not stored; please try again later")
+	// errShuttingDown ends sessions when the relay stops (Shutdown).
+	errShuttingDown = reply(421, smtp.EnhancedCode{4, 3, 2},
+		"Service shutting down: closing the connection; please try again later")
 	// errStorage answers a failed queue write (full disk, I/O error): the
 	// message was not stored and the client keeps it and retries.
 	errStorage = reply(452, smtp.EnhancedCode{4, 3, 1},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -214,31 +213,22 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
 		s.addrs[kind] = l.Addr().String()
-		srv := backend.NewServer(tlsConfig, implicit)
 		// Count connections before TLS, so a flood of handshakes is cut off
 		// too; only a plain-text listener can say why.
 		l = relay.LimitConnections(l, cfg.Submission.MaxConnections, cfg.Submission.MaxConnectionsPerIP, !implicit)
-		if implicit {
-			l = tls.NewListener(l, tlsConfig)
-		}
-		// Let sessions finish what they are doing (a client in DATA gets
-		// its reply), then cut off those still connected.
-		s.closers = append(s.closers, func(ctx context.Context) error {
-			if err := srv.Shutdown(ctx); err != nil {
-				return srv.Close()
-			}
-			return nil
-		})
 		log.Info("submission listener", "kind", kind, "addr", l.Addr().String())
 		s.listeners.Add(1)
 		go func() {
 			defer s.listeners.Done()
-			if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
+			if err := backend.Serve(l, tlsConfig, implicit); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 				s.failed <- fmt.Errorf("%s listener: %w", kind, err)
 			}
 		}()
 		return nil
 	}
+	// At stop, sessions in the middle of a message finish it and get their
+	// reply; the others get 421 4.3.2. Only then are the stores closed.
+	s.closers = append(s.closers, backend.Shutdown)
 	if cfg.Submission.ImplicitTLS != "" {
 		if err := listen("implicit", cfg.Submission.ImplicitTLS, true); err != nil {
 			return nil, err
