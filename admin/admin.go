@@ -20,21 +20,26 @@ import (
 	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
+	"outbound/route"
 	"outbound/smarthost"
 )
+
+// Routes answers for users' routes (package route): the limits and SPF
+// policy in force, and the operator's ceiling for limits set here.
+type Routes interface {
+	Policy(u *auth.User) route.Policy
+	CheckLimits(l quota.Limits) error
+}
+
+var _ Routes = (*route.Router)(nil)
 
 // Options configures the API handler.
 type Options struct {
 	Users *auth.Store
 	Queue *queue.Queue
 	Quota *quota.Store
-	// LimitsFor returns a user's effective limits (override or route default).
-	LimitsFor func(u *auth.User) quota.Limits
-	// SPFPolicyFor returns the SPF policy in force for a user (its own
-	// override or its route's); nil shows only the override.
-	SPFPolicyFor func(u *auth.User) string
-	// MaxPerDay is the operator's ceiling for any daily limit.
-	MaxPerDay int
+	// Routes gives each user's limits and SPF policy; required.
+	Routes Routes
 	// Bouncer fails a pending message with a notification (package delivery).
 	Bouncer interface{ Bounce(id, reason string) error }
 	Token   string
@@ -160,15 +165,15 @@ type UserView struct {
 }
 
 func viewUser(u *auth.User) UserView {
-	route := u.Route
-	if route == "" {
-		route = "default"
+	name := u.Route
+	if name == "" {
+		name = route.DefaultName
 	}
 	allow := u.AllowFrom
 	if allow == nil {
 		allow = []string{}
 	}
-	return UserView{Name: u.Name, AllowFrom: allow, Route: route, Created: u.Created}
+	return UserView{Name: u.Name, AllowFrom: allow, Route: name, Created: u.Created}
 }
 
 func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {

@@ -12,6 +12,9 @@ import (
 	"outbound/internal/testutil"
 	"outbound/queue"
 	"outbound/quota"
+	"outbound/route"
+	"outbound/smarthost"
+	"outbound/spf"
 )
 
 const token = "test-token"
@@ -32,18 +35,32 @@ func newAPI(t *testing.T) *apiRig {
 	users.SetHashCost(4)
 	q, _ := queue.Open(db, nil)
 	qs, _ := quota.Open(db, nil)
-	h := Handler(Options{
-		Users: users, Queue: q, Quota: qs, MaxPerDay: 10000, Token: token,
-		LimitsFor: func(u *auth.User) quota.Limits {
-			if u.Limits != nil {
-				return quota.Limits{PerHour: u.Limits.PerHour, PerDay: u.Limits.PerDay}
-			}
-			return quota.Limits{PerHour: 2, PerDay: 2}
-		},
-	})
+	h := Handler(Options{Users: users, Queue: q, Quota: qs, Routes: newRouter(t, nil), Token: token})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &apiRig{srv: srv, users: users, queue: q}
+}
+
+// newRouter is the route.Router of the tests: a default route with an SPF
+// include (so SPF policies are not forced "off"), limits of 2/2 there and
+// 50/500 on a smarthost, a ceiling of 10000.
+func newRouter(t *testing.T, hosts *smarthost.Store) *route.Router {
+	t.Helper()
+	opts := route.Options{
+		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
+			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
+		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
+		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
+		MaxPerDay:     10000,
+	}
+	if hosts != nil {
+		opts.Smarthosts = hosts
+	}
+	r, err := route.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // call returns the status and the decoded JSON body.

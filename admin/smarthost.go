@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"outbound/auth"
+	"outbound/delivery"
 	"outbound/provider"
+	"outbound/route"
 	"outbound/smarthost"
 	"outbound/spf"
 )
@@ -75,9 +77,9 @@ type SmarthostUpdateRequest struct {
 // SmarthostResult is the answer to adding, updating or testing a
 // smarthost; on a refused save it comes with status 422 and Error set.
 type SmarthostResult struct {
-	Error     string            `json:"error,omitempty"`
-	Smarthost *SmarthostView    `json:"smarthost,omitempty"`
-	Test      *smarthost.Report `json:"test,omitempty"`
+	Error     string                     `json:"error,omitempty"`
+	Smarthost *SmarthostView             `json:"smarthost,omitempty"`
+	Test      *delivery.ConnectionReport `json:"test,omitempty"`
 	// Saved says whether the smarthost was stored.
 	Saved bool `json:"saved"`
 }
@@ -203,20 +205,20 @@ func (a *api) showSmarthost(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// connectionTest runs the connection test of h with password.
-func (a *api) connectionTest(ctx context.Context, h *smarthost.Smarthost, password string) (*smarthost.Report, error) {
-	t, err := smarthost.TargetFor(h, password, a.LocalName)
+// connectionTest runs the connection test of h with password, through
+// the upstream delivery would build from it.
+func (a *api) connectionTest(ctx context.Context, h *smarthost.Smarthost, password string) (*delivery.ConnectionReport, error) {
+	up, err := route.FromSmarthost(h, password)
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
-	t.Timeout = a.ConnectionTestTimeout
-	rep := smarthost.Test(ctx, t)
+	rep := delivery.ConnectionTest(ctx, up, a.LocalName, a.ConnectionTestTimeout)
 	return &rep, nil
 }
 
 // refuseFailed answers 422 with the report when a test failed and the
 // request did not force the save.
-func refuseFailed(w http.ResponseWriter, rep *smarthost.Report) {
+func refuseFailed(w http.ResponseWriter, rep *delivery.ConnectionReport) {
 	f := rep.Failed()
 	msg := fmt.Sprintf("connection test failed at step %s: %s", f.Name, f.Error)
 	if f.Hint != "" {
@@ -404,10 +406,10 @@ func (a *api) setRoutes(w http.ResponseWriter, r *http.Request) error {
 	case (req.Smarthost != "") == req.Default:
 		return badRequest(`give either "smarthost" (the new route) or "default": true`)
 	}
-	route, shown := req.Smarthost, req.Smarthost
-	if req.Default || route == "default" {
-		route, shown = "", "default"
-	} else if _, err := a.Smarthosts.Get(route); err != nil {
+	to, shown := req.Smarthost, req.Smarthost
+	if req.Default || to == route.DefaultName {
+		to, shown = "", route.DefaultName
+	} else if _, err := a.Smarthosts.Get(to); err != nil {
 		return shError(err)
 	}
 	var (
@@ -416,12 +418,12 @@ func (a *api) setRoutes(w http.ResponseWriter, r *http.Request) error {
 	)
 	if req.From != "" {
 		from := req.From
-		if from == "default" {
+		if from == route.DefaultName {
 			from = ""
 		}
-		moved, err = a.Users.MoveRoute(from, route)
+		moved, err = a.Users.MoveRoute(from, to)
 	} else {
-		moved, err = a.Users.SetRoute(req.Users, route)
+		moved, err = a.Users.SetRoute(req.Users, to)
 	}
 	if err != nil {
 		return shError(err)

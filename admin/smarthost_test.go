@@ -58,13 +58,7 @@ func newSHEnv(t *testing.T) *shEnv {
 		TLS:      &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}},
 		Username: shUpUser, Password: shUpPass,
 	})
-	limits := func(u *auth.User) quota.Limits {
-		if u.Route == "" {
-			return quota.Limits{PerHour: 2, PerDay: 2}
-		}
-		return quota.Limits{PerHour: 50, PerDay: 500}
-	}
-	h := Handler(Options{Users: users, Quota: q, LimitsFor: limits, MaxPerDay: 10000, Token: shToken,
+	h := Handler(Options{Users: users, Quota: q, Routes: newRouter(t, hosts), Token: shToken,
 		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

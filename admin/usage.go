@@ -6,6 +6,7 @@ import (
 
 	"outbound/auth"
 	"outbound/quota"
+	"outbound/route"
 )
 
 // UsageView is one user's sending in the sliding windows and its limits.
@@ -24,13 +25,17 @@ type UsageView struct {
 }
 
 func (a *api) usageOf(u *auth.User) UsageView {
-	lim := a.LimitsFor(u)
-	us := a.Quota.Usage(u.Name, lim)
+	return a.usage(u, a.Routes.Policy(u))
+}
+
+// usage is u's UsageView under its policy p.
+func (a *api) usage(u *auth.User, p route.Policy) UsageView {
+	us := a.Quota.Usage(u.Name, p.Limits)
 	v := UsageView{
 		User: u.Name, SentLastHour: us.LastHour, SentLastDay: us.LastDay,
-		PerHour: lim.PerHour, PerDay: lim.PerDay,
+		PerHour: p.Limits.PerHour, PerDay: p.Limits.PerDay,
 		RemainingHour: us.RemainingHour, RemainingDay: us.RemainingDay,
-		LimitsOverridden: u.Limits != nil,
+		LimitsOverridden: p.LimitsOverridden,
 	}
 	if !us.NextSlot.IsZero() {
 		v.NextSlot = &us.NextSlot
@@ -66,8 +71,9 @@ type LimitsRequest struct {
 	PerDay  *int `json:"per_day"`
 }
 
-// setLimits overrides a user's limits, within the operator's ceiling.
-// A value left out keeps the user's current effective value.
+// setLimits overrides a user's limits, within the operator's ceiling
+// (route.Router.CheckLimits). A value left out keeps the user's current
+// effective value.
 func (a *api) setLimits(w http.ResponseWriter, r *http.Request) error {
 	var req LimitsRequest
 	if err := decode(r, &req); err != nil {
@@ -76,20 +82,15 @@ func (a *api) setLimits(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	var result quota.Limits
 	err := a.Users.Update(name, func(u *auth.User) error {
-		lim := a.LimitsFor(u)
+		lim := a.Routes.Policy(u).Limits
 		if req.PerHour != nil {
 			lim.PerHour = *req.PerHour
 		}
 		if req.PerDay != nil {
 			lim.PerDay = *req.PerDay
 		}
-		switch {
-		case lim.PerHour < 0 || lim.PerDay < 0:
-			return badRequest("limits must not be negative")
-		case lim.PerDay > a.MaxPerDay:
-			return badRequest("per_day %d exceeds the operator ceiling limits.max_per_day = %d", lim.PerDay, a.MaxPerDay)
-		case lim.PerHour > a.MaxPerDay:
-			return badRequest("per_hour %d exceeds the operator ceiling limits.max_per_day = %d", lim.PerHour, a.MaxPerDay)
+		if err := a.Routes.CheckLimits(lim); err != nil {
+			return badRequest("%v", err)
 		}
 		u.Limits = &lim
 		result = lim

@@ -72,18 +72,15 @@ type UpdateUserRequest struct {
 
 // userDetail builds the UserDetail of u.
 func (a *api) userDetail(u *auth.User) (UserDetail, error) {
-	usage := a.usageOf(u)
+	p := a.Routes.Policy(u)
 	d := UserDetail{
-		UserView:    viewUser(u),
-		DisplayName: u.DisplayName,
-		ReplyTo:     u.ReplyTo,
-		Limits:      UserLimits{PerHour: usage.PerHour, PerDay: usage.PerDay, Overridden: usage.LimitsOverridden},
-		Usage:       usage,
-		SPFPolicy:   u.SPFPolicy,
-	}
-	d.SPFPolicyOverridden = u.SPFPolicy != ""
-	if a.SPFPolicyFor != nil {
-		d.SPFPolicy = a.SPFPolicyFor(u)
+		UserView:            viewUser(u),
+		DisplayName:         u.DisplayName,
+		ReplyTo:             u.ReplyTo,
+		Limits:              UserLimits{PerHour: p.Limits.PerHour, PerDay: p.Limits.PerDay, Overridden: p.LimitsOverridden},
+		Usage:               a.usage(u, p),
+		SPFPolicy:           string(p.SPFPolicy),
+		SPFPolicyOverridden: p.SPFPolicyOverridden,
 	}
 	if u.Route != "" && a.Smarthosts != nil {
 		h, err := a.Smarthosts.Get(u.Route)

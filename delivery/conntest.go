@@ -1,116 +1,25 @@
-package smarthost
+package delivery
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/textproto"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"outbound/route"
 )
 
-// Target is what the connection test needs: a smarthost's settings with
-// its password in the clear (never put in the report).
-type Target struct {
-	Host     string
-	Port     int
-	TLS      string // "implicit", "starttls" or "none"
-	Username string
-	Password string
-	// RootCAs verifies the certificate; nil means the system roots.
-	RootCAs *x509.CertPool
-	// LocalName is the EHLO name.
-	LocalName string
-	// Timeout bounds each network step; 0 means 15 seconds.
-	Timeout time.Duration
-}
-
-// TargetFor builds a Target from a stored smarthost and its password,
-// trusting the system roots plus the smarthost's CA file.
-func TargetFor(h *Smarthost, password, localName string) (Target, error) {
-	roots, err := RootCAs(h.CAFile)
-	if err != nil {
-		return Target{}, err
-	}
-	return Target{Host: h.Host, Port: h.Port, TLS: h.TLS, Username: h.Username, Password: password,
-		RootCAs: roots, LocalName: localName}, nil
-}
-
-// maxCAFileBytes bounds a CA file: a bundle of every public root is about
-// 250 KiB, and a path such as /dev/zero must not exhaust memory.
-const maxCAFileBytes = 1 << 20
-
-// RootCAs returns the system roots plus the PEM certificates in caFile.
-// The file must be a regular file of PEM CERTIFICATE blocks, every one of
-// which parses. Errors name the file and the block, never its content: the
-// path comes from an API client, and the file may be anything readable.
-func RootCAs(caFile string) (*x509.CertPool, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	if caFile == "" {
-		return roots, nil
-	}
-	certs, err := readCAFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range certs {
-		roots.AddCert(c)
-	}
-	return roots, nil
-}
-
-func readCAFile(caFile string) ([]*x509.Certificate, error) {
-	f, err := os.Open(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("ca_file %s cannot be read: %w", caFile, errors.Unwrap(err))
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("ca_file %s is not a regular file: give a PEM file of CA certificates", caFile)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxCAFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("ca_file %s cannot be read: %w", caFile, errors.Unwrap(err))
-	}
-	if len(data) > maxCAFileBytes {
-		return nil, fmt.Errorf("ca_file %s is larger than %d bytes: give a PEM file of CA certificates", caFile, maxCAFileBytes)
-	}
-	var certs []*x509.Certificate
-	for n := 1; ; n++ {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("ca_file %s: PEM block %d is not a CERTIFICATE: the file must hold CA certificates only", caFile, n)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file %s: PEM block %d is not a valid certificate", caFile, n)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("ca_file %s holds no PEM certificate: give a PEM file of CA certificates", caFile)
-	}
-	return certs, nil
-}
-
-// Step is one step of the connection test.
-type Step struct {
+// ConnectionStep is one step of the connection test.
+type ConnectionStep struct {
 	// Name is "connect", "greeting", "ehlo", "tls", "auth" or "quit".
 	Name string `json:"name"`
 	// Status is "ok", "failed" or "skipped".
@@ -123,15 +32,15 @@ type Step struct {
 	Hint  string `json:"hint,omitempty"`
 }
 
-// Report is the result of a connection test, step by step.
-type Report struct {
-	OK     bool   `json:"ok"`
-	Target string `json:"target"` // host:port (tls mode)
-	Steps  []Step `json:"steps"`
+// ConnectionReport is the result of a connection test, step by step.
+type ConnectionReport struct {
+	OK     bool             `json:"ok"`
+	Target string           `json:"target"` // host:port (tls mode)
+	Steps  []ConnectionStep `json:"steps"`
 }
 
 // Failed returns the failing step, or nil.
-func (r *Report) Failed() *Step {
+func (r *ConnectionReport) Failed() *ConnectionStep {
 	for i := range r.Steps {
 		if r.Steps[i].Status == "failed" {
 			return &r.Steps[i]
@@ -141,7 +50,7 @@ func (r *Report) Failed() *Step {
 }
 
 // String formats the report for people, one line per step.
-func (r *Report) String() string {
+func (r *ConnectionReport) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "connection test of %s:\n", r.Target)
 	for _, s := range r.Steps {
@@ -169,41 +78,45 @@ func (r *Report) String() string {
 	return b.String()
 }
 
-// Test connects to t step by step — connect, greeting, EHLO, TLS
-// (implicit or STARTTLS, certificate verified), AUTH, QUIT — and reports
-// each step's time, the upstream's reply and, at the failing step, a hint.
-// It is written out with net/textproto rather than through delivery.Dial
-// so that every step, and the reply at the one that fails, is visible.
-func Test(ctx context.Context, t Target) Report {
-	if t.Timeout == 0 {
-		t.Timeout = 15 * time.Second
+// ConnectionTest connects to up step by step — connect, greeting, EHLO,
+// TLS (implicit or STARTTLS, certificate verified), AUTH, QUIT — and
+// reports each step's time, the upstream's reply and, at the failing step,
+// a hint. It is what an operator runs before saving a smarthost. It is
+// written out with net/textproto rather than through Dial so that every
+// step, and the reply at the one that fails, is visible. localName is the
+// EHLO name ("" means "localhost"); timeout bounds each network step (0
+// means 15 seconds). The password is never put in the report.
+func ConnectionTest(ctx context.Context, up *route.Upstream, localName string, timeout time.Duration) ConnectionReport {
+	if timeout == 0 {
+		timeout = 15 * time.Second
 	}
-	if t.LocalName == "" {
-		t.LocalName = "localhost"
+	if localName == "" {
+		localName = "localhost"
 	}
-	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
-	rep := Report{Target: fmt.Sprintf("%s (%s)", addr, t.TLS)}
-	tc := &tester{t: t, rep: &rep}
-	tc.run(ctx, addr)
+	rep := ConnectionReport{Target: fmt.Sprintf("%s (%s)", up.Addr(), up.TLSMode)}
+	tc := &tester{up: up, localName: localName, timeout: timeout, rep: &rep}
+	tc.run(ctx)
 	rep.OK = rep.Failed() == nil
 	return rep
 }
 
 type tester struct {
-	t    Target
-	rep  *Report
-	conn net.Conn
-	tp   *textproto.Conn
+	up        *route.Upstream
+	localName string
+	timeout   time.Duration
+	rep       *ConnectionReport
+	conn      net.Conn
+	tp        *textproto.Conn
 }
 
 // step runs f as the named step; f returns the reply text and an error.
 func (c *tester) step(name string, f func() (string, error)) bool {
 	start := time.Now()
 	if c.conn != nil {
-		c.conn.SetDeadline(start.Add(c.t.Timeout))
+		c.conn.SetDeadline(start.Add(c.timeout))
 	}
 	reply, err := f()
-	s := Step{Name: name, Status: "ok", Duration: time.Since(start), Reply: oneLine(reply)}
+	s := ConnectionStep{Name: name, Status: "ok", Duration: time.Since(start), Reply: oneLine(reply)}
 	if err != nil {
 		s.Status = "failed"
 		var te *textproto.Error
@@ -219,15 +132,15 @@ func (c *tester) step(name string, f func() (string, error)) bool {
 
 func (c *tester) skip(names ...string) {
 	for _, n := range names {
-		c.rep.Steps = append(c.rep.Steps, Step{Name: n, Status: "skipped"})
+		c.rep.Steps = append(c.rep.Steps, ConnectionStep{Name: n, Status: "skipped"})
 	}
 }
 
-func (c *tester) run(ctx context.Context, addr string) {
-	t := c.t
-	tlsConfig := &tls.Config{ServerName: t.Host, RootCAs: t.RootCAs, MinVersion: tls.VersionTLS12}
+func (c *tester) run(ctx context.Context) {
+	up := c.up
+	tlsConfig := &tls.Config{ServerName: up.Host, RootCAs: up.RootCAs, MinVersion: tls.VersionTLS12}
 	ok := c.step("connect", func() (string, error) {
-		conn, err := (&net.Dialer{Timeout: t.Timeout}).DialContext(ctx, "tcp", addr)
+		conn, err := (&net.Dialer{Timeout: c.timeout}).DialContext(ctx, "tcp", up.Addr())
 		if err != nil {
 			return "", err
 		}
@@ -243,7 +156,7 @@ func (c *tester) run(ctx context.Context, addr string) {
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Now()) })
 	defer stop()
 
-	if t.TLS == "implicit" {
+	if up.TLSMode == "implicit" {
 		if !c.step("tls", func() (string, error) { return c.handshake(tlsConfig) }) {
 			c.skip("greeting", "ehlo", "auth", "quit")
 			return
@@ -262,26 +175,26 @@ func (c *tester) run(ctx context.Context, addr string) {
 	var exts string
 	if !c.step("ehlo", func() (string, error) {
 		var err error
-		exts, err = c.cmd(250, "EHLO %s", t.LocalName)
+		exts, err = command(c.tp, 250, "EHLO %s", c.localName)
 		return "250 " + exts, err
 	}) {
 		c.skip("tls", "auth", "quit")
 		return
 	}
-	switch t.TLS {
+	switch up.TLSMode {
 	case "starttls":
 		if !c.step("tls", func() (string, error) {
 			if !hasExt(exts, "STARTTLS") {
-				return "", errNoSTARTTLS
+				return "", ErrNoTLS
 			}
-			if reply, err := c.cmd(220, "STARTTLS"); err != nil {
+			if reply, err := command(c.tp, 220, "STARTTLS"); err != nil {
 				return reply, err
 			}
 			if _, err := c.handshake(tlsConfig); err != nil {
 				return "", err
 			}
 			var err error
-			exts, err = c.cmd(250, "EHLO %s", t.LocalName)
+			exts, err = command(c.tp, 250, "EHLO %s", c.localName)
 			return "TLS established; 250 " + exts, err
 		}) {
 			c.skip("auth", "quit")
@@ -290,22 +203,17 @@ func (c *tester) run(ctx context.Context, addr string) {
 	case "none":
 		c.skip("tls")
 	}
-	if t.Username == "" {
+	if up.Username == "" {
 		c.skip("auth")
 	} else if !c.step("auth", func() (string, error) { return c.auth(exts) }) {
 		c.skip("quit")
 		return
 	}
 	c.step("quit", func() (string, error) {
-		reply, err := c.cmd(221, "QUIT")
+		reply, err := command(c.tp, 221, "QUIT")
 		return "221 " + reply, err
 	})
 }
-
-var (
-	errNoSTARTTLS = errors.New("the upstream does not offer STARTTLS")
-	errNoAuth     = errors.New("the upstream offers no AUTH mechanism we support (PLAIN, LOGIN)")
-)
 
 func (c *tester) handshake(cfg *tls.Config) (string, error) {
 	tc := tls.Client(c.conn, cfg)
@@ -316,17 +224,6 @@ func (c *tester) handshake(cfg *tls.Config) (string, error) {
 	c.tp = textproto.NewConn(tc)
 	st := tc.ConnectionState()
 	return fmt.Sprintf("%s, certificate for %s verified", tls.VersionName(st.Version), st.PeerCertificates[0].Subject.CommonName), nil
-}
-
-func (c *tester) cmd(expect int, format string, args ...any) (string, error) {
-	id, err := c.tp.Cmd(format, args...)
-	if err != nil {
-		return "", err
-	}
-	c.tp.StartResponse(id)
-	defer c.tp.EndResponse(id)
-	_, msg, err := c.tp.ReadResponse(expect)
-	return msg, err
 }
 
 func (c *tester) auth(exts string) (string, error) {
@@ -346,24 +243,26 @@ func (c *tester) auth(exts string) (string, error) {
 	}
 	switch {
 	case has("PLAIN"):
-		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + c.t.Username + "\x00" + c.t.Password))
-		msg, err := c.cmd(235, "AUTH PLAIN %s", ir)
+		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + c.up.Username + "\x00" + c.up.Password))
+		msg, err := command(c.tp, 235, "AUTH PLAIN %s", ir)
 		return "235 " + msg, err
 	case has("LOGIN"):
-		if _, err := c.cmd(334, "AUTH LOGIN"); err != nil {
+		if _, err := command(c.tp, 334, "AUTH LOGIN"); err != nil {
 			return "", err
 		}
-		if _, err := c.cmd(334, "%s", base64.StdEncoding.EncodeToString([]byte(c.t.Username))); err != nil {
+		if _, err := command(c.tp, 334, "%s", base64.StdEncoding.EncodeToString([]byte(c.up.Username))); err != nil {
 			return "", err
 		}
-		msg, err := c.cmd(235, "%s", base64.StdEncoding.EncodeToString([]byte(c.t.Password)))
+		msg, err := command(c.tp, 235, "%s", base64.StdEncoding.EncodeToString([]byte(c.up.Password)))
 		return "235 " + msg, err
 	}
-	return "", errNoAuth
+	return "", ErrNoAuth
 }
 
+// hasExt reports whether an EHLO reply offers the extension name. The
+// reply's first line is the server's name, not an extension.
 func hasExt(exts, name string) bool {
-	for _, line := range strings.Split(exts, "\n") {
+	for _, line := range strings.Split(exts, "\n")[1:] {
 		if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(f[0], name) {
 			return true
 		}
@@ -379,7 +278,7 @@ func oneLine(s string) string {
 
 // hint says what probably to change, from the step that failed and how.
 func (c *tester) hint(step string, err error) string {
-	t := c.t
+	t := c.up
 	port := strconv.Itoa(t.Port)
 	var (
 		te       *textproto.Error
@@ -406,12 +305,12 @@ func (c *tester) hint(step string, err error) string {
 		return "the certificate could not be verified: check the host name, or give the upstream's CA with --ca-file"
 	case errors.As(err, &rhe):
 		return fmt.Sprintf("the server answered in clear text, not TLS: port %s speaks plain SMTP; use --tls starttls (or the provider's implicit-TLS port, usually 465)", port)
-	case errors.Is(err, errNoSTARTTLS):
+	case errors.Is(err, ErrNoTLS):
 		if t.Port == 465 {
 			return "port 465 normally expects implicit TLS: use --tls implicit"
 		}
 		return "this port does not offer STARTTLS: use the provider's STARTTLS port (usually 587), or --tls implicit on its TLS port (usually 465)"
-	case errors.Is(err, errNoAuth):
+	case errors.Is(err, ErrNoAuth):
 		return "the upstream offers no AUTH we can use here: check the port is the submission port, not port 25 for server-to-server mail"
 	case errors.As(err, &te) && te.Code == 535:
 		return "the upstream refused the username or password: check both (SendGrid's username is literally \"apikey\"; Gmail needs an app password)"
@@ -426,12 +325,12 @@ func (c *tester) hint(step string, err error) string {
 		case "connect":
 			return fmt.Sprintf("no answer from %s port %s: a firewall may drop the port (many networks block 25, 465 and 587), or the host is wrong", t.Host, port)
 		case "greeting":
-			if t.TLS != "implicit" {
+			if t.TLSMode != "implicit" {
 				return fmt.Sprintf("connected, but no greeting: port %s probably expects implicit TLS; use --tls implicit", port)
 			}
 			return "connected, but the upstream never greeted: it may be overloaded or not an SMTP server"
 		case "tls":
-			if t.TLS == "implicit" {
+			if t.TLSMode == "implicit" {
 				return fmt.Sprintf("the TLS handshake got no answer: port %s probably speaks plain SMTP; use --tls starttls", port)
 			}
 		}

@@ -1,4 +1,4 @@
-package smarthost
+package delivery_test
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"outbound/delivery"
 	"outbound/internal/testutil"
+	"outbound/route"
 )
 
 const (
@@ -18,12 +20,17 @@ const (
 )
 
 // target points at up with the test CA trusted.
-func target(up *testutil.Upstream, ca *testutil.CA, mode string) Target {
-	return Target{Host: up.Host, Port: up.Port, TLS: mode, Username: upUser, Password: upPass,
-		RootCAs: ca.Pool, LocalName: "relay.test", Timeout: 2 * time.Second}
+func target(up *testutil.Upstream, ca *testutil.CA, mode string) *route.Upstream {
+	return &route.Upstream{Name: "test", Host: up.Host, Port: up.Port, TLSMode: mode, Username: upUser, Password: upPass,
+		RootCAs: ca.Pool}
 }
 
-func wantFailure(t *testing.T, rep Report, step, errPart, hintPart string) {
+// connTest runs the connection test of up, each step bounded by timeout.
+func connTest(up *route.Upstream, timeout time.Duration) delivery.ConnectionReport {
+	return delivery.ConnectionTest(context.Background(), up, "relay.test", timeout)
+}
+
+func wantFailure(t *testing.T, rep delivery.ConnectionReport, step, errPart, hintPart string) {
 	t.Helper()
 	f := rep.Failed()
 	if rep.OK || f == nil {
@@ -45,7 +52,7 @@ func tlsUpstream(t *testing.T, ca *testutil.CA, implicit bool, names ...string) 
 func TestConnectionTestGoodSTARTTLS(t *testing.T) {
 	ca := testutil.NewCA(t)
 	up := tlsUpstream(t, ca, false, "127.0.0.1")
-	rep := Test(context.Background(), target(up, ca, "starttls"))
+	rep := connTest(target(up, ca, "starttls"), 2*time.Second)
 	if !rep.OK {
 		t.Fatalf("want ok:\n%s", rep.String())
 	}
@@ -67,7 +74,7 @@ func TestConnectionTestGoodSTARTTLS(t *testing.T) {
 func TestConnectionTestGoodImplicit(t *testing.T) {
 	ca := testutil.NewCA(t)
 	up := tlsUpstream(t, ca, true, "127.0.0.1")
-	if rep := Test(context.Background(), target(up, ca, "implicit")); !rep.OK {
+	if rep := connTest(target(up, ca, "implicit"), 2*time.Second); !rep.OK {
 		t.Fatalf("want ok:\n%s", rep.String())
 	}
 }
@@ -77,13 +84,13 @@ func TestConnectionTestBadPassword(t *testing.T) {
 	up := tlsUpstream(t, ca, false, "127.0.0.1")
 	tg := target(up, ca, "starttls")
 	tg.Password = "wrong-password-000000"
-	wantFailure(t, Test(context.Background(), tg), "auth", "535", "username or password")
+	wantFailure(t, connTest(tg, 2*time.Second), "auth", "535", "username or password")
 }
 
 func TestConnectionTestNoTLSOffered(t *testing.T) {
 	ca := testutil.NewCA(t)
 	up := testutil.StartUpstream(t, testutil.UpstreamOptions{Username: upUser, Password: upPass})
-	wantFailure(t, Test(context.Background(), target(up, ca, "starttls")), "tls", "does not offer STARTTLS", "STARTTLS")
+	wantFailure(t, connTest(target(up, ca, "starttls"), 2*time.Second), "tls", "does not offer STARTTLS", "STARTTLS")
 }
 
 // Implicit TLS against a plain (STARTTLS) port: the server's greeting is
@@ -91,7 +98,7 @@ func TestConnectionTestNoTLSOffered(t *testing.T) {
 func TestConnectionTestImplicitOnPlainPort(t *testing.T) {
 	ca := testutil.NewCA(t)
 	up := tlsUpstream(t, ca, false, "127.0.0.1")
-	wantFailure(t, Test(context.Background(), target(up, ca, "implicit")), "tls",
+	wantFailure(t, connTest(target(up, ca, "implicit"), 2*time.Second), "tls",
 		"first record does not look like a TLS handshake", "use --tls starttls")
 }
 
@@ -100,15 +107,13 @@ func TestConnectionTestImplicitOnPlainPort(t *testing.T) {
 func TestConnectionTestSTARTTLSOnImplicitPort(t *testing.T) {
 	ca := testutil.NewCA(t)
 	up := tlsUpstream(t, ca, true, "127.0.0.1")
-	tg := target(up, ca, "starttls")
-	tg.Timeout = 500 * time.Millisecond
-	wantFailure(t, Test(context.Background(), tg), "greeting", "timeout", "use --tls implicit")
+	wantFailure(t, connTest(target(up, ca, "starttls"), 500*time.Millisecond), "greeting", "timeout", "use --tls implicit")
 }
 
 func TestConnectionTestCertificateForAnotherName(t *testing.T) {
 	ca := testutil.NewCA(t)
 	up := tlsUpstream(t, ca, false, "mail.other.test")
-	wantFailure(t, Test(context.Background(), target(up, ca, "starttls")), "tls", "certificate", "not for 127.0.0.1")
+	wantFailure(t, connTest(target(up, ca, "starttls"), 2*time.Second), "tls", "certificate", "not for 127.0.0.1")
 }
 
 func TestConnectionTestUnknownAuthority(t *testing.T) {
@@ -116,7 +121,7 @@ func TestConnectionTestUnknownAuthority(t *testing.T) {
 	up := tlsUpstream(t, ca, false, "127.0.0.1")
 	tg := target(up, ca, "starttls")
 	tg.RootCAs = testutil.NewCA(t).Pool
-	wantFailure(t, Test(context.Background(), tg), "tls", "unknown authority", "--ca-file")
+	wantFailure(t, connTest(tg, 2*time.Second), "tls", "unknown authority", "--ca-file")
 }
 
 func TestConnectionTestNoAnswer(t *testing.T) {
@@ -134,20 +139,20 @@ func TestConnectionTestNoAnswer(t *testing.T) {
 			defer c.Close() // accepted, never greeted
 		}
 	}()
-	tg := Target{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: "implicit", Timeout: 300 * time.Millisecond}
+	tg := &route.Upstream{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLSMode: "implicit"}
 	start := time.Now()
-	rep := Test(context.Background(), tg)
+	rep := connTest(tg, 300*time.Millisecond)
 	wantFailure(t, rep, "tls", "timeout", "plain SMTP")
 	if time.Since(start) > 2*time.Second {
 		t.Fatalf("took %s; the timeout is 300ms", time.Since(start))
 	}
-	tg.TLS = "starttls"
-	wantFailure(t, Test(context.Background(), tg), "greeting", "timeout", "no greeting")
+	tg.TLSMode = "starttls"
+	wantFailure(t, connTest(tg, 300*time.Millisecond), "greeting", "timeout", "no greeting")
 }
 
 func TestConnectionTestRefused(t *testing.T) {
 	host, port, _ := net.SplitHostPort(testutil.FreePort(t))
-	tg := Target{Host: host, TLS: "starttls", Timeout: time.Second}
+	tg := &route.Upstream{Host: host, TLSMode: "starttls"}
 	tg.Port, _ = strconv.Atoi(port)
-	wantFailure(t, Test(context.Background(), tg), "connect", "refused", "nothing accepts connections")
+	wantFailure(t, connTest(tg, time.Second), "connect", "refused", "nothing accepts connections")
 }

@@ -22,7 +22,10 @@
 // An attempt's outcome is kept until it is stored: when the queue cannot
 // write it, the write is retried, never the delivery.
 //
-// This is the only package that dials smarthosts.
+// This is the only package that dials smarthosts: to deliver, and for the
+// step-by-step connection test an operator runs before saving one
+// (ConnectionTest). Which upstream a message takes is package route's
+// decision.
 package delivery
 
 import (
@@ -39,12 +42,16 @@ import (
 	"outbound/bounce"
 	"outbound/metrics"
 	"outbound/queue"
+	"outbound/route"
 )
 
-// Router names the upstream for a message's route ("" = default route).
+// Router names the upstream for a message's route ("" = default route)
+// (package route).
 type Router interface {
-	Upstream(route string) (*Upstream, error)
+	Upstream(name string) (*route.Upstream, error)
 }
+
+var _ Router = (*route.Router)(nil)
 
 // Queue is what delivery needs from the queue (package queue).
 type Queue interface {
@@ -196,7 +203,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 			err = errors.New("message body is missing from the queue")
 		}
 		if err == nil {
-			var used *Upstream
+			var used *route.Upstream
 			used, results, err = d.deliver(up, m, body, rcpts, done)
 			if errors.Is(err, errStopped) {
 				d.q.Release(m.ID, m.NextAttempt)
@@ -294,7 +301,7 @@ func defaultRecordRetry(failures int) time.Duration {
 // fail with their last reply, past DelayWarning the sender is told once.
 // Otherwise a long outage would keep a backlog queued beyond its lifetime,
 // and no sender would hear that their mail is late.
-func (d *Deliverer) hold(m *queue.Message, up *Upstream, until, now time.Time, done <-chan struct{}) {
+func (d *Deliverer) hold(m *queue.Message, up *route.Upstream, until, now time.Time, done <-chan struct{}) {
 	// Back when the upstream is, give or take a little so that the
 	// backlog does not return all at once; never after the end of the
 	// lifetime, so that the message expires on time.
@@ -343,12 +350,12 @@ func (d *Deliverer) hold(m *queue.Message, up *Upstream, until, now time.Time, d
 // heldUntil reports whether messages for up must wait, and until when: up
 // is backed off and has no fallback, or its fallback is backed off too (then
 // until is whichever of the two comes back first).
-func (d *Deliverer) heldUntil(up *Upstream, now time.Time) (time.Time, bool) {
-	until, down := d.backoffs.downUntil(up.key(), now)
+func (d *Deliverer) heldUntil(up *route.Upstream, now time.Time) (time.Time, bool) {
+	until, down := d.backoffs.downUntil(connKey(up), now)
 	if !down || up.Fallback == nil {
 		return until, down
 	}
-	fbUntil, fbDown := d.backoffs.downUntil(up.Fallback.key(), now)
+	fbUntil, fbDown := d.backoffs.downUntil(connKey(up.Fallback), now)
 	if !fbDown {
 		return time.Time{}, false
 	}
@@ -366,9 +373,9 @@ func (d *Deliverer) heldUntil(up *Upstream, now time.Time) (time.Time, bool) {
 // itself. Only one level is followed: the fallback's own Fallback is not.
 //
 // It returns the upstream whose outcome is this attempt's.
-func (d *Deliverer) deliver(up *Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (*Upstream, map[string]result, error) {
+func (d *Deliverer) deliver(up *route.Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (*route.Upstream, map[string]result, error) {
 	fb := up.Fallback
-	if _, down := d.backoffs.downUntil(up.key(), d.opts.Now()); down && fb != nil {
+	if _, down := d.backoffs.downUntil(connKey(up), d.opts.Now()); down && fb != nil {
 		// heldUntil found the fallback up (another worker may have
 		// marked it down since; then it is tried anyway, as ever).
 		d.log.Debug("upstream backed off; delivering through its fallback", "id", m.ID, "upstream", up.Name, "fallback", fb.Name)
@@ -379,7 +386,7 @@ func (d *Deliverer) deliver(up *Upstream, m *queue.Message, body []byte, rcpts [
 	if fb == nil || !mayFailOver(err) {
 		return up, results, err
 	}
-	if until, down := d.backoffs.downUntil(fb.key(), d.opts.Now()); down {
+	if until, down := d.backoffs.downUntil(connKey(fb), d.opts.Now()); down {
 		d.log.Info("upstream failed and its fallback is backed off too", "id", m.ID, "upstream", up.Name, "fallback", fb.Name, "fallback_until", until)
 		return up, results, err
 	}
@@ -390,15 +397,15 @@ func (d *Deliverer) deliver(up *Upstream, m *queue.Message, body []byte, rcpts [
 
 // try runs one transaction through up and keeps up's backoff state: an
 // upstream-wide failure backs it off, a completed transaction clears it.
-func (d *Deliverer) try(up *Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (map[string]result, error) {
+func (d *Deliverer) try(up *route.Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (map[string]result, error) {
 	results, err := d.send(up, m, body, rcpts, done)
 	switch {
 	case errors.Is(err, errStopped):
 	case isUpstreamWide(err):
-		until := d.backoffs.failed(up.key(), d.opts.Now())
+		until := d.backoffs.failed(connKey(up), d.opts.Now())
 		d.log.Warn("upstream unavailable; holding its messages", "upstream", up.Name, "until", until, "err", errorText(err))
 	case err == nil:
-		d.backoffs.succeeded(up.key())
+		d.backoffs.succeeded(connKey(up))
 	}
 	return results, err
 }
@@ -539,8 +546,8 @@ var errStopped = errors.New("delivery stopped")
 
 // send runs one SMTP transaction for m. It returns per-recipient results,
 // or an error that applies to all of them.
-func (d *Deliverer) send(up *Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (map[string]result, error) {
-	key := up.key()
+func (d *Deliverer) send(up *route.Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) (map[string]result, error) {
+	key := connKey(up)
 	c, ok := d.pool.acquire(key, done)
 	if !ok {
 		return nil, errStopped

@@ -19,6 +19,7 @@ import (
 	"outbound/delivery"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/route"
 )
 
 // These tests drive the real Deliverer (Run) against a real bbolt queue and
@@ -31,9 +32,9 @@ const sender = "alice@example.com"
 const body = "From: alice@example.com\r\nTo: bob@example.net\r\nSubject: hello\r\n\r\nHello Bob.\r\n"
 
 // routes is a Router over a fixed map; "" is the default route.
-type routes map[string]*delivery.Upstream
+type routes map[string]*route.Upstream
 
-func (r routes) Upstream(route string) (*delivery.Upstream, error) {
+func (r routes) Upstream(route string) (*route.Upstream, error) {
 	if u, ok := r[route]; ok {
 		return u, nil
 	}
@@ -173,8 +174,8 @@ func fromSender(msgs []testutil.Received) []testutil.Received {
 }
 
 // upstreamFor describes a testutil upstream for delivery.
-func upstreamFor(u *testutil.Upstream, mode string, ca *testutil.CA) *delivery.Upstream {
-	up := &delivery.Upstream{Name: "default", Host: u.Host, Port: u.Port, TLSMode: mode}
+func upstreamFor(u *testutil.Upstream, mode string, ca *testutil.CA) *route.Upstream {
+	up := &route.Upstream{Name: "default", Host: u.Host, Port: u.Port, TLSMode: mode}
 	if ca != nil {
 		up.RootCAs = ca.Pool
 	}

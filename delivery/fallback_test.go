@@ -15,6 +15,7 @@ import (
 	"outbound/delivery"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/route"
 )
 
 // Failover: a route's upstream with a Fallback. These tests run the real
@@ -27,9 +28,9 @@ const viaBackup = "backup (fallback of primary)"
 
 // withFallback is a "primary" upstream at host:port whose fallback is
 // "backup" at fbHost:fbPort, both without TLS.
-func withFallback(host string, port int, fbHost string, fbPort int) *delivery.Upstream {
-	return &delivery.Upstream{Name: "primary", Host: host, Port: port, TLSMode: "none",
-		Fallback: &delivery.Upstream{Name: "backup", Host: fbHost, Port: fbPort, TLSMode: "none"}}
+func withFallback(host string, port int, fbHost string, fbPort int) *route.Upstream {
+	return &route.Upstream{Name: "primary", Host: host, Port: port, TLSMode: "none",
+		Fallback: &route.Upstream{Name: "backup", Host: fbHost, Port: fbPort, TLSMode: "none"}}
 }
 
 // closedPort returns a loopback address nobody listens on.
@@ -474,7 +475,7 @@ func TestFallbackOfTheFallbackIsNotFollowed(t *testing.T) {
 	pHost, pPort := closedPort(t)
 	bHost, bPort := closedPort(t)
 	up := withFallback(pHost, pPort, bHost, bPort)
-	up.Fallback.Fallback = &delivery.Upstream{Name: "third", Host: third.Host, Port: third.Port, TLSMode: "none"}
+	up.Fallback.Fallback = &route.Upstream{Name: "third", Host: third.Host, Port: third.Port, TLSMode: "none"}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": up}, delivery.Options{})
 

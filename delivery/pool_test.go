@@ -11,6 +11,7 @@ import (
 	"outbound/delivery"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/route"
 )
 
 func TestConnectionsAreReused(t *testing.T) {
@@ -19,7 +20,7 @@ func TestConnectionsAreReused(t *testing.T) {
 	// testutil's Connections counts go-smtp sessions, two per STARTTLS
 	// connection; the tap counts TCP connections.
 	wire := startTap(t, up.Addr())
-	u := &delivery.Upstream{Name: "default", Host: wire.host, Port: wire.port, TLSMode: "starttls",
+	u := &route.Upstream{Name: "default", Host: wire.host, Port: wire.port, TLSMode: "starttls",
 		Username: "relay-user", Password: "pw", RootCAs: ca.Pool}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{Workers: 4, ConnectionsPerUpstream: 1})
@@ -71,7 +72,7 @@ func TestConnectionIsReusedAfterRefusedRecipients(t *testing.T) {
 func TestPerUpstreamConnectionLimit(t *testing.T) {
 	b := &recorder{dataDelay: 10 * time.Millisecond}
 	host, port := serve(t, b, nil, false, nil)
-	u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: "none"}
+	u := &route.Upstream{Name: "default", Host: host, Port: port, TLSMode: "none"}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{Workers: 8, ConnectionsPerUpstream: 2})
 
@@ -98,7 +99,7 @@ func TestPerUpstreamConnectionLimit(t *testing.T) {
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	b := &recorder{}
 	host, port := serve(t, b, nil, false, nil)
-	u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: "none"}
+	u := &route.Upstream{Name: "default", Host: host, Port: port, TLSMode: "none"}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{IdleConnection: 100 * time.Millisecond})
 
@@ -143,7 +144,7 @@ func TestPooledConnectionClosedByUpstreamIsRedialed(t *testing.T) {
 func TestPooledConnectionTimedOutByUpstreamIsRedialed(t *testing.T) {
 	b := &recorder{}
 	host, port := serve(t, b, nil, false, func(s *smtp.Server) { s.ReadTimeout = 200 * time.Millisecond })
-	u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: "none"}
+	u := &route.Upstream{Name: "default", Host: host, Port: port, TLSMode: "none"}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{Workers: 1, ConnectionsPerUpstream: 1})
 

@@ -18,6 +18,7 @@ import (
 
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/route"
 )
 
 // clock is a settable time source shared by the queue and delivery.
@@ -37,7 +38,7 @@ type rig struct {
 	q     *queue.Queue
 	d     *Deliverer
 	clock *clock
-	up    *Upstream
+	up    *route.Upstream
 }
 
 // newRig wires a real queue and a Deliverer to an upstream at addr, with
@@ -49,7 +50,7 @@ func newRig(t *testing.T, host string, port int) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := &Upstream{Name: "test", Host: host, Port: port, TLSMode: "none"}
+	up := &route.Upstream{Name: "test", Host: host, Port: port, TLSMode: "none"}
 	d := New(q, staticRouter{up}, Options{
 		LocalName: "relay.test", Workers: 1, ConnectionsPerUpstream: 2,
 		ConnectTimeout: 2 * time.Second, CommandTimeout: 5 * time.Second, IdleConnection: time.Minute,
@@ -61,9 +62,9 @@ func newRig(t *testing.T, host string, port int) *rig {
 	return &rig{q: q, d: d, clock: c, up: up}
 }
 
-type staticRouter struct{ up *Upstream }
+type staticRouter struct{ up *route.Upstream }
 
-func (r staticRouter) Upstream(string) (*Upstream, error) { return r.up, nil }
+func (r staticRouter) Upstream(string) (*route.Upstream, error) { return r.up, nil }
 
 const testBody = "From: alice@example.com\r\nTo: bob@example.net\r\nSubject: quarterly report\r\nMessage-ID: <m1@example.com>\r\n\r\nThe numbers are in.\r\n"
 

@@ -2,45 +2,22 @@ package delivery
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/textproto"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"outbound/route"
 )
 
-// Upstream is a smarthost as delivery needs it: where, how to secure the
-// connection, and the credentials to present.
-type Upstream struct {
-	// Name identifies the upstream in logs and the attempt history
-	// ("default" for the default route).
-	Name     string
-	Host     string
-	Port     int
-	TLSMode  string // "implicit", "starttls" or "none" (loopback only; checked by config)
-	Username string
-	// Password is the AUTH secret. It never appears in logs or errors.
-	Password string
-	// RootCAs verifies the upstream's certificate; nil means the system roots.
-	RootCAs *x509.CertPool
-	// Fallback, when set, takes an attempt this upstream cannot: while
-	// this one is backed off, or after it failed temporarily as a whole
-	// before it could have taken the message (see Deliverer.deliver). Only
-	// one level is followed: the fallback's own Fallback is ignored.
-	Fallback *Upstream
-}
-
-func (u *Upstream) addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
-
-// key identifies connections that may be shared: same server, same login.
-func (u *Upstream) key() string { return u.addr() + "|" + u.TLSMode + "|" + u.Username }
+// connKey identifies connections that may be shared, and the backoff of
+// an upstream: same server, same TLS mode, same login.
+func connKey(u *route.Upstream) string { return u.Addr() + "|" + u.TLSMode + "|" + u.Username }
 
 // ErrNoTLS and ErrNoAuth make delivery fail closed: with credentials
 // configured, mail never goes out in the clear or unauthenticated.
@@ -53,15 +30,15 @@ var (
 // authenticates, returning a client ready for MAIL. connectTimeout bounds
 // everything up to and including AUTH, so a dead or stuck upstream cannot
 // stall a worker for long.
-func Dial(u *Upstream, localName string, connectTimeout, commandTimeout time.Duration) (*smtp.Client, error) {
+func Dial(u *route.Upstream, localName string, connectTimeout, commandTimeout time.Duration) (*smtp.Client, error) {
 	c, _, err := dial(u, localName, connectTimeout, commandTimeout)
 	return c, err
 }
 
 // dial is Dial that also returns the underlying connection, on which
 // delivery sets the deadline for writing a message body (go-smtp sets none).
-func dial(u *Upstream, localName string, connectTimeout, commandTimeout time.Duration) (*smtp.Client, net.Conn, error) {
-	raw, err := (&net.Dialer{Timeout: connectTimeout}).Dial("tcp", u.addr())
+func dial(u *route.Upstream, localName string, connectTimeout, commandTimeout time.Duration) (*smtp.Client, net.Conn, error) {
+	raw, err := (&net.Dialer{Timeout: connectTimeout}).Dial("tcp", u.Addr())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -137,7 +114,7 @@ func (c *clampedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDea
 func (c *clampedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
 func (c *clampedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
 
-func authenticate(c *smtp.Client, u *Upstream) error {
+func authenticate(c *smtp.Client, u *route.Upstream) error {
 	switch {
 	case c.SupportsAuth(sasl.Plain):
 		return c.Auth(sasl.NewPlainClient("", u.Username, u.Password))
@@ -162,13 +139,7 @@ func startTLS(conn net.Conn, localName string, cfg *tls.Config) (*tls.Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	offered := false
-	for _, line := range strings.Split(exts, "\n")[1:] {
-		if strings.EqualFold(strings.TrimSpace(line), "STARTTLS") {
-			offered = true
-		}
-	}
-	if !offered {
+	if !hasExt(exts, "STARTTLS") {
 		return nil, ErrNoTLS
 	}
 	if _, err := command(tp, 220, "STARTTLS"); err != nil {

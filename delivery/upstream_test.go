@@ -16,6 +16,7 @@ import (
 	"outbound/delivery"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/route"
 )
 
 func TestDeliversOverSTARTTLSWithAuth(t *testing.T) {
@@ -125,7 +126,7 @@ func TestFailsClosedWhenSTARTTLSNotOffered(t *testing.T) {
 	// tap records every byte the relay sends it.
 	up := testutil.StartUpstream(t, testutil.UpstreamOptions{Username: "relay-user", Password: "hunter2-secret"})
 	wire := startTap(t, up.Addr())
-	u := &delivery.Upstream{Name: "default", Host: wire.host, Port: wire.port, TLSMode: "starttls",
+	u := &route.Upstream{Name: "default", Host: wire.host, Port: wire.port, TLSMode: "starttls",
 		Username: "relay-user", Password: "hunter2-secret"}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{})
@@ -158,7 +159,7 @@ func TestFailsClosedWhenAuthNotOffered(t *testing.T) {
 	ca := testutil.NewCA(t)
 	b := &recorder{} // no AUTH offered
 	host, port := serve(t, b, serverTLS(t, ca), false, nil)
-	u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: "starttls",
+	u := &route.Upstream{Name: "default", Host: host, Port: port, TLSMode: "starttls",
 		Username: "relay-user", Password: "pw", RootCAs: ca.Pool}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{})
@@ -202,7 +203,7 @@ func TestLoginOnlyUpstream(t *testing.T) {
 	ca := testutil.NewCA(t)
 	b := &recorder{user: "relay-user", pass: "Pa55 word"}
 	host, port := serve(t, b, serverTLS(t, ca), false, nil)
-	u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: "starttls",
+	u := &route.Upstream{Name: "default", Host: host, Port: port, TLSMode: "starttls",
 		Username: "relay-user", Password: "Pa55 word", RootCAs: ca.Pool}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{})
@@ -227,7 +228,7 @@ func TestEHLONamesTheRelayBeforeAndAfterSTARTTLS(t *testing.T) {
 	ca := testutil.NewCA(t)
 	b := &recorder{}
 	host, port := serve(t, b, serverTLS(t, ca), false, nil)
-	u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: "starttls", RootCAs: ca.Pool}
+	u := &route.Upstream{Name: "default", Host: host, Port: port, TLSMode: "starttls", RootCAs: ca.Pool}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{LocalName: "relay.test"})
 
@@ -256,7 +257,7 @@ func TestDeadUpstreamDoesNotStallTheWorker(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			host, port := holdingListener(t, tc.greeting)
-			u := &delivery.Upstream{Name: "default", Host: host, Port: port, TLSMode: tc.mode,
+			u := &route.Upstream{Name: "default", Host: host, Port: port, TLSMode: tc.mode,
 				Username: "relay-user", Password: "pw", RootCAs: testutil.NewCA(t).Pool}
 			q := newQueue(t)
 			// A command timeout far above the connect timeout: only the
@@ -283,7 +284,7 @@ func TestDeadUpstreamDoesNotStallTheWorker(t *testing.T) {
 
 func TestUpstreamThatStopsReadingDuringDataDoesNotStallTheWorker(t *testing.T) {
 	srv := startStallingServer(t)
-	u := &delivery.Upstream{Name: "default", Host: srv.host, Port: srv.port, TLSMode: "none"}
+	u := &route.Upstream{Name: "default", Host: srv.host, Port: srv.port, TLSMode: "none"}
 	q := newQueue(t)
 	startDelivery(t, q, routes{"": u}, delivery.Options{CommandTimeout: 500 * time.Millisecond})
 	// Runs before startDelivery's cleanup (cleanups run last-in first-out),

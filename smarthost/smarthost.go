@@ -1,6 +1,7 @@
 // Package smarthost owns the named upstreams users can be routed through:
-// their settings, their passwords encrypted at rest, and the step-by-step
-// connection test run before one is saved.
+// their settings (checked, CA file included) and their passwords encrypted
+// at rest. Package route turns them into upstreams; delivery dials them
+// and runs the connection test before one is saved.
 //
 // # On disk
 //
@@ -77,8 +78,8 @@ var ErrExists = errors.New("smarthost already exists")
 // ErrInUse is returned when deleting a smarthost that users still use.
 var ErrInUse = errors.New("smarthost is in use")
 
-// Smarthost is one named upstream. Every field is persisted; delivery
-// (through the router in cmd/outbound) and the relay's SPF check read them.
+// Smarthost is one named upstream. Every field is persisted; package
+// route reads them for delivery and for the relay's SPF check.
 type Smarthost struct {
 	// Name is the route name users refer to (auth.User.Route).
 	Name string `json:"name"`

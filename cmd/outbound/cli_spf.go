@@ -48,7 +48,7 @@ func (e *cliEnv) spfCommand(args []string) error {
 			id.Name = "the given IPs"
 		}
 	case *route == "" || *route == "default":
-		id = newPolicies(cfg).defaultSPF
+		id = routeDefault(cfg.DefaultRoute).Identity()
 	default:
 		return fmt.Errorf("route %q is not configured; use --route default, --include or --ip", *route)
 	}

@@ -16,7 +16,9 @@ import (
 	"outbound/auth"
 	"outbound/internal/testutil"
 	"outbound/quota"
+	"outbound/route"
 	"outbound/smarthost"
+	"outbound/spf"
 )
 
 const cliTestToken = "cli-test-token-0123456789"
@@ -49,16 +51,17 @@ func newCLIRig(t *testing.T) *cliRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	limits := func(u *auth.User) quota.Limits {
-		switch {
-		case u.Limits != nil:
-			return quota.Limits{PerHour: u.Limits.PerHour, PerDay: u.Limits.PerDay}
-		case u.Route == "":
-			return quota.Limits{PerHour: 2, PerDay: 2}
-		}
-		return quota.Limits{PerHour: 50, PerDay: 500}
+	routes, err := route.New(route.Options{
+		Default:       route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls", SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
+		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
+		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
+		MaxPerDay:     10000,
+		Smarthosts:    hosts,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	srv := httptest.NewServer(admin.Handler(admin.Options{Users: users, Quota: qs, LimitsFor: limits, MaxPerDay: 10000,
+	srv := httptest.NewServer(admin.Handler(admin.Options{Users: users, Quota: qs, Routes: routes,
 		Token: cliTestToken, Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second}))
 	t.Cleanup(srv.Close)
 	dataDir := filepath.Join(dir, "data")

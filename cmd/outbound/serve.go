@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,31 +22,13 @@ import (
 	"outbound/config"
 	"outbound/delivery"
 	"outbound/metrics"
-	"outbound/provider"
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/relay"
+	"outbound/route"
 	"outbound/smarthost"
 	"outbound/spf"
 )
-
-func loadConfig(path string) (config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return cfg, fmt.Errorf("configuration: %w", err)
-	}
-	return cfg, nil
-}
-
-func newLogger(cfg config.Log) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
-}
 
 // openDB opens the shared bbolt file. A short lock timeout turns "another
 // outbound serve is running" into a clear error instead of a hang.
@@ -128,7 +109,9 @@ type server struct {
 	failed chan error
 }
 
-// start opens the data directory and starts every part of the relay.
+// start opens the data directory and starts every part of the relay: the
+// stores, the router, then the relay, delivery and the admin API that use
+// them, and last the listeners.
 func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
@@ -141,20 +124,17 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defaultUpstream, err := upstreamFromConfig("default", cfg.DefaultRoute)
-	if err != nil {
-		return nil, err
-	}
-
 	s := &server{cert: cert, addrs: map[string]string{}, done: make(chan struct{}), delivered: make(chan struct{}), failed: make(chan error, 4)}
-	if s.db, err = openDB(cfg.DataDir); err != nil {
-		return nil, err
-	}
 	defer func() {
 		if err != nil {
 			s.stop()
 		}
 	}()
+
+	// Stores: one bbolt file, each owner with its buckets.
+	if s.db, err = openDB(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if s.users, err = auth.NewStore(s.db); err != nil {
 		return nil, err
 	}
@@ -168,11 +148,6 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	router := newRouter(defaultUpstream, hosts, log.With("component", "delivery"))
-	resolver, err := spf.NewResolver(cfg.DNS.Servers, 5*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("dns.servers: %w", err)
-	}
 	metrics.Register()
 	metrics.QueueFuncs(
 		func() float64 { return float64(s.queue.Stats().Pending) },
@@ -182,31 +157,38 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			}
 			return 0
 		})
-	policies := newPolicies(cfg)
-	policies.hosts = hosts
 
-	backend := relay.New(relay.Options{
-		Hostname:              cfg.Hostname,
-		Users:                 s.users,
-		Spool:                 s.queue,
-		Quota:                 s.quota,
-		SPF:                   &spf.Checker{Resolver: resolver},
-		PolicyFor:             policies.forUser,
-		MaxMessageBytes:       cfg.Submission.MaxMessageBytes,
-		MaxRecipients:         cfg.Submission.MaxRecipients,
-		RejectBareLineEndings: cfg.Submission.BareLineEndings == "reject",
-		ReadTimeout:           cfg.Submission.ReadTimeout.D(),
-		WriteTimeout:          cfg.Submission.WriteTimeout.D(),
-		MaxLineLength:         cfg.Submission.MaxLineLength,
-		MaxBytesInFlight:      cfg.Submission.MaxBytesInFlight,
-		MaxErrors:             cfg.Submission.MaxErrors,
-		Throttle:              newThrottle(cfg.Submission),
-		Logger:                log.With("component", "relay"),
-	})
+	// Route: each user's upstream, limits and SPF rules.
+	ropts, err := routeOptions(cfg, hosts, log.With("component", "delivery"))
+	if err != nil {
+		return nil, err
+	}
+	routes, err := route.New(ropts)
+	if err != nil {
+		return nil, err
+	}
+
+	// Relay, delivery and admin API, over the stores and the router.
+	resolver, err := spf.NewResolver(cfg.DNS.Servers, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("dns.servers: %w", err)
+	}
+	ro := relayOptions(cfg, log.With("component", "relay"))
+	ro.Users, ro.Spool, ro.Quota, ro.SPF = s.users, s.queue, s.quota, &spf.Checker{Resolver: resolver}
+	ro.PolicyFor = func(u *auth.User) relay.UserPolicy {
+		p := routes.Policy(u)
+		return relay.UserPolicy{Limits: p.Limits, SPF: p.SPF, SPFPolicy: p.SPFPolicy}
+	}
+	backend := relay.New(ro)
+	d := delivery.New(s.queue, routes, deliveryOptions(cfg, log.With("component", "delivery")))
+	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
+		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
+		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D()})
+
+	// Listeners.
 	tlsConfig := relay.ServerTLSConfig(*cert.cur.Load())
 	// Served through GetCertificate, so that SIGHUP can replace it.
 	tlsConfig.Certificates, tlsConfig.GetCertificate = nil, cert.get
-
 	listen := func(kind, addr string, implicit bool) error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -239,32 +221,13 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
-
-	d := delivery.New(s.queue, router, delivery.Options{
-		LocalName:              cfg.Hostname,
-		Workers:                cfg.Delivery.Workers,
-		ConnectionsPerUpstream: cfg.Delivery.ConnectionsPerUpstream,
-		ConnectTimeout:         cfg.Delivery.ConnectTimeout.D(),
-		CommandTimeout:         cfg.Delivery.CommandTimeout.D(),
-		IdleConnection:         cfg.Delivery.IdleConnection.D(),
-		RetryDelay:             retrySchedule(cfg.Retry),
-		MaxLifetime:            cfg.Retry.MaxLifetime.D(),
-		DelayWarning:           cfg.Retry.DelayWarning.D(),
-		Logger:                 log.With("component", "delivery"),
-	})
 	if cfg.Admin.Listen != "" {
 		l, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
 		s.addrs["admin"] = l.Addr().String()
-		hs := &http.Server{
-			Handler: admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota,
-				LimitsFor: policies.limits, SPFPolicyFor: policies.spfPolicyOf, MaxPerDay: cfg.Limits.MaxPerDay,
-				Bouncer: d, Token: token, Logger: log.With("component", "admin"),
-				Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D()}),
-			ReadHeaderTimeout: 10 * time.Second,
-		}
+		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 		s.closers = append(s.closers, hs.Shutdown)
 		log.Info("admin API", "addr", l.Addr().String(), "token_file", tokenPath)
 		go func() {
@@ -314,195 +277,6 @@ func (s *server) stop() {
 	}
 }
 
-// retrySchedule turns the configured schedule into a delay function: the
-// n-th attempt waits schedule[n-1]; the last entry repeats.
-func retrySchedule(r config.Retry) func(int) time.Duration {
-	return func(attempts int) time.Duration {
-		i := min(max(attempts-1, 0), len(r.Schedule)-1)
-		return r.Schedule[i].D()
-	}
-}
-
-// smarthostRouter resolves a message's route: "" is the default route from
-// the configuration, any other name a stored smarthost. The upstreams it
-// builds (decrypted password, certificate pool) are cached until the
-// smarthosts change (smarthost.Store.Version), so that delivery neither
-// decrypts nor reads CA files per message, yet an updated password or a
-// deleted smarthost takes effect at the next attempt. A route that names no
-// smarthost is an error, which delivery treats as temporary: the message
-// waits rather than leave through the wrong upstream.
-//
-// A smarthost's fallback is built with it, one level deep (the fallback's
-// own fallback is not followed, so fallbacks cannot loop). A fallback that
-// cannot be built (deleted, undecryptable password, unreadable CA file)
-// costs only the failover: the smarthost is used without one, and the
-// problem is logged once per smarthost version.
-type smarthostRouter struct {
-	def   *delivery.Upstream
-	hosts *smarthost.Store
-	log   *slog.Logger
-
-	mu      sync.Mutex
-	version uint64
-	cache   map[string]*delivery.Upstream
-}
-
-func newRouter(def *delivery.Upstream, hosts *smarthost.Store, log *slog.Logger) *smarthostRouter {
-	return &smarthostRouter{def: def, hosts: hosts, log: log, cache: map[string]*delivery.Upstream{}}
-}
-
-// Upstream implements delivery.Router.
-func (r *smarthostRouter) Upstream(route string) (*delivery.Upstream, error) {
-	if route == "" {
-		return r.def, nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	// Read the version before the smarthost: a change in between makes
-	// the next call rebuild, never keeps a stale entry.
-	if v := r.hosts.Version(); v != r.version {
-		clear(r.cache)
-		r.version = v
-	}
-	if up, ok := r.cache[route]; ok {
-		return up, nil
-	}
-	h, err := r.hosts.Get(route)
-	if err != nil {
-		return nil, fmt.Errorf("route %q: %w: add the smarthost again or move its users with `outbound user route`", route, err)
-	}
-	up, err := r.build(h)
-	if err != nil {
-		return nil, err
-	}
-	if h.Fallback != "" {
-		fb, err := r.hosts.Get(h.Fallback)
-		if err == nil {
-			up.Fallback, err = r.build(fb)
-		}
-		if err != nil {
-			// Cached without the fallback: logged again only after a change.
-			r.log.Warn("fallback smarthost unusable; delivering without failover", "smarthost", route, "fallback", h.Fallback, "err", err)
-		}
-	}
-	r.cache[route] = up
-	return up, nil
-}
-
-// build makes the delivery upstream of a stored smarthost, without its
-// fallback.
-func (r *smarthostRouter) build(h *smarthost.Smarthost) (*delivery.Upstream, error) {
-	password, err := r.hosts.Password(h.Name)
-	if err != nil {
-		return nil, err
-	}
-	roots, err := smarthost.RootCAs(h.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("smarthost %s: %w", h.Name, err)
-	}
-	return &delivery.Upstream{Name: h.Name, Host: h.Host, Port: h.Port, TLSMode: h.TLS,
-		Username: h.Username, Password: password, RootCAs: roots}, nil
-}
-
-func upstreamFromConfig(name string, u config.Upstream) (*delivery.Upstream, error) {
-	password, err := u.ResolvePassword()
-	if err != nil {
-		return nil, err
-	}
-	roots, err := x509.SystemCertPool()
-	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	if u.CAFile != "" {
-		pem, err := os.ReadFile(u.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("default_route.ca_file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("default_route.ca_file: %s holds no PEM certificate", u.CAFile)
-		}
-	}
-	return &delivery.Upstream{Name: name, Host: u.Host, Port: u.Port, TLSMode: u.TLSMode,
-		Username: u.Username, Password: password, RootCAs: roots}, nil
-}
-
-// policies derives each user's limits and SPF settings from its route and
-// the configuration.
-type policies struct {
-	defaults   config.Limits
-	defaultSPF spf.Identity
-	spfPolicy  spf.Policy
-	// hosts gives users with their own route their smarthost's SPF
-	// identity; nil (the CLI's spf check) knows only the default route.
-	hosts *smarthost.Store
-}
-
-func newPolicies(cfg config.Config) *policies {
-	r := cfg.DefaultRoute
-	id := spf.Identity{Name: r.Host, Include: r.SPFInclude}
-	if p, ok := provider.ForHost(r.Host); ok {
-		id.Name = p.Title
-		if id.Include == "" {
-			id.Include = p.SPFInclude
-		}
-	}
-	for _, ip := range r.SPFIPs {
-		id.IPs = append(id.IPs, net.ParseIP(ip))
-	}
-	return &policies{defaults: cfg.Limits, defaultSPF: id, spfPolicy: spf.Policy(r.SPFPolicy)}
-}
-
-// limits returns a user's effective limits: its own override, or the
-// defaults of its kind of route (strict on the shared default route).
-func (p *policies) limits(u *auth.User) quota.Limits {
-	if u.Limits != nil {
-		return quota.Limits{PerHour: u.Limits.PerHour, PerDay: u.Limits.PerDay}
-	}
-	if u.Route == "" {
-		return quota.Limits{PerHour: p.defaults.DefaultRoutePerHour, PerDay: p.defaults.DefaultRoutePerDay}
-	}
-	return quota.Limits{PerHour: p.defaults.OwnSmarthostPerHour, PerDay: p.defaults.OwnSmarthostPerDay}
-}
-
-// forUser gives the relay a user's limits and the SPF identity of the
-// upstream its mail will leave through: the default route's, or its
-// smarthost's (own include, else its preset's). The SPF policy is the
-// user's own, else its smarthost's, else the configured one; an upstream
-// with no SPF identity at all cannot be checked against, so it is "off".
-func (p *policies) forUser(u *auth.User) relay.UserPolicy {
-	policy := p.spfPolicy
-	id := p.defaultSPF
-	if u.Route != "" {
-		id = spf.Identity{Name: u.Route}
-		if h, err := p.hostsGet(u.Route); err == nil {
-			id.Include, id.Name = h.SPFIdentityInclude()
-			for _, ip := range h.SPFIPs {
-				id.IPs = append(id.IPs, net.ParseIP(ip))
-			}
-			if h.SPFPolicy != "" {
-				policy = spf.Policy(h.SPFPolicy)
-			}
-		}
-	}
-	if u.SPFPolicy != "" {
-		policy = spf.Policy(u.SPFPolicy)
-	}
-	if id.Include == "" && len(id.IPs) == 0 {
-		policy = spf.PolicyOff // nothing to check against
-	}
-	return relay.UserPolicy{Limits: p.limits(u), SPF: id, SPFPolicy: policy}
-}
-
-// spfPolicyOf names the SPF policy in force for u, for the admin API.
-func (p *policies) spfPolicyOf(u *auth.User) string { return string(p.forUser(u).SPFPolicy) }
-
-func (p *policies) hostsGet(name string) (*smarthost.Smarthost, error) {
-	if p.hosts == nil {
-		return nil, smarthost.ErrNotFound
-	}
-	return p.hosts.Get(name)
-}
-
 // sweep applies the retention policy at start and then every hour.
 func (s *server) sweep(r config.Retention, log *slog.Logger) {
 	tick := time.NewTicker(time.Hour)
@@ -521,12 +295,4 @@ func (s *server) sweep(r config.Retention, log *slog.Logger) {
 		case <-tick.C:
 		}
 	}
-}
-
-// newThrottle builds the AUTH failure throttle; nil when disabled.
-func newThrottle(c config.Submission) *relay.AuthThrottle {
-	if c.AuthMaxFailures == 0 {
-		return nil
-	}
-	return &relay.AuthThrottle{MaxFailures: c.AuthMaxFailures, Window: c.AuthFailureWindow.D(), Lockout: c.AuthLockout.D()}
 }
