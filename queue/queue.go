@@ -212,14 +212,21 @@ func NewID(now time.Time) string {
 	return fmt.Sprintf("%012x%s", now.UnixMilli(), hex.EncodeToString(b[:]))
 }
 
+// TxHook is a write another storage owner makes in the transaction that
+// stores a message (the relay passes quota.Reservation.Write), so that
+// both are durable with one commit. A named type lets callers hand one
+// over without importing bbolt. Like the message's own write it may run
+// more than once (see groupcommit.Committer.Update), and must read only
+// memory.
+type TxHook func(tx *bolt.Tx) error
+
 // Add stores a new message and its body durably, then schedules it for
 // immediate delivery. When Add returns nil the message survives any crash.
 //
 // alsoWrite are further writes that must be durable together with the
 // message, in the same transaction (the relay's quota count): one commit
-// and one fsync instead of two in a row. Like the message's own write they
-// may run more than once (see groupcommit.Committer.Update).
-func (q *Queue) Add(m *Message, body []byte, alsoWrite ...func(*bolt.Tx) error) error {
+// and one fsync instead of two in a row.
+func (q *Queue) Add(m *Message, body []byte, alsoWrite ...TxHook) error {
 	q.prepare(m, body)
 	meta, err := json.Marshal(m)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
-	bolt "go.etcd.io/bbolt"
 
 	"outbound/queue"
 )
@@ -19,7 +18,7 @@ type gateSpool struct {
 	release chan struct{}
 }
 
-func (g *gateSpool) Add(m *queue.Message, body []byte, also ...func(*bolt.Tx) error) error {
+func (g *gateSpool) Add(m *queue.Message, body []byte, also ...queue.TxHook) error {
 	select {
 	case g.entered <- struct{}{}:
 	default:

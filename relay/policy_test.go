@@ -16,8 +16,14 @@ import (
 	"outbound/internal/testutil"
 	"outbound/queue"
 	"outbound/quota"
+	"outbound/route"
 	"outbound/spf"
 )
+
+// fixedPolicy gives every user the same route.Policy.
+type fixedPolicy route.Policy
+
+func (p fixedPolicy) Policy(*auth.User) route.Policy { return route.Policy(p) }
 
 func withQuota(t *testing.T, lim quota.Limits) func(*Options) {
 	return func(o *Options) {
@@ -26,7 +32,7 @@ func withQuota(t *testing.T, lim quota.Limits) func(*Options) {
 			t.Fatal(err)
 		}
 		o.Quota = q
-		o.PolicyFor = func(*auth.User) UserPolicy { return UserPolicy{Limits: lim} }
+		o.Routes = fixedPolicy{Limits: lim}
 	}
 }
 
@@ -132,12 +138,10 @@ func withSPF(t *testing.T, policy spf.Policy) func(*Options) {
 			t.Fatal(err)
 		}
 		o.SPF = &spf.Checker{Resolver: r}
-		o.PolicyFor = func(*auth.User) UserPolicy {
-			return UserPolicy{
-				Limits:    quota.Limits{PerHour: 100, PerDay: 100},
-				SPF:       spf.Identity{Name: "Mailgun EU", Include: "_spf.eu.mailgun.test"},
-				SPFPolicy: policy,
-			}
+		o.Routes = fixedPolicy{
+			Limits:    quota.Limits{PerHour: 100, PerDay: 100},
+			SPF:       spf.Identity{Name: "Mailgun EU", Include: "_spf.eu.mailgun.test"},
+			SPFPolicy: policy,
 		}
 	}
 }
@@ -199,7 +203,7 @@ func TestQuotaCountIsDurableWithTheQueuedMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		o.Quota, o.Spool = q, spool
-		o.PolicyFor = func(*auth.User) UserPolicy { return UserPolicy{Limits: lim} }
+		o.Routes = fixedPolicy{Limits: lim}
 	})
 	c := h.login(t, true)
 	for range 2 {

@@ -24,12 +24,12 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-	bolt "go.etcd.io/bbolt"
 
 	"outbound/auth"
 	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
+	"outbound/route"
 	"outbound/spf"
 )
 
@@ -43,7 +43,7 @@ type Users interface {
 // alsoWrite in the same transaction. When Add returns nil the message must
 // survive a crash.
 type Spool interface {
-	Add(m *queue.Message, body []byte, alsoWrite ...func(*bolt.Tx) error) error
+	Add(m *queue.Message, body []byte, alsoWrite ...queue.TxHook) error
 }
 
 // Quota enforces per-user sending limits (package quota): Check at RCPT,
@@ -62,12 +62,11 @@ type SPFChecker interface {
 	Check(ctx context.Context, domain string, id spf.Identity) spf.Result
 }
 
-// UserPolicy is what the relay must know about a user's route: its
-// sending limits and the SPF identity and policy of its upstream.
-type UserPolicy struct {
-	Limits    quota.Limits
-	SPF       spf.Identity
-	SPFPolicy spf.Policy
+// Routes gives what the relay must know about a user's route: its
+// sending limits and the SPF identity and policy of its upstream (package
+// route).
+type Routes interface {
+	Policy(u *auth.User) route.Policy
 }
 
 var (
@@ -75,6 +74,7 @@ var (
 	_ Spool      = (*queue.Queue)(nil)
 	_ Quota      = (*quota.Store)(nil)
 	_ SPFChecker = (*spf.Checker)(nil)
+	_ Routes     = (*route.Router)(nil)
 )
 
 // Options configures a Backend.
@@ -83,13 +83,13 @@ type Options struct {
 	Hostname string
 	Users    Users
 	Spool    Spool
-	// Quota, when set, enforces PolicyFor(user).Limits.
+	// Quota, when set, enforces Routes.Policy(user).Limits.
 	Quota Quota
-	// SPF, when set, checks sender domains under PolicyFor(user).SPFPolicy.
+	// SPF, when set, checks sender domains under Routes.Policy(user).SPFPolicy.
 	SPF SPFChecker
-	// PolicyFor returns the limits and SPF settings of a user's route.
-	// Required when Quota or SPF is set.
-	PolicyFor func(u *auth.User) UserPolicy
+	// Routes gives the limits and SPF settings of a user's route, asked
+	// at every MAIL. Required when Quota or SPF is set.
+	Routes Routes
 	// SPFTimeout bounds one SPF evaluation.
 	SPFTimeout time.Duration
 	// Throttle, when set, refuses AUTH to sources that keep failing and
@@ -214,7 +214,7 @@ type session struct {
 	// /64 for IPv6 (see AuthThrottle).
 	source string
 	user   *auth.User
-	policy UserPolicy
+	policy route.Policy
 
 	// The transaction in progress, cleared by Reset.
 	from     string
@@ -346,8 +346,8 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		return errTemporary
 	}
 	s.user = u
-	if s.b.opts.PolicyFor != nil {
-		s.policy = s.b.opts.PolicyFor(u)
+	if s.b.opts.Routes != nil {
+		s.policy = s.b.opts.Routes.Policy(u)
 	}
 	if !s.user.MaySendAs(from) {
 		s.b.log.Info("sender refused", "user", s.user.Name, "from", from)
@@ -615,7 +615,7 @@ func (s *session) data(r io.Reader) error {
 	// connections may each have seen room for the same last slot. The
 	// count is made durable in the transaction that queues the message.
 	var reservation quota.Reservation
-	var alsoWrite []func(*bolt.Tx) error
+	var alsoWrite []queue.TxHook
 	if q := s.b.opts.Quota; q != nil {
 		var err error
 		if reservation, err = q.Hold(s.user.Name, s.policy.Limits, len(m.Recipients)); err != nil {

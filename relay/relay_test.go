@@ -16,7 +16,6 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-	bolt "go.etcd.io/bbolt"
 
 	"outbound/auth"
 	"outbound/internal/testutil"
@@ -31,7 +30,7 @@ type memSpool struct {
 	failing bool
 }
 
-func (s *memSpool) Add(m *queue.Message, body []byte, _ ...func(*bolt.Tx) error) error {
+func (s *memSpool) Add(m *queue.Message, body []byte, _ ...queue.TxHook) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failing {

@@ -174,11 +174,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		return nil, fmt.Errorf("dns.servers: %w", err)
 	}
 	ro := relayOptions(cfg, log.With("component", "relay"))
-	ro.Users, ro.Spool, ro.Quota, ro.SPF = s.users, s.queue, s.quota, &spf.Checker{Resolver: resolver}
-	ro.PolicyFor = func(u *auth.User) relay.UserPolicy {
-		p := routes.Policy(u)
-		return relay.UserPolicy{Limits: p.Limits, SPF: p.SPF, SPFPolicy: p.SPFPolicy}
-	}
+	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, &spf.Checker{Resolver: resolver}, routes
 	backend := relay.New(ro)
 	d := delivery.New(s.queue, routes, deliveryOptions(cfg, log.With("component", "delivery")))
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
