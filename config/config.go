@@ -361,14 +361,8 @@ func (u Upstream) Validate() error {
 	if u.Port < 1 || u.Port > 65535 {
 		return fmt.Errorf("port must be 1-65535, got %d", u.Port)
 	}
-	switch u.TLSMode {
-	case "implicit", "starttls":
-	case "none":
-		if !netutil.IsLoopback(u.Host) {
-			return fmt.Errorf("tls = \"none\" is allowed only for a loopback host, not %q: credentials and mail would cross the network in the clear", u.Host)
-		}
-	default:
-		return fmt.Errorf("tls must be \"implicit\", \"starttls\" or \"none\", got %q", u.TLSMode)
+	if err := netutil.ValidateTLSMode(u.TLSMode, u.Host); err != nil {
+		return err
 	}
 	if u.Password != "" && u.PasswordFile != "" {
 		return errors.New("set password or password_file, not both")

@@ -127,14 +127,8 @@ func (h *Smarthost) Validate() error {
 	if h.Port < 1 || h.Port > 65535 {
 		return fmt.Errorf("port %d is out of range: usually 587 (starttls) or 465 (implicit)", h.Port)
 	}
-	switch h.TLS {
-	case "implicit", "starttls":
-	case "none":
-		if !netutil.IsLoopback(h.Host) {
-			return fmt.Errorf("tls \"none\" is allowed only for a loopback host, not %q: credentials and mail would cross the network in the clear", h.Host)
-		}
-	default:
-		return fmt.Errorf("tls must be \"implicit\", \"starttls\" or \"none\", got %q", h.TLS)
+	if err := netutil.ValidateTLSMode(h.TLS, h.Host); err != nil {
+		return err
 	}
 	for _, ip := range h.SPFIPs {
 		if net.ParseIP(ip) == nil {

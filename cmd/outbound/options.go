@@ -88,15 +88,15 @@ func newThrottle(c config.Submission) *relay.AuthThrottle {
 	return &relay.AuthThrottle{MaxFailures: c.AuthMaxFailures, Window: c.AuthFailureWindow.D(), Lockout: c.AuthLockout.D()}
 }
 
+// deliveryOptions are the delivery workers' settings and retry schedule.
 func deliveryOptions(cfg config.Config, log *slog.Logger) delivery.Options {
-	c := cfg.Delivery
 	return delivery.Options{
 		LocalName:              cfg.Hostname,
-		Workers:                c.Workers,
-		ConnectionsPerUpstream: c.ConnectionsPerUpstream,
-		ConnectTimeout:         c.ConnectTimeout.D(),
-		CommandTimeout:         c.CommandTimeout.D(),
-		IdleConnection:         c.IdleConnection.D(),
+		Workers:                cfg.Delivery.Workers,
+		ConnectionsPerUpstream: cfg.Delivery.ConnectionsPerUpstream,
+		ConnectTimeout:         cfg.Delivery.ConnectTimeout.D(),
+		CommandTimeout:         cfg.Delivery.CommandTimeout.D(),
+		IdleConnection:         cfg.Delivery.IdleConnection.D(),
 		RetryDelay:             retrySchedule(cfg.Retry),
 		MaxLifetime:            cfg.Retry.MaxLifetime.D(),
 		DelayWarning:           cfg.Retry.DelayWarning.D(),

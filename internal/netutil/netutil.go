@@ -3,12 +3,31 @@
 // config (which must stay a leaf) and smarthost can share it.
 package netutil
 
-import "net"
+import (
+	"fmt"
+	"net"
+)
 
-// IsLoopback reports whether host names this machine: "localhost" or a
-// loopback address. Only such an upstream may be reached without TLS
-// (tls "none"): credentials and mail never cross a network in the clear.
-func IsLoopback(host string) bool {
+// ValidateTLSMode checks how an upstream at host is to be reached: TLS
+// from the first byte ("implicit"), STARTTLS ("starttls"), or "none",
+// which only a loopback host may use: credentials and mail never cross a
+// network in the clear. The error says what to fix.
+func ValidateTLSMode(mode, host string) error {
+	switch mode {
+	case "implicit", "starttls":
+		return nil
+	case "none":
+		if !isLoopback(host) {
+			return fmt.Errorf("tls \"none\" is allowed only for a loopback host, not %q: credentials and mail would cross the network in the clear", host)
+		}
+		return nil
+	}
+	return fmt.Errorf("tls must be \"implicit\", \"starttls\" or \"none\", got %q", mode)
+}
+
+// isLoopback reports whether host names this machine: "localhost" or a
+// loopback address.
+func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
