@@ -168,7 +168,11 @@ func TestTextprotoErrorFromNetSMTPIsClassifiedByItsReply(t *testing.T) {
 	want(t, bounce.ClassifyError(err), bounce.Temporary, bounce.MailboxFull)
 }
 
-func TestConnectionDroppedMidDataIsTemporaryNetwork(t *testing.T) {
+// hangUpAfterTheMessage sends a message to an upstream that takes all of
+// it and hangs up without replying to the final dot, and returns the
+// error go-smtp's client reports.
+func hangUpAfterTheMessage(t *testing.T) error {
+	t.Helper()
 	addr := fakeSmarthost(t, map[string]string{"DATA": "354 Go ahead\r\n", ".": ""})
 	c, err := smtp.Dial(addr)
 	if err != nil {
@@ -190,7 +194,11 @@ func TestConnectionDroppedMidDataIsTemporaryNetwork(t *testing.T) {
 	if err == nil {
 		t.Fatal("the upstream hung up, but Close reported success")
 	}
-	want(t, bounce.ClassifyError(err), bounce.Temporary, bounce.Network)
+	return err
+}
+
+func TestConnectionDroppedMidDataIsTemporaryNetwork(t *testing.T) {
+	want(t, bounce.ClassifyError(hangUpAfterTheMessage(t)), bounce.Temporary, bounce.Network)
 }
 
 func TestConnectionRefusedIsTemporaryNetwork(t *testing.T) {
@@ -484,30 +492,10 @@ func TestTransactionFailures(t *testing.T) {
 }
 
 func TestLostReplyToTheMessageNeverFailsOver(t *testing.T) {
-	// The upstream takes the whole message and hangs up without a reply:
-	// it may have queued the message, so sending it elsewhere could
-	// deliver it twice.
-	addr := fakeSmarthost(t, map[string]string{"DATA": "354 go ahead\r\n", ".": ""})
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Mail("alice@example.com", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("bob@example.net", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, "Subject: hi\r\n\r\nhello\r\n")
-	err = w.Close()
-	if err == nil {
-		t.Fatal("the message was acknowledged")
-	}
+	// The upstream took the whole message and hung up without a reply: it
+	// may have queued the message, so sending it elsewhere could deliver
+	// it twice.
+	err := hangUpAfterTheMessage(t)
 	v := bounce.Judge(err, bounce.EndOfData)
 	want(t, v, bounce.Temporary, bounce.Network)
 	wantUpstream(t, v, true, false)
