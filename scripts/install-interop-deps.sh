@@ -28,6 +28,8 @@ need ruby-mail            '/usr/share/rubygems-integration/all/specifications/ma
 need default-jre-headless /usr/bin/java
 need libjakarta-mail-java /usr/share/java/jakarta-mail.jar
 need swaks                /usr/bin/swaks
+# swaks speaks TLS through Net::SSLeay, only a recommendation of its package.
+need libnet-ssleay-perl   '/usr/lib/x86_64-linux-gnu/perl5/*/Net/SSLeay.pm'
 need msmtp                /usr/bin/msmtp
 need openssl              /usr/bin/openssl
 need ca-certificates      /etc/ssl/certs/ca-certificates.crt
