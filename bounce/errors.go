@@ -176,33 +176,23 @@ func classifyTLSError(err error) (Verdict, bool) {
 		return temporary(TLS, subject, detail, why), true
 	}
 
-	var unknownCA x509.UnknownAuthorityError
-	if errors.As(err, &unknownCA) {
-		return tlsVerdict("the upstream server's certificate is signed by an unknown authority")
-	}
-	var hostErr x509.HostnameError
-	if errors.As(err, &hostErr) {
-		return tlsVerdict("the upstream server's certificate does not match its host name")
-	}
 	var invalid x509.CertificateInvalidError
-	if errors.As(err, &invalid) {
-		if invalid.Reason == x509.Expired {
-			return tlsVerdict("the upstream server's certificate has expired or is not yet valid")
-		}
+	switch {
+	case isA[x509.UnknownAuthorityError](err):
+		return tlsVerdict("the upstream server's certificate is signed by an unknown authority")
+	case isA[x509.HostnameError](err):
+		return tlsVerdict("the upstream server's certificate does not match its host name")
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return tlsVerdict("the upstream server's certificate has expired or is not yet valid")
+	case errors.As(err, &invalid):
 		return tlsVerdict("the upstream server's certificate is not valid")
-	}
-	var verifyErr *tls.CertificateVerificationError
-	if errors.As(err, &verifyErr) {
+	case isA[*tls.CertificateVerificationError](err):
 		return tlsVerdict("the upstream server's certificate could not be verified")
-	}
-	var recordErr tls.RecordHeaderError
-	if errors.As(err, &recordErr) {
+	case isA[tls.RecordHeaderError](err):
 		// Typically implicit TLS (port 465) configured against a
 		// STARTTLS port, or the other way round.
 		return tlsVerdict("the upstream server did not answer with TLS; check the smarthost's port and TLS mode")
-	}
-	var alert tls.AlertError
-	if errors.As(err, &alert) {
+	case isA[tls.AlertError](err):
 		return tlsVerdict("the upstream server aborted the TLS handshake")
 	}
 	// Over TCP, crypto/tls reports an alert from the peer as a *net.OpError
@@ -212,6 +202,12 @@ func classifyTLSError(err error) (Verdict, bool) {
 		return tlsVerdict("the upstream server aborted the TLS handshake")
 	}
 	return Verdict{}, false
+}
+
+// isA reports whether err, or an error it wraps, is a T (errors.As).
+func isA[T error](err error) bool {
+	var target T
+	return errors.As(err, &target)
 }
 
 func classifyNetError(err error) (Verdict, bool) {
