@@ -7,6 +7,9 @@ command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 # swaks speaks TLS through Net::SSLeay, only a recommendation of its package.
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl"
+# The browser tests (e2e/browser_test.go) and `make screenshots` drive
+# Debian's chromium headless through chromedp; nothing downloads a browser.
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 echo "installing:$missing"
