@@ -29,6 +29,7 @@ type Config struct {
 	TLS          TLS        `toml:"tls"`
 	Submission   Submission `toml:"submission"`
 	Admin        Admin      `toml:"admin"`
+	Web          Web        `toml:"web"`
 	DefaultRoute Upstream   `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
 	Delivery     Delivery   `toml:"delivery"`
 	Retry        Retry      `toml:"retry"`
@@ -68,6 +69,12 @@ type Admin struct {
 	Listen string `toml:"listen" doc:"Address of the admin API. Keep it on loopback; the CLI reads the bearer token from data_dir/admin.token."`
 }
 
+// Web configures what senders may do through the web interface (and the
+// admin API on their behalf).
+type Web struct {
+	AllowPrivateHosts bool `toml:"allow_private_hosts" doc:"Let senders give their own SMTP server on a loopback, private (RFC 1918, fc00::/7), link-local, carrier-grade NAT (100.64.0.0/10), unspecified, multicast or cloud metadata address, or a name resolving to one. Off: such a host is refused when a sender tests or saves it, and delivery refuses to connect to such an address for the smarthosts senders saved, whatever their name resolves to by then. Operators may set any host either way."`
+}
+
 // Upstream is a smarthost the relay delivers through.
 type Upstream struct {
 	Host         string   `toml:"host" doc:"Smarthost host name."`
@@ -98,9 +105,14 @@ type Retry struct {
 	DelayWarning Duration   `toml:"delay_warning" doc:"Tell the sender once when a recipient has been delayed this long. \"0\" disables."`
 }
 
-// Retention is how long finished messages are kept.
+// Retention is how long finished messages are kept, counted from when
+// their last recipient reached a final status. The sweep runs at start,
+// every hour, and right after `queue delete`, so content goes at most an
+// hour after its time. What it removes is then overwritten with zeros in
+// the data file, not merely unlinked: at once, or, while a read that began
+// before the wipe is still open, on a retry every 10 seconds.
 type Retention struct {
-	Content Duration `toml:"content" doc:"Redact body and headers of finished messages after this."`
+	Content Duration `toml:"content" doc:"Redact body and headers of finished messages after this. A notification (DSN) quoting a message loses its copy no later than the message."`
 	Stub    Duration `toml:"stub" doc:"Delete the remaining stub (ids, envelope, status, reply) after this."`
 }
 

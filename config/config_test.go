@@ -169,3 +169,18 @@ func TestDefaultLineLengthAcceptsLongLines(t *testing.T) {
 		t.Fatalf("max_line_length defaults to %d", got)
 	}
 }
+
+// Senders' own SMTP servers must be public unless the operator says
+// otherwise; the default is the safe one.
+func TestWebAllowPrivateHosts(t *testing.T) {
+	if Default().Web.AllowPrivateHosts {
+		t.Fatal("private hosts are allowed by default")
+	}
+	cfg := Default()
+	if err := Parse(&cfg, "[web]\nallow_private_hosts = true\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Web.AllowPrivateHosts {
+		t.Fatal("web.allow_private_hosts = true not read")
+	}
+}
