@@ -127,6 +127,12 @@ type Message struct {
 	Finished time.Time `json:"finished,omitempty"`
 	// Redacted is when the body was removed by the retention sweeper.
 	Redacted time.Time `json:"redacted,omitempty"`
+	// ContentOf is the ID of the message whose content this one quotes: a
+	// delivery status notification returns the original or its header
+	// section. The sweeper redacts it no later than the original's content
+	// (Retention.Content after the original finished), at once when the
+	// original is gone; set by Update for its additions.
+	ContentOf string `json:"content_of,omitempty"`
 }
 
 // Pending reports whether any recipient still awaits delivery.
@@ -161,9 +167,12 @@ type Queue struct {
 	// changed is closed and replaced whenever the timetable changes, waking
 	// every waiting worker so each can look at the new earliest entry.
 	changed chan struct{}
-	// wipePending is set when a sweep redacted content but could not yet
-	// zero the freed pages.
-	wipePending bool
+	// freedGen counts commits that removed content (sweeps, deletes);
+	// wipedGen is the freedGen the last finished wipe of free pages
+	// covered. A wipe is owed while they differ.
+	freedGen, wipedGen uint64
+	// retain wakes RunRetention after a Delete.
+	retain chan struct{}
 	// arrived holds when each unfinished message was accepted, for the
 	// age of the oldest one (a monitoring gauge).
 	arrived map[string]time.Time
@@ -175,7 +184,7 @@ func Open(db *bolt.DB, now func() time.Time) (*Queue, error) {
 	if now == nil {
 		now = time.Now
 	}
-	q := &Queue{db: db, now: now, commit: groupcommit.New(db), leased: make(map[string]bool), changed: make(chan struct{}), arrived: make(map[string]time.Time)}
+	q := &Queue{db: db, now: now, commit: groupcommit.New(db), leased: make(map[string]bool), changed: make(chan struct{}), arrived: make(map[string]time.Time), retain: make(chan struct{}, 1)}
 	err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(messagesBucket); err != nil {
 			return err
@@ -322,7 +331,9 @@ func (q *Queue) Release(id string, when time.Time) {
 }
 
 // Addition is a new message to add together with an Update: the
-// notifications an attempt generated.
+// notifications an attempt generated. They quote the message (its header
+// section at least), so Update sets their ContentOf to its ID when unset:
+// their copy of its content expires with it.
 type Addition struct {
 	Message *Message
 	Body    []byte
@@ -353,6 +364,9 @@ func (q *Queue) Update(m *Message, additions ...Addition) error {
 	added := make([][]byte, len(additions))
 	for i, a := range additions {
 		q.prepare(a.Message, a.Body)
+		if a.Message.ContentOf == "" {
+			a.Message.ContentOf = m.ID
+		}
 		if added[i], err = json.Marshal(a.Message); err != nil {
 			return err
 		}
@@ -517,7 +531,8 @@ func (q *Queue) Take(id string) (*Message, error) {
 }
 
 // Delete removes a message and its body for good. A message being
-// delivered right now cannot be deleted.
+// delivered right now cannot be deleted. RunRetention then wipes the freed
+// pages and redacts the notifications that quote the message.
 func (q *Queue) Delete(id string) error {
 	q.mu.Lock()
 	if q.leased[id] {
@@ -527,7 +542,7 @@ func (q *Queue) Delete(id string) error {
 	q.sched.remove(id)
 	delete(q.arrived, id)
 	q.mu.Unlock()
-	return q.db.Update(func(tx *bolt.Tx) error {
+	err := q.commit.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(messagesBucket).Get([]byte(id)) == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
@@ -536,6 +551,12 @@ func (q *Queue) Delete(id string) error {
 		}
 		return tx.Bucket(messagesBucket).Delete([]byte(id))
 	})
+	if err != nil {
+		return err
+	}
+	q.contentFreed()
+	q.wakeRetention()
+	return nil
 }
 
 // Flush makes every pending message that keep selects due again, spread
