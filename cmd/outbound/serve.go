@@ -273,22 +273,8 @@ func (s *server) stop() {
 	}
 }
 
-// sweep applies the retention policy at start and then every hour.
+// sweep applies the retention policy until the server stops: hourly
+// sweeps, a sweep soon after each queue delete, and retried wipes.
 func (s *server) sweep(r config.Retention, log *slog.Logger) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		res, err := s.queue.Sweep(r.Content.D(), r.Stub.D())
-		switch {
-		case err != nil:
-			log.Error("retention sweep failed", "err", err)
-		case res.Redacted+res.Deleted > 0:
-			log.Info("retention sweep", "redacted", res.Redacted, "deleted", res.Deleted, "free_pages_wiped", res.Wiped)
-		}
-		select {
-		case <-s.done:
-			return
-		case <-tick.C:
-		}
-	}
+	s.queue.RunRetention(s.done, queue.Retention{Content: r.Content.D(), Stub: r.Stub.D()}, log)
 }
