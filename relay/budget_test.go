@@ -175,10 +175,10 @@ func TestMemoryLimit(t *testing.T) {
 // A refusal for lack of memory is not counted as a storage error, which
 // operators alert on as a full disk.
 func TestBusyIsNotAStorageError(t *testing.T) {
-	if got := submissionResult(errBusy); got != "temporary_error" {
+	if got := errBusy.outcome; got != "temporary_error" {
 		t.Fatalf("errBusy counts as %q", got)
 	}
-	if got := submissionResult(errStorage); got != "storage_error" {
+	if got := errStorage.outcome; got != "storage_error" {
 		t.Fatalf("errStorage counts as %q", got)
 	}
 }

@@ -40,7 +40,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 		l.mu.Unlock()
 		if over {
 			if l.sayWhy {
-				c.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
+				c.Write([]byte(replyLine(errTooManyConnections.se)))
 			}
 			c.Close()
 			continue

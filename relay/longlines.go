@@ -69,30 +69,40 @@ func (e *notEncodableError) Error() string {
 	return "relay: cannot re-encode a long line in " + e.where
 }
 
-// rewriteLongLines writes msg to w so that no line is longer than
-// maxLineOctets (see above). msg has CRLF line endings and a header the
-// session has parsed. Errors are w's (the heldBuffer's limit and budget)
-// or a *notEncodableError.
-func rewriteLongLines(w io.Writer, msg []byte) error {
-	return rewriteEntity(w, msg, 0, true)
+// rewriteLongLines writes m to w so that no line is longer than
+// maxLineOctets (see above), with changes (the sender defaults) made to
+// its header as it goes: the header is the one the session parsed, and
+// its fields are not read again. Errors are w's (the heldBuffer's limit
+// and budget) or a *notEncodableError.
+func rewriteLongLines(w io.Writer, m *parsedMessage, changes headerChanges) error {
+	return rewriteParsed(w, m.block, m.header, m.msg[len(m.block):], 0, true, changes)
 }
 
-// rewriteEntity rewrites one message (isMessage) or MIME part: a header,
-// then optionally an empty line and a body.
+// rewriteEntity rewrites one MIME part, or a message inside one
+// (isMessage): a header, then optionally an empty line and a body.
 func rewriteEntity(w io.Writer, ent []byte, depth int, isMessage bool) error {
 	if !hasLongLine(ent) {
 		_, err := w.Write(ent)
 		return err
 	}
-	headerBlock, body := splitHeader(ent)
-	rest := ent[len(headerBlock):] // "\r\n" and the body, or nothing
-	h, err := parseHeader(headerBlock)
-	if err != nil {
+	headerBlock, _ := splitHeader(ent)
+	h, bad := parseHeader(headerBlock)
+	if bad != nil {
 		return &notEncodableError{"a MIME part header"}
 	}
+	return rewriteParsed(w, headerBlock, h, ent[len(headerBlock):], depth, isMessage, headerChanges{})
+}
+
+// rewriteParsed is rewriteEntity on an entity whose header is parsed (h,
+// the fields of headerBlock); rest is what follows the header: the empty
+// line and the body, or nothing. changes are made to the header, together
+// with the rewrite's own.
+func rewriteParsed(w io.Writer, headerBlock []byte, h header, rest []byte, depth int, isMessage bool, changes headerChanges) error {
+	newHeader := changes.apply(headerBlock, h)
 	if !hasLongLine(rest) {
-		return writeFolded(w, headerBlock, rest)
+		return writeFolded(w, newHeader, rest)
 	}
+	body := bytes.TrimPrefix(rest, []byte("\r\n"))
 
 	ctype := h.Get("Content-Type")
 	mediaType, params, err := mime.ParseMediaType(ctype)
@@ -114,7 +124,7 @@ func rewriteEntity(w io.Writer, ent []byte, depth int, isMessage bool) error {
 		if depth >= maxMIMEDepth || params["boundary"] == "" {
 			return &notEncodableError{"a multipart part nested too deep or without a boundary"}
 		}
-		if err := writeFolded(w, headerBlock, nil); err != nil {
+		if err := writeFolded(w, newHeader, nil); err != nil {
 			return err
 		}
 		return rewriteMultipart(w, rest, params["boundary"], depth)
@@ -122,17 +132,17 @@ func rewriteEntity(w io.Writer, ent []byte, depth int, isMessage bool) error {
 		if depth >= maxMIMEDepth {
 			return &notEncodableError{"a message part nested too deep"}
 		}
-		if err := writeFolded(w, headerBlock, []byte("\r\n")); err != nil {
+		if err := writeFolded(w, newHeader, []byte("\r\n")); err != nil {
 			return err
 		}
 		return rewriteEntity(w, body, depth+1, true)
 	case cte == "base64":
-		if err := writeFolded(w, headerBlock, []byte("\r\n")); err != nil {
+		if err := writeFolded(w, newHeader, []byte("\r\n")); err != nil {
 			return err
 		}
 		return rewrapBase64(w, body)
 	case cte == "quoted-printable":
-		if err := writeFolded(w, headerBlock, []byte("\r\n")); err != nil {
+		if err := writeFolded(w, newHeader, []byte("\r\n")); err != nil {
 			return err
 		}
 		return softBreakQuotedPrintable(w, body)
@@ -141,8 +151,8 @@ func rewriteEntity(w io.Writer, ent []byte, depth int, isMessage bool) error {
 		if strings.HasPrefix(mediaType, "text/") && cte != "binary" && mostlyASCII(body) {
 			encoding = "quoted-printable"
 		}
-		newHeader := withEncoding(headerBlock, h, encoding, isMessage)
-		if err := writeFolded(w, newHeader, []byte("\r\n")); err != nil {
+		reencoded := changes.withEncoding(h, encoding, isMessage).apply(headerBlock, h)
+		if err := writeFolded(w, reencoded, []byte("\r\n")); err != nil {
 			return err
 		}
 		if encoding == "base64" {
@@ -217,25 +227,25 @@ func rewriteSegment(w io.Writer, seg []byte, isPart bool, depth int) error {
 	return err
 }
 
-// withEncoding returns the header block with its Content-Transfer-Encoding
-// fields replaced by one naming encoding, and MIME-Version added to a
-// message (not a part) that has none: without it receivers ignore the
-// encoding.
-func withEncoding(headerBlock []byte, h header, encoding string, isMessage bool) []byte {
-	out := make([]byte, 0, len(headerBlock)+80)
-	pos := 0
-	for _, f := range h.fields("Content-Transfer-Encoding") {
-		out = append(out, headerBlock[pos:f.start]...)
-		pos = f.end
+// withEncoding returns c and the changes that replace the
+// Content-Transfer-Encoding fields of h by one naming encoding, and add
+// MIME-Version to a message (not a part) that has none: without it
+// receivers ignore the encoding. The new fields come right after the
+// header's own, before any c adds.
+func (c headerChanges) withEncoding(h header, encoding string, isMessage bool) headerChanges {
+	out := headerChanges{replace: make(map[int][]byte, len(c.replace)+1)}
+	for start, with := range c.replace {
+		out.replace[start] = with
 	}
-	out = append(out, headerBlock[pos:]...)
-	if len(out) > 0 && !bytes.HasSuffix(out, []byte("\r\n")) {
-		out = append(out, '\r', '\n')
+	for _, f := range h.fields("Content-Transfer-Encoding") {
+		out.replace[f.start] = nil
 	}
 	if isMessage && len(h.Values("MIME-Version")) == 0 {
-		out = append(out, "MIME-Version: 1.0\r\n"...)
+		out.add = append(out.add, "MIME-Version: 1.0\r\n"...)
 	}
-	return append(out, "Content-Transfer-Encoding: "+encoding+"\r\n"...)
+	out.add = append(out.add, "Content-Transfer-Encoding: "+encoding+"\r\n"...)
+	out.add = append(out.add, c.add...)
+	return out
 }
 
 // writeFolded writes a header block with every line longer than

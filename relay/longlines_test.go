@@ -126,7 +126,7 @@ func TestRewriteLongLines(t *testing.T) {
 		"--outer--\r\nepilogue\r\n"
 
 	var out heldBuffer
-	if err := rewriteLongLines(&out, []byte(mixed)); err != nil {
+	if err := rewriteMessage(&out, []byte(mixed)); err != nil {
 		t.Fatal(err)
 	}
 	if n := longestLine(out.b); n > 998 {
@@ -194,7 +194,7 @@ func TestRewriteLongLinesFoldsHeaders(t *testing.T) {
 	to := "To: " + strings.TrimSuffix(strings.Repeat("someone@example.net, ", 60), ", ")
 	msg := "From: a@example.com\r\n" + to + "\r\nSubject: x\r\n\r\nbody\r\n"
 	var out heldBuffer
-	if err := rewriteLongLines(&out, []byte(msg)); err != nil {
+	if err := rewriteMessage(&out, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
 	if n := longestLine(out.b); n > 998 {
@@ -213,7 +213,7 @@ func TestRewriteLongLinesFoldsHeaders(t *testing.T) {
 
 	short := "From: a@example.com\r\n\r\nshort\r\n"
 	out = heldBuffer{}
-	if err := rewriteLongLines(&out, []byte(short)); err != nil || string(out.b) != short {
+	if err := rewriteMessage(&out, []byte(short)); err != nil || string(out.b) != short {
 		t.Fatalf("got %q, %v", out.b, err)
 	}
 }
@@ -228,7 +228,7 @@ func TestLongLinesThatCannotBeReencodedRefused(t *testing.T) {
 		{"unknown encoding", "From: a@example.com\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n" + long + "\r\n", `Content-Transfer-Encoding "x-uuencode"`},
 	} {
 		var out heldBuffer
-		err := rewriteLongLines(&out, []byte(tc.msg))
+		err := rewriteMessage(&out, []byte(tc.msg))
 		var ne *notEncodableError
 		if !errors.As(err, &ne) || !strings.Contains(ne.where, tc.where) {
 			t.Errorf("%s: got %v, want a refusal naming %q", tc.name, err, tc.where)
@@ -239,4 +239,16 @@ func TestLongLinesThatCannotBeReencodedRefused(t *testing.T) {
 	c := h.login(t, true)
 	err := send(c, alice, []string{"bob@example.net"}, "From: alice@example.com\r\nX-Token: "+long+"\r\n\r\nbody\r\n")
 	wantCode(t, err, 550, smtp.EnhancedCode{5, 6, 0}, `a line in the header field "X-Token" (no white space to fold it at) is longer than 998 octets`)
+}
+
+// rewriteMessage is rewriteLongLines on a whole message, with no other
+// change to its header. Only the header fields are read first (not the
+// From addresses), so that any message whose header parses is rewritten.
+func rewriteMessage(w io.Writer, msg []byte) error {
+	block, _ := splitHeader(msg)
+	h, bad := parseHeader(block)
+	if bad != nil {
+		return errors.New(bad.String())
+	}
+	return rewriteLongLines(w, &parsedMessage{msg: msg, block: block, header: h}, headerChanges{})
 }

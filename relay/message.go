@@ -141,7 +141,7 @@ type headerField struct {
 // net/textproto files it under a different name than "From", so the relay's
 // checks would pass it while receivers display it as the From field, and no
 // legitimate client writes it.
-func parseHeader(block []byte) (header, error) {
+func parseHeader(block []byte) (header, *reply) {
 	var h header
 	for pos := 0; pos < len(block); {
 		lineEnd := len(block)
@@ -167,8 +167,8 @@ func parseHeader(block []byte) (header, error) {
 			return nil, errHeaderLineNoColon(string(line))
 		}
 		name := string(line[:colon])
-		if err := checkFieldName(name); err != nil {
-			return nil, err
+		if r := checkFieldName(name); r != nil {
+			return nil, r
 		}
 		h = append(h, headerField{name: name, value: string(line[colon+1:]), start: pos, end: lineEnd})
 		pos = lineEnd
@@ -180,7 +180,7 @@ func parseHeader(block []byte) (header, error) {
 }
 
 // checkFieldName refuses a field name RFC 5322 section 2.2 does not allow.
-func checkFieldName(name string) error {
+func checkFieldName(name string) *reply {
 	trimmed := strings.TrimRight(name, " \t")
 	if trimmed != name && trimmed != "" && strings.IndexFunc(trimmed, isNotFtext) < 0 {
 		return errHeaderSpaceBeforeColon(trimmed)
@@ -238,4 +238,116 @@ func headerAddresses(values []string) ([]*mail.Address, error) {
 		out = append(out, list...)
 	}
 	return out, nil
+}
+
+// parsedMessage is a message as the relay reads it, once: the checks
+// (header fields, who the message is from), the sender defaults and the
+// long-line rewrite all work from this one reading, and the changes they
+// make to the header are made together, against the spans read here, as
+// the message is written for the queue (headerChanges). Nothing reads the
+// header a second time, so nothing can read it differently.
+type parsedMessage struct {
+	// msg is the whole message, with CRLF line endings
+	// (normalizeLineEndings ran).
+	msg []byte
+	// block is the header block, a prefix of msg (splitHeader), and header
+	// its fields.
+	block  []byte
+	header header
+	// from holds each From field with its addresses, in order.
+	from []addressField
+}
+
+// addressField is a header field and the addresses in it.
+type addressField struct {
+	headerField
+	addrs []*mail.Address
+}
+
+// parseMessage reads msg's header and the addresses of its From fields.
+// What does not parse is refused with a 550 5.6.0 naming it.
+func parseMessage(msg []byte) (*parsedMessage, *reply) {
+	block, _ := splitHeader(msg)
+	h, r := parseHeader(block)
+	if r != nil {
+		return nil, r
+	}
+	m := &parsedMessage{msg: msg, block: block, header: h}
+	for _, f := range h.fields("From") {
+		addrs, err := headerAddresses([]string{f.value})
+		if err != nil {
+			return nil, errHeaderUnparseable("From", err)
+		}
+		m.from = append(m.from, addressField{f, addrs})
+	}
+	return m, nil
+}
+
+// fromAddresses returns the addresses of every From field, in order.
+func (m *parsedMessage) fromAddresses() []*mail.Address {
+	var out []*mail.Address
+	for _, f := range m.from {
+		out = append(out, f.addrs...)
+	}
+	return out
+}
+
+// write writes the message to w with changes made to its header.
+func (m *parsedMessage) write(w io.Writer, c headerChanges) error {
+	if _, err := w.Write(c.apply(m.block, m.header)); err != nil {
+		return err
+	}
+	_, err := w.Write(m.msg[len(m.block):])
+	return err
+}
+
+// headerChanges are changes to a message's own header, stated against its
+// fields as parsed: the sender defaults name the From and add a Reply-To,
+// the long-line rewrite replaces Content-Transfer-Encoding, and apply
+// makes them all in one pass over the header block. The zero value
+// changes nothing.
+type headerChanges struct {
+	// replace maps a field, by its start in the header block, to the
+	// bytes (whole lines, CRLF included) that take its place; empty bytes
+	// remove it.
+	replace map[int][]byte
+	// add holds whole fields to write after the last one.
+	add []byte
+}
+
+func (c headerChanges) empty() bool { return len(c.replace) == 0 && len(c.add) == 0 }
+
+// growth is about how many bytes apply adds to a header whose fields are
+// h (negative when it removes more), for sizing a buffer: not counted is
+// the CRLF apply puts before added fields when the header's last line has
+// none, which the sender defaults never need (they add nothing then).
+func (c headerChanges) growth(h header) int {
+	n := len(c.add)
+	for _, f := range h {
+		if with, ok := c.replace[f.start]; ok {
+			n += len(with) - (f.end - f.start)
+		}
+	}
+	return n
+}
+
+// apply returns block, whose fields are h, with the changes made; block
+// itself when there are none. Added fields start on a line of their own.
+func (c headerChanges) apply(block []byte, h header) []byte {
+	if c.empty() {
+		return block
+	}
+	out := make([]byte, 0, len(block)+len(c.add)+64*len(c.replace))
+	pos := 0
+	for _, f := range h {
+		if with, ok := c.replace[f.start]; ok {
+			out = append(append(out, block[pos:f.start]...), with...)
+			pos = f.end
+		}
+	}
+	out = append(out, block[pos:]...)
+	if len(c.add) > 0 && len(out) > 0 && !bytes.HasSuffix(out, []byte("\r\n")) {
+		out = append(out, '\r', '\n')
+	}
+	return append(out, c.add...)
 }

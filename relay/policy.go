@@ -6,33 +6,21 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/emersion/go-smtp"
-
 	"outbound/metrics"
 	"outbound/quota"
 	"outbound/spf"
 )
 
-// quotaReply turns a quota refusal into the reply the client sees: 450
-// 4.7.1 naming the limit and when room frees up, or 550 5.7.1 when the
-// limit is 0 and waiting cannot help. A message with more recipients than
-// the limit also gets 450: the recipient refused now fits in a later
-// message.
-func quotaReply(err error) *smtp.SMTPError {
+// quotaReply turns a quota refusal into the reply the client sees
+// (errOverQuota), counting it; any other error of the quota store is a
+// temporary local problem.
+func quotaReply(err error) *reply {
 	var ex *quota.ExceededError
 	if !errors.As(err, &ex) {
 		return errTemporary
 	}
 	metrics.QuotaRefusals.WithLabelValues(ex.Window).Inc()
-	switch {
-	case ex.Limit <= 0:
-		return reply(550, smtp.EnhancedCode{5, 7, 1}, "%s", ex.Error())
-	case !ex.Temporary():
-		return reply(450, smtp.EnhancedCode{4, 7, 1},
-			"%s limit of %d reached for %s by this message's %d recipients; send the rest in a later message",
-			ex.Window, ex.Limit, ex.User, ex.Requested)
-	}
-	return reply(450, smtp.EnhancedCode{4, 7, 1}, "%s", ex.Error())
+	return errOverQuota(ex)
 }
 
 func domainOf(addr string) string {
@@ -46,7 +34,7 @@ func domainOf(addr string) string {
 // upstream. Under "enforce" a fail refuses the message with 550 5.7.23 and
 // a temperror with 451 4.7.24, both naming the fix; under "warn" a non-pass
 // is remembered for an X-Outbound-SPF header and logged.
-func (s *session) checkSPF(addr string) error {
+func (s *session) checkSPF(addr string) *reply {
 	s.spfResult = nil
 	policy := s.policy.SPFPolicy
 	if s.b.opts.SPF == nil || policy == "" || policy == spf.PolicyOff || domainOf(addr) == "" {
@@ -65,9 +53,9 @@ func (s *session) checkSPF(addr string) error {
 		"verdict", res.Verdict, "policy", policy, "fix", res.Fix)
 	if policy == spf.PolicyEnforce {
 		if res.Verdict == spf.TempError {
-			return reply(451, smtp.EnhancedCode{4, 7, 24}, "SPF check failed temporarily: %s", res.Fix)
+			return errSPFTemporary(res.Fix)
 		}
-		return reply(550, smtp.EnhancedCode{5, 7, 23}, "SPF alignment failed (%s): %s", res.Verdict, res.Fix)
+		return errSPFNotAligned(res.Verdict, res.Fix)
 	}
 	s.spfResult = &res
 	return nil

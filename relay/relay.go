@@ -18,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/mail"
 	"strings"
 	"time"
 
@@ -238,11 +237,11 @@ func (s *session) AuthMechanisms() []string {
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	srv, err := s.auth(mech)
-	return srv, s.tally(err)
+	srv, r := s.auth(mech)
+	return srv, s.answer(r)
 }
 
-func (s *session) auth(mech string) (sasl.Server, error) {
+func (s *session) auth(mech string) (sasl.Server, *reply) {
 	if !s.tls {
 		return nil, errTLSRequired
 	}
@@ -254,13 +253,13 @@ func (s *session) auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
-				return s.tally(errAuthFailed)
+				return s.answer(errAuthFailed)
 			}
-			return s.tally(s.login(username, password))
+			return s.answer(s.login(username, password))
 		}), nil
 	case sasl.Login:
 		return auth.NewLoginServer(func(username, password string) error {
-			return s.tally(s.login(username, password))
+			return s.answer(s.login(username, password))
 		}), nil
 	}
 	return nil, errAuthMechanism
@@ -268,10 +267,10 @@ func (s *session) auth(mech string) (sasl.Server, error) {
 
 // login verifies credentials. Neither the password nor the AUTH payload is
 // ever logged.
-func (s *session) login(username, password string) error {
+func (s *session) login(username, password string) *reply {
 	th := s.b.opts.Throttle
-	if err := s.refusedLogin(username); err != nil {
-		return err
+	if r := s.refusedLogin(username); r != nil {
+		return r
 	}
 	// A login being guessed at is slowed for everyone, right password or
 	// wrong, before anything is verified: slowing only the failures would
@@ -280,8 +279,8 @@ func (s *session) login(username, password string) error {
 	delay := th.waitForLogin(username)
 	if delay > 0 {
 		// Other sessions from this source may have locked it meanwhile.
-		if err := s.refusedLogin(username); err != nil {
-			return err
+		if r := s.refusedLogin(username); r != nil {
+			return r
 		}
 	}
 	u, err := s.b.opts.Users.Verify(username, password)
@@ -311,7 +310,7 @@ func (s *session) login(username, password string) error {
 
 // refusedLogin returns the 421 for a source, or a source and login, that
 // failed too often; nil when the login may be tried.
-func (s *session) refusedLogin(username string) error {
+func (s *session) refusedLogin(username string) *reply {
 	th := s.b.opts.Throttle
 	if left, locked := th.sourceRefused(s.source); locked {
 		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
@@ -326,13 +325,10 @@ func (s *session) refusedLogin(username string) error {
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	return s.tally(s.mail(from, opts))
+	return s.authenticated(func() *reply { return s.mail(from, opts) })
 }
 
-func (s *session) mail(from string, opts *smtp.MailOptions) error {
-	if s.user == nil {
-		return errAuthRequired
-	}
+func (s *session) mail(from string, opts *smtp.MailOptions) *reply {
 	// Each transaction sees the user as it is now: an operator's change of
 	// limits, senders or route applies to open connections too, and a
 	// deleted user sends no more.
@@ -364,8 +360,8 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		s.b.log.Warn("transaction refused: in-flight byte budget exhausted", "user", s.user.Name, "declared", declared, "available", free)
 		return errBusy
 	}
-	if err := s.checkSPF(from); err != nil {
-		return err
+	if r := s.checkSPF(from); r != nil {
+		return r
 	}
 	s.from = from
 	if opts != nil {
@@ -375,13 +371,10 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	return s.tally(s.rcpt(to, opts))
+	return s.authenticated(func() *reply { return s.rcpt(to, opts) })
 }
 
-func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
-	if s.user == nil {
-		return errAuthRequired
-	}
+func (s *session) rcpt(to string, opts *smtp.RcptOptions) *reply {
 	if at := strings.LastIndexByte(to, '@'); at < 1 || at == len(to)-1 || strings.ContainsAny(to, " \t<>") {
 		return errBadAddress("recipient", to)
 	}
@@ -404,31 +397,51 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
+// Data counts the message under the outcome of the reply data chose
+// (replies.go), then answers.
 func (s *session) Data(r io.Reader) error {
+	return s.authenticated(func() *reply {
+		res := s.data(r)
+		metrics.Submissions.WithLabelValues(string(res.outcome)).Inc()
+		return res
+	})
+}
+
+// authenticated runs a command of a mail transaction (MAIL, RCPT, DATA)
+// and answers it, or refuses it before AUTH: go-smtp lets every command
+// through without authentication.
+func (s *session) authenticated(cmd func() *reply) error {
 	if s.user == nil {
-		return s.tally(errAuthRequired)
+		return s.answer(errAuthRequired)
 	}
-	err := s.data(r)
-	metrics.Submissions.WithLabelValues(submissionResult(err)).Inc()
-	return s.tally(err)
+	return s.answer(cmd())
+}
+
+// answer is how a command's reply leaves the session: nil for none, else
+// the bare *smtp.SMTPError go-smtp writes as it is (replies.go), once the
+// refusal is counted (tally).
+func (s *session) answer(r *reply) error {
+	if r == nil {
+		return nil
+	}
+	return s.tally(r).se
 }
 
 // tally counts a refused command. Once MaxErrors are reached the session
 // ends: a client that keeps being refused (probing recipients or senders,
 // or a script stuck in a loop) does not keep its connection, as Postfix's
 // smtpd_hard_error_limit does.
-func (s *session) tally(err error) error {
-	var se *smtp.SMTPError
-	if s.b.opts.MaxErrors <= 0 || !errors.As(err, &se) || se.Code < 400 {
-		return err
+func (s *session) tally(r *reply) *reply {
+	if s.b.opts.MaxErrors <= 0 || r.se.Code < 400 {
+		return r
 	}
 	s.refused++
 	if s.refused < s.b.opts.MaxErrors {
-		return err
+		return r
 	}
-	s.b.log.Warn("too many errors; ending session", "remote", s.remoteIP, "errors", s.refused, "last", se.Message)
-	end := reply(421, smtp.EnhancedCode{4, 7, 0}, "Too many errors in this session (%d); closing the connection. The last one was: %s", s.refused, se.Message)
-	s.closeWith(end)
+	s.b.log.Warn("too many errors; ending session", "remote", s.remoteIP, "errors", s.refused, "last", r.se.Message)
+	end := errTooManyErrors(s.refused, r.se.Message)
+	s.closeWith(end.se)
 	return end
 }
 
@@ -441,45 +454,21 @@ func (s *session) closeWith(final *smtp.SMTPError) {
 	if s.b.opts.WriteTimeout > 0 {
 		conn.SetWriteDeadline(time.Now().Add(s.b.opts.WriteTimeout))
 	}
-	e := final.EnhancedCode
-	fmt.Fprintf(conn, "%d %d.%d.%d %s\r\n", final.Code, e[0], e[1], e[2], final.Message)
+	io.WriteString(conn, replyLine(final))
 	conn.Close()
 }
 
-// submissionResult names the outcome of DATA for the submissions metric.
-func submissionResult(err error) string {
-	var se *smtp.SMTPError
-	if !errors.As(err, &se) {
-		return "error"
-	}
-	switch {
-	case se.Code == 250:
-		return "queued"
-	case se.Code == 552:
-		return "too_large"
-	case se == errBusy:
-		// The same 452 4.3.1 as a failed queue write, but no disk is
-		// full: storage_error is what operators alert on.
-		return "temporary_error"
-	case se.Code == 452 && se.EnhancedCode == smtp.EnhancedCode{4, 3, 1}:
-		return "storage_error"
-	case se.EnhancedCode == smtp.EnhancedCode{4, 7, 1}:
-		return "quota"
-	case se.Code >= 500:
-		return "refused"
-	}
-	return "temporary_error"
-}
-
-// data checks, completes and queues one message; Data records the result.
+// data checks, completes and queues one message, and returns the reply
+// (with its outcome, which Data counts).
 //
 // The message is held in heldBuffers (budget.go): as received, then, only
-// when they change it, with its line endings normalized and its long lines
-// re-encoded, and last as queued, behind the relay's own headers. Each
-// replaces the one before, so a message is held at most twice at once, and
-// each is held to max_message_bytes: what is queued is no larger than what
-// the relay accepts.
-func (s *session) data(r io.Reader) error {
+// when that changes it, with its line endings normalized, and last as
+// queued, behind the relay's own headers, its long lines re-encoded on the
+// way. Each replaces the one before, so a message is held at most twice at
+// once, and each is held to max_message_bytes: what is queued is no larger
+// than what the relay accepts. Its header is parsed once (parseMessage),
+// and every check and change works from that reading.
+func (s *session) data(r io.Reader) *reply {
 	start := s.b.opts.Now()
 	limit := s.b.opts.MaxMessageBytes
 	// cur holds msg; each rewrite releases the buffer it replaces.
@@ -499,7 +488,7 @@ func (s *session) data(r io.Reader) error {
 			// it would retry.
 			s.b.log.Info("message refused", "user", s.user.Name, "reason", "line longer than max_line_length")
 			refusal := errLineTooLong(s.b.opts.MaxLineLength)
-			s.endAfterData(refusal)
+			s.endAfterData(refusal.se)
 			return refusal
 		}
 		// The client went away or aborted BDAT; there is no one to answer.
@@ -520,59 +509,28 @@ func (s *session) data(r io.Reader) error {
 		cur.release()
 		cur, msg = norm, norm.b
 	}
-	headerBlock, _ := splitHeader(msg)
-	header, err := parseHeader(headerBlock)
-	if err != nil {
-		s.b.log.Info("message refused", "user", s.user.Name, "reason", "malformed header", "err", err)
-		return err
+	pm, refusal := parseMessage(msg)
+	if refusal != nil {
+		s.b.log.Info("message refused", "user", s.user.Name, "reason", "malformed header", "reply", refusal.String())
+		return refusal
 	}
-	froms, err := s.checkHeaderSenders(header)
-	if err != nil {
-		return err
+	if refusal = s.checkHeaderSenders(pm); refusal != nil {
+		return refusal
 	}
 	var spfHeaders []string
 	if s.spfResult != nil {
 		spfHeaders = append(spfHeaders, spfHeader(s.spfResult))
 	}
-	for _, f := range froms {
+	for _, f := range pm.fromAddresses() {
 		if domainOf(f.Address) == domainOf(s.from) {
 			continue
 		}
-		if err := s.checkSPF(f.Address); err != nil {
-			return err
+		if refusal = s.checkSPF(f.Address); refusal != nil {
+			return refusal
 		}
 		if s.spfResult != nil {
 			spfHeaders = append(spfHeaders, spfHeader(s.spfResult))
 		}
-	}
-
-	// Lines over RFC 5322's 998 octets leave re-encoded; a message the
-	// client signed leaves as signed.
-	dkimSigned := len(header.Values("DKIM-Signature")) > 0
-	if !dkimSigned && hasLongLine(msg) {
-		wrapped := s.buffer()
-		if err := rewriteLongLines(wrapped, msg); err != nil {
-			wrapped.release()
-			var ne *notEncodableError
-			if errors.As(err, &ne) {
-				s.b.log.Info("message refused", "user", s.user.Name, "reason", "long line", "where", ne.where)
-				return errLongLineNotEncodable(ne.where)
-			}
-			return s.bufferReply(err)
-		}
-		cur.release()
-		cur, msg = wrapped, wrapped.b
-		headerBlock, _ = splitHeader(msg)
-		if header, err = parseHeader(headerBlock); err != nil {
-			s.b.log.Error("re-encoded header does not parse", "user", s.user.Name, "err", err)
-			return errTemporary
-		}
-	}
-	// Fill in the user's display name and Reply-To where the client left
-	// them out (never replacing its own); see sender.go.
-	newHeader := senderDefaultsHeader(headerBlock, header, s.user)
-	if newHeader == nil {
-		newHeader = headerBlock
 	}
 
 	id := queue.NewID(start)
@@ -592,21 +550,44 @@ func (s *session) data(r io.Reader) error {
 	for _, h := range spfHeaders {
 		added.WriteString(h)
 	}
-	if header.Get("Message-Id") == "" {
+	if pm.header.Get("Message-Id") == "" {
 		m.MessageID = "<" + id + "@" + s.b.opts.Hostname + ">"
 		fmt.Fprintf(&added, "Message-ID: %s\r\n", m.MessageID)
 	} else {
-		m.MessageID = header.Get("Message-Id")
+		m.MessageID = pm.header.Get("Message-Id")
 	}
-	if header.Get("Date") == "" {
+	if pm.header.Get("Date") == "" {
 		fmt.Fprintf(&added, "Date: %s\r\n", start.Format(time.RFC1123Z))
 	}
+
+	// The message as queued: the relay's headers, then the message with
+	// the user's display name and Reply-To filled in where the client left
+	// them out (never replacing its own; see sender.go), and lines over
+	// RFC 5322's 998 octets re-encoded, unless the client signed the
+	// message: it then leaves as signed.
+	changes := senderDefaults(pm, s.user)
+	reencode := len(pm.header.Values("DKIM-Signature")) == 0 && hasLongLine(msg)
 	queued := s.buffer()
-	if err := queued.reserve(added.Len() + len(newHeader) + len(msg) - len(headerBlock)); err != nil {
+	// Room for all of it unless re-encoding grows it; the writes are what
+	// is held to the limit and the budget, so a refusal is theirs to tell.
+	_ = queued.reserve(added.Len() + len(msg) + changes.growth(pm.header))
+	_, err := queued.Write(added.Bytes())
+	if err == nil {
+		if reencode {
+			err = rewriteLongLines(queued, pm, changes)
+		} else {
+			err = pm.write(queued, changes)
+		}
+	}
+	if err != nil {
 		queued.release()
+		var ne *notEncodableError
+		if errors.As(err, &ne) {
+			s.b.log.Info("message refused", "user", s.user.Name, "reason", "long line", "where", ne.where)
+			return errLongLineNotEncodable(ne.where)
+		}
 		return s.bufferReply(err)
 	}
-	queued.b = append(append(append(queued.b, added.Bytes()...), newHeader...), msg[len(headerBlock):]...)
 	cur.release()
 	cur = queued
 	body := queued.b
@@ -645,7 +626,7 @@ func (s *session) buffer() *heldBuffer {
 
 // bufferReply answers a heldBuffer that could not grow while the message
 // was rewritten.
-func (s *session) bufferReply(err error) *smtp.SMTPError {
+func (s *session) bufferReply(err error) *reply {
 	if errors.Is(err, errOverBudget) {
 		s.b.log.Warn("message refused: in-flight byte budget exhausted", "user", s.user.Name)
 		return errBusy
@@ -657,40 +638,38 @@ func (s *session) bufferReply(err error) *smtp.SMTPError {
 // checkHeaderSenders checks every address of the fields that say who a
 // message is from: From (required), Sender (Outlook shows "Sender on
 // behalf of From"), Resent-From and Resent-Sender. Each must be one the
-// user may send as, like the envelope sender. It returns the From
-// addresses. An empty Sender or Resent-* field names no one and passes.
-func (s *session) checkHeaderSenders(h header) ([]*mail.Address, error) {
-	froms, err := headerAddresses(h.Values("From"))
-	if err != nil {
-		return nil, errHeaderUnparseable("From", err)
-	}
+// user may send as, like the envelope sender. The From addresses are the
+// ones parseMessage read. An empty Sender or Resent-* field names no one
+// and passes.
+func (s *session) checkHeaderSenders(m *parsedMessage) *reply {
+	froms := m.fromAddresses()
 	if len(froms) == 0 {
-		return nil, errNoFromHeader
+		return errNoFromHeader
 	}
 	for _, f := range froms {
 		if !s.user.MaySendAs(f.Address) {
 			s.b.log.Info("sender refused", "user", s.user.Name, "header_from", f.Address)
-			return nil, errFromNotAllowed(f.Address, s.user.Name)
+			return errFromNotAllowed(f.Address, s.user.Name)
 		}
 	}
 	for _, field := range []string{"Sender", "Resent-From", "Resent-Sender"} {
-		for _, v := range h.Values(field) {
+		for _, v := range m.header.Values(field) {
 			if v == "" {
 				continue
 			}
 			addrs, err := headerAddresses([]string{v})
 			if err != nil {
-				return nil, errHeaderUnparseable(field, err)
+				return errHeaderUnparseable(field, err)
 			}
 			for _, a := range addrs {
 				if !s.user.MaySendAs(a.Address) {
 					s.b.log.Info("sender refused", "user", s.user.Name, "header", field, "address", a.Address)
-					return nil, errNotAllowed(field, a.Address, s.user.Name)
+					return errNotAllowed(field, a.Address, s.user.Name)
 				}
 			}
 		}
 	}
-	return froms, nil
+	return nil
 }
 
 // lingerQuiet is how long the rest of a refused DATA may pause before
@@ -710,8 +689,7 @@ func (s *session) endAfterData(final *smtp.SMTPError) {
 	if s.b.opts.WriteTimeout > 0 {
 		conn.SetWriteDeadline(time.Now().Add(s.b.opts.WriteTimeout))
 	}
-	e := final.EnhancedCode
-	fmt.Fprintf(conn, "%d %d.%d.%d %s\r\n", final.Code, e[0], e[1], e[2], final.Message)
+	io.WriteString(conn, replyLine(final))
 	// Read deadlines are go-smtp's (and lifecycle.go's) to set; a timer
 	// that closes the connection bounds each pause instead.
 	quiet := time.AfterFunc(lingerQuiet, func() { conn.Close() })
@@ -757,15 +735,6 @@ func sanitizeHeaderValue(v string) string {
 		}
 		return r
 	}, v)
-}
-
-func shortErr(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "mail: ")
-	if len(msg) > 80 {
-		msg = msg[:80]
-	}
-	return msg
 }
 
 func (s *session) Reset() {

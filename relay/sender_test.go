@@ -22,7 +22,7 @@ func TestApplySenderDefaults(t *testing.T) {
 		name string
 		user *auth.User
 		in   string
-		want string // "" = msg returned unchanged (the same slice)
+		want string // "" = nothing to change
 	}{
 		{"nil user", nil, "From: alice@example.com\r\n" + to + body, ""},
 		{"no settings", &auth.User{Name: alice}, "From: alice@example.com\r\n" + to + body, ""},
@@ -79,18 +79,18 @@ func TestApplySenderDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := []byte(tc.in)
-			hb, _ := splitHeader(msg)
-			header, err := parseHeader(hb)
-			if err != nil {
-				t.Fatalf("test message does not parse: %v", err)
+			m, bad := parseMessage(msg)
+			if bad != nil {
+				t.Fatalf("test message does not parse: %v", bad)
 			}
-			got := applySenderDefaults(msg, header, tc.user)
+			changes := senderDefaults(m, tc.user)
 			if tc.want == "" {
-				if len(got) != len(msg) || (len(got) > 0 && &got[0] != &msg[0]) {
-					t.Fatalf("message changed or copied, want the same slice:\n%s", got)
+				if !changes.empty() {
+					t.Fatalf("message changed, want it as it is:\n%s", written(t, m, changes))
 				}
 				return
 			}
+			got := written(t, m, changes)
 			if string(got) != tc.want {
 				t.Fatalf("got:\n%q\nwant:\n%q", got, tc.want)
 			}
@@ -110,9 +110,8 @@ func TestApplySenderDefaultsFoldsLongEncodedNames(t *testing.T) {
 	}
 	u := &auth.User{Name: alice, DisplayName: name}
 	msg := []byte("From: alice@example.com\r\nTo: bob@example.net\r\n\r\nbody\r\n")
-	hb, _ := splitHeader(msg)
-	header, _ := parseHeader(hb)
-	got := applySenderDefaults(msg, header, u)
+	pm, _ := parseMessage(msg)
+	got := written(t, pm, senderDefaults(pm, u))
 	hb, rest := splitHeader(got)
 	if string(rest) != "body\r\n" || !strings.HasSuffix(string(hb), "\r\nTo: bob@example.net\r\n") {
 		t.Fatalf("rest of the message changed: %q", got)
@@ -135,13 +134,7 @@ func TestApplySenderDefaultsFoldsLongEncodedNames(t *testing.T) {
 // The session applies the user's settings to what it queues.
 func TestSessionAppliesSenderDefaults(t *testing.T) {
 	h := startRelay(t, nil)
-	err := h.users.Update(alice, func(u *auth.User) error {
-		u.DisplayName, u.ReplyTo = "Alice Example", "help@example.com"
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.setSenderSettings(t)
 	c := h.login(t, true)
 	bare := "From: alice@example.com\r\nTo: bob@example.net\r\nSubject: bare\r\n\r\nHello.\r\n"
 	if err := send(c, alice, []string{"bob@example.net"}, bare); err != nil {
@@ -161,5 +154,67 @@ func TestSessionAppliesSenderDefaults(t *testing.T) {
 	}
 	if !strings.HasSuffix(second, simpleMessage[:strings.Index(simpleMessage, "\r\n\r\n")]+"\r\nReply-To: help@example.com\r\n\r\nHello Bob.\r\n") {
 		t.Errorf("second message: the client's display name must be kept and Reply-To added:\n%s", second)
+	}
+}
+
+// written is m as the session queues it (without its own headers), with
+// changes made to its header and no long line re-encoded.
+func written(t testing.TB, m *parsedMessage, changes headerChanges) []byte {
+	t.Helper()
+	var out heldBuffer
+	if err := m.write(&out, changes); err != nil {
+		t.Fatal(err)
+	}
+	return out.b
+}
+
+// The user's sender settings and the re-encoding of long lines are made in
+// one pass over the header as the client sent it: the From is named, the
+// encoding fields replaced, Reply-To added after them, and every address
+// kept.
+func TestSenderDefaultsAndLongLinesInOnePass(t *testing.T) {
+	h := startRelay(t, nil)
+	h.setSenderSettings(t)
+	long := strings.Repeat("word ", 250)
+	to := "To: " + strings.TrimSuffix(strings.Repeat("someone@example.net, ", 60), ", ")
+	msg := "Subject: x\r\nFrom: alice@example.com\r\n" + to + "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + long + "\r\n"
+	if err := send(h.login(t, true), alice, []string{"bob@example.net"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	queued := string(h.spool.bodies[0])
+	if n := longestLine([]byte(queued)); n > 998 {
+		t.Fatalf("a line of %d octets is left:\n%s", n, queued)
+	}
+	header, _, _ := strings.Cut(queued, "\r\n\r\n")
+	for _, want := range []string{
+		"\r\nSubject: x\r\nFrom: \"Alice Example\" <alice@example.com>\r\nTo: someone@example.net,",
+		"\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\nReply-To: help@example.com",
+	} {
+		if !strings.Contains(header, want) {
+			t.Errorf("header lacks %q:\n%s", want, header)
+		}
+	}
+	if strings.Contains(header, "8bit") {
+		t.Errorf("the old encoding is left:\n%s", header)
+	}
+	m, bad := parseMessage([]byte(queued))
+	if bad != nil {
+		t.Fatal(bad)
+	}
+	if list, err := headerAddresses(m.header.Values("To")); err != nil || len(list) != 60 {
+		t.Errorf("To reads back as %d addresses (%v)", len(list), err)
+	}
+}
+
+// setSenderSettings gives alice the display name "Alice Example" and the
+// Reply-To help@example.com.
+func (h *harness) setSenderSettings(t *testing.T) {
+	t.Helper()
+	err := h.users.Update(alice, func(u *auth.User) error {
+		u.DisplayName, u.ReplyTo = "Alice Example", "help@example.com"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
 
 // AuthThrottle slows password guessing without handing strangers a way to
@@ -222,14 +220,6 @@ func (t *AuthThrottle) now() time.Time {
 		return t.Now()
 	}
 	return time.Now()
-}
-
-func errSourceThrottled(left time.Duration) error {
-	return reply(421, smtp.EnhancedCode{4, 7, 0}, "Too many failed logins from this address; AUTH is refused for %s", roundUp(left))
-}
-
-func errLoginThrottled(left time.Duration) error {
-	return reply(421, smtp.EnhancedCode{4, 7, 0}, "Too many failed logins for this user from this address; AUTH as this user is refused for %s", roundUp(left))
 }
 
 func roundUp(d time.Duration) string {
