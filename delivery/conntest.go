@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"outbound/internal/netutil"
 	"outbound/route"
 )
 
@@ -140,7 +141,7 @@ func (c *tester) run(ctx context.Context) {
 	up := c.up
 	tlsConfig := &tls.Config{ServerName: up.Host, RootCAs: up.RootCAs, MinVersion: tls.VersionTLS12}
 	ok := c.step("connect", func() (string, error) {
-		conn, err := (&net.Dialer{Timeout: c.timeout}).DialContext(ctx, "tcp", up.Addr())
+		conn, err := dialer(up, c.timeout).DialContext(ctx, "tcp", up.Addr())
 		if err != nil {
 			return "", err
 		}
@@ -290,7 +291,10 @@ func (c *tester) hint(step string, err error) string {
 		netErr   net.Error
 		verifErr *tls.CertificateVerificationError
 	)
+	var notPublic *netutil.NotPublicError
 	switch {
+	case errors.As(err, &notPublic):
+		return "a sender's own SMTP server must be on a public address; only the operator can allow others (web.allow_private_hosts)"
 	case errors.As(err, &dnsErr):
 		return fmt.Sprintf("the host name %s does not resolve: check its spelling", t.Host)
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -12,12 +12,31 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"outbound/internal/netutil"
 	"outbound/route"
 )
 
 // connKey identifies connections that may be shared, and the backoff of
-// an upstream: same server, same TLS mode, same login.
-func connKey(u *route.Upstream) string { return u.Addr() + "|" + u.TLSMode + "|" + u.Username }
+// an upstream: same server, same TLS mode, same login, same owner. The
+// owner keeps a user's own SMTP server apart (route.Upstream.Owner):
+// pooled connections are authenticated already, so without it a user who
+// named a shared smarthost's host and username, with any password, would
+// send through the operator's account; and one user's wrong settings
+// would back off everyone using that server.
+func connKey(u *route.Upstream) string {
+	return u.Addr() + "|" + u.TLSMode + "|" + u.Username + "|" + u.Owner
+}
+
+// dialer is the dialer for u: for a host a sender chose, one that connects
+// only to public addresses, checked on the address dialed, whatever the
+// host's name resolves to now.
+func dialer(u *route.Upstream, timeout time.Duration) *net.Dialer {
+	d := &net.Dialer{Timeout: timeout}
+	if u.PublicOnly {
+		d.Control = netutil.PublicOnlyControl
+	}
+	return d
+}
 
 // ErrNoTLS and ErrNoAuth make delivery fail closed: with credentials
 // configured, mail never goes out in the clear or unauthenticated.
@@ -38,7 +57,7 @@ func Dial(u *route.Upstream, localName string, connectTimeout, commandTimeout ti
 // dial is Dial that also returns the underlying connection, on which
 // delivery sets the deadline for writing a message body (go-smtp sets none).
 func dial(u *route.Upstream, localName string, connectTimeout, commandTimeout time.Duration) (*smtp.Client, net.Conn, error) {
-	raw, err := (&net.Dialer{Timeout: connectTimeout}).Dial("tcp", u.Addr())
+	raw, err := dialer(u, connectTimeout).Dial("tcp", u.Addr())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -69,13 +69,26 @@ type Upstream struct {
 	// package delivery). Only one level is followed: the fallback's own
 	// Fallback is always nil.
 	Fallback *Upstream
+	// Owner is the user whose own SMTP server this is (smarthost.Owner),
+	// "" for a shared one. Delivery shares connections and backoff only
+	// between upstreams with the same owner: an authenticated connection
+	// is never reused for someone who merely named the same host and
+	// username, and one user's failing settings do not back off others.
+	Owner string
+	// PublicOnly makes delivery and the connection test connect only to
+	// public addresses (netutil.PublicOnlyControl): a sender chose the
+	// host (smarthost.PublicOnly) and the operator does not allow private
+	// hosts.
+	PublicOnly bool
 }
 
 // Addr is the upstream's host:port.
 func (u *Upstream) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
 
 // FromSmarthost builds the upstream of a stored (or about to be stored)
-// smarthost, given its password in the clear, without its fallback. The
+// smarthost, given its password in the clear, without its fallback, with
+// PublicOnly as the smarthost has it (the caller clears it when the
+// operator allows private hosts). The
 // CA file is read and checked here (smarthost.RootCAs), so a smarthost
 // whose file became unreadable fails at its next use; the error names the
 // file.
@@ -85,7 +98,7 @@ func FromSmarthost(h *smarthost.Smarthost, password string) (*Upstream, error) {
 		return nil, err
 	}
 	return &Upstream{Name: h.Name, Host: h.Host, Port: h.Port, TLSMode: h.TLS,
-		Username: h.Username, Password: password, RootCAs: roots}, nil
+		Username: h.Username, Password: password, RootCAs: roots, Owner: h.Owner, PublicOnly: h.PublicOnly}, nil
 }
 
 // Default is the default route as configured (default_route).
@@ -158,6 +171,9 @@ type Options struct {
 	Smarthosts Smarthosts
 	// Logger reports fallbacks that cannot be used; nil discards.
 	Logger *slog.Logger
+	// AllowPrivateHosts lets delivery connect to the smarthosts senders
+	// chose (smarthost.PublicOnly) on any address (web.allow_private_hosts).
+	AllowPrivateHosts bool
 }
 
 // Router answers the routing questions. It is safe for concurrent use.
@@ -251,6 +267,9 @@ func (r *Router) build(h *smarthost.Smarthost) (*Upstream, error) {
 	up, err := FromSmarthost(h, password)
 	if err != nil {
 		return nil, fmt.Errorf("smarthost %s: %w", h.Name, err)
+	}
+	if r.opts.AllowPrivateHosts {
+		up.PublicOnly = false
 	}
 	return up, nil
 }

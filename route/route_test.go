@@ -289,3 +289,26 @@ func TestDefaultRouteCAFile(t *testing.T) {
 		t.Errorf("CA file that is a directory: New = %v", err)
 	}
 }
+
+// A smarthost a sender chose is dialed on public addresses only, and its
+// owner travels with it, unless the operator allows private hosts.
+func TestOwnedSmarthostUpstream(t *testing.T) {
+	r := newRig(t, sendgrid)
+	r.add(t, smarthost.Smarthost{Name: "own-bob", Owner: "bob@example.com", PublicOnly: true}, "")
+	r.add(t, smarthost.Smarthost{Name: "shared"}, "")
+	up, err := r.Upstream("own-bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Owner != "bob@example.com" || !up.PublicOnly {
+		t.Fatalf("owned upstream = %+v", up)
+	}
+	if up, _ := r.Upstream("shared"); up.Owner != "" || up.PublicOnly {
+		t.Fatalf("shared upstream = %+v", up)
+	}
+	r.opts.AllowPrivateHosts = true
+	r.hosts.Update("own-bob", nil, nil) // a change, so the cache is rebuilt
+	if up, _ := r.Upstream("own-bob"); up.Owner != "bob@example.com" || up.PublicOnly {
+		t.Fatalf("with allow_private_hosts: %+v", up)
+	}
+}

@@ -112,6 +112,17 @@ type Smarthost struct {
 	Fallback string `json:"fallback,omitempty"`
 	// Preset is the provider preset the settings came from, if any.
 	Preset string `json:"preset,omitempty"`
+	// Owner is the login of the user whose own SMTP server this is (set
+	// through the admin API's PUT /api/users/{name}/smarthost); empty for
+	// the smarthosts operators name and share. Only its owner is routed
+	// through it, it is no other smarthost's fallback, and delivery keeps
+	// its connections and backoff apart from everyone else's (package
+	// route), since its credentials are the owner's alone.
+	Owner string `json:"owner,omitempty"`
+	// PublicOnly says the owner itself (a sender, not an operator) chose
+	// the host: delivery connects to it only on public addresses (see
+	// netutil.PublicOnlyControl), unless the operator allows private hosts.
+	PublicOnly bool `json:"public_only,omitempty"`
 	// Created is when the smarthost was added.
 	Created time.Time `json:"created"`
 }
@@ -418,8 +429,8 @@ func (s *Store) Add(h Smarthost, password string) (*Smarthost, error) {
 		if b.Get([]byte(h.Name)) != nil {
 			return fmt.Errorf("%w: %s (use update, or delete it first)", ErrExists, h.Name)
 		}
-		if h.Fallback != "" && b.Get([]byte(h.Fallback)) == nil {
-			return fmt.Errorf("fallback %q: %w", h.Fallback, ErrNotFound)
+		if err := checkFallback(b, &h); err != nil {
+			return err
 		}
 		return put(b, &h)
 	})
@@ -478,8 +489,8 @@ func (s *Store) Update(name string, password *string, change func(*Smarthost) er
 		if err := h.Validate(); err != nil {
 			return err
 		}
-		if h.Fallback != "" && b.Get([]byte(h.Fallback)) == nil {
-			return fmt.Errorf("fallback %q: %w", h.Fallback, ErrNotFound)
+		if err := checkFallback(b, h); err != nil {
+			return err
 		}
 		if password != nil {
 			h.SealedPassword = nil
@@ -495,6 +506,25 @@ func (s *Store) Update(name string, password *string, change func(*Smarthost) er
 		s.version.Add(1)
 	}
 	return err
+}
+
+// checkFallback checks that h's fallback exists and is not a user's own
+// SMTP server, whose credentials must carry no one else's mail.
+func checkFallback(b *bolt.Bucket, h *Smarthost) error {
+	if h.Fallback == "" {
+		return nil
+	}
+	if b.Get([]byte(h.Fallback)) == nil {
+		return fmt.Errorf("fallback %q: %w", h.Fallback, ErrNotFound)
+	}
+	fb, err := get(b, h.Fallback)
+	if err != nil {
+		return err
+	}
+	if fb.Owner != "" {
+		return fmt.Errorf("fallback %q is the own SMTP server of user %s: it cannot carry other users' mail", fb.Name, fb.Owner)
+	}
+	return nil
 }
 
 // Delete removes a smarthost. usedBy, when not nil, lists the users still

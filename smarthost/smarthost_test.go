@@ -296,3 +296,41 @@ func TestRotateKeyConcurrentWithAdds(t *testing.T) {
 		}
 	}
 }
+
+// A user's own SMTP server carries its owner's credentials: no other
+// smarthost may name it as fallback, on add or on update, while an
+// operator's shared smarthost may be one.
+func TestOwnedSmarthostIsNoFallback(t *testing.T) {
+	db, dir := openTestDB(t)
+	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := sample("own-bob")
+	own.Owner, own.PublicOnly = "bob@example.com", true
+	if _, err := s.Add(own, secret); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.Get("own-bob"); h.Owner != "bob@example.com" || !h.PublicOnly {
+		t.Fatalf("owner not stored: %+v", h)
+	}
+	if _, err := s.Add(sample("shared"), secret); err != nil {
+		t.Fatal(err)
+	}
+	fb := sample("main")
+	fb.Fallback = "own-bob"
+	if _, err := s.Add(fb, secret); err == nil || !strings.Contains(err.Error(), `fallback "own-bob" is the own SMTP server of user bob@example.com`) {
+		t.Fatalf("an owned fallback on add: %v", err)
+	}
+	fb.Fallback = "shared"
+	if _, err := s.Add(fb, secret); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update("main", nil, func(h *Smarthost) error { h.Fallback = "own-bob"; return nil })
+	if err == nil || !strings.Contains(err.Error(), "own SMTP server") {
+		t.Fatalf("an owned fallback on update: %v", err)
+	}
+	if h, _ := s.Get("main"); h.Fallback != "shared" {
+		t.Fatalf("refused update changed the fallback to %q", h.Fallback)
+	}
+}
