@@ -1,0 +1,214 @@
+package web
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"outbound/admin"
+	"outbound/auth"
+	"outbound/internal/testutil"
+	"outbound/queue"
+	"outbound/quota"
+	"outbound/route"
+	"outbound/spf"
+)
+
+const (
+	apiToken         = "web-test-token"
+	operatorName     = "admin"
+	operatorPassword = "operator password 1"
+	senderPassword   = "sender password 1"
+)
+
+// clock is the rig's time, moved by tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// rig is the web interface over the real admin API and real stores in a
+// temporary bbolt file, served by httptest, with an operator "admin" and
+// the senders the test adds.
+type rig struct {
+	srv       *httptest.Server
+	users     *auth.Store
+	operators *auth.Operators
+	queue     *queue.Queue
+	quota     *quota.Store
+	clock     *clock
+}
+
+type rigOptions struct {
+	tls      bool
+	throttle Throttle
+}
+
+func newRig(t *testing.T, o ...rigOptions) *rig {
+	t.Helper()
+	var opts rigOptions
+	if len(o) > 0 {
+		opts = o[0]
+	}
+	db := testutil.OpenDB(t)
+	users, err := auth.NewStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users.SetHashCost(4)
+	ops, err := auth.NewOperators(db, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.Add(operatorName, operatorPassword); err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := quota.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := route.New(route.Options{
+		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
+			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
+		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
+		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
+		MaxPerDay:     10000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes, Token: apiToken})
+	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
+		Throttle: opts.throttle, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	if opts.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, clock: c}
+}
+
+// addSender adds a relay user with senderPassword.
+func (r *rig) addSender(t *testing.T, name string) {
+	t.Helper()
+	if _, err := r.users.Add(name, senderPassword, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// browser is one browser: its own cookies, no redirects followed (tests
+// look at them).
+type browser struct {
+	t    *testing.T
+	rig  *rig
+	http *http.Client
+}
+
+func (r *rig) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	// A copy: httptest hands every caller the same client.
+	c := *r.srv.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browser{t: t, rig: r, http: &c}
+}
+
+// response is an answer as a test reads it.
+type response struct {
+	status   int
+	body     string
+	location string
+	header   http.Header
+}
+
+func (b *browser) do(req *http.Request) response {
+	b.t.Helper()
+	resp, err := b.http.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, body: string(data), location: resp.Header.Get("Location"), header: resp.Header}
+}
+
+func (b *browser) get(path string) response {
+	b.t.Helper()
+	req, _ := http.NewRequest("GET", b.rig.srv.URL+path, nil)
+	return b.do(req)
+}
+
+// post sends a form as it is: the test decides whether it carries "csrf".
+func (b *browser) post(path string, form url.Values) response {
+	b.t.Helper()
+	req, _ := http.NewRequest("POST", b.rig.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf is the CSRF token of the forms on the page at path.
+func (b *browser) csrf(path string) string {
+	b.t.Helper()
+	r := b.get(path)
+	m := csrfField.FindStringSubmatch(r.body)
+	if m == nil {
+		b.t.Fatalf("GET %s: %d, no csrf field in the page:\n%s", path, r.status, r.body)
+	}
+	return m[1]
+}
+
+// submit posts form to path with the CSRF token of the page at from.
+func (b *browser) submit(from, path string, form url.Values) response {
+	b.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("csrf", b.csrf(from))
+	return b.post(path, form)
+}
+
+// signIn signs in through the sign-in form and fails the test unless it
+// worked.
+func (b *browser) signIn(login, password string) {
+	b.t.Helper()
+	r := b.trySignIn(login, password)
+	if r.status != http.StatusSeeOther {
+		b.t.Fatalf("sign in as %s: %d\n%s", login, r.status, r.body)
+	}
+}
+
+func (b *browser) trySignIn(login, password string) response {
+	b.t.Helper()
+	return b.submit("/login", "/login", url.Values{"login": {login}, "password": {password}})
+}

@@ -1,0 +1,32 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+)
+
+// routes lists every page and action. The wrappers say who may reach it:
+//
+//   - signedIn: any signed-in operator or sender;
+//   - operatorOnly: operators; a sender gets 403;
+//   - selfOrOperator: operators, or the sender whose login is the route's
+//     {name}; any other sender gets 404, as if the user did not exist.
+//
+// Every wrapper refuses a POST without the session's CSRF token (403).
+// A page or action is one file, its handler a method of handler.
+func (h *handler) routes() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", staticFiles(static)))
+
+	mux.HandleFunc("GET /login", h.loginShow)
+	mux.HandleFunc("POST /login", h.loginCheck)
+	mux.Handle("POST /logout", h.signedIn(h.logout))
+
+	mux.Handle("GET /{$}", h.signedIn(h.overview))
+
+	// Anything else: a signed-out visitor is sent to sign in (and learns
+	// nothing about which pages exist), a signed-in one gets 404.
+	mux.Handle("/", h.signedIn(h.notFound))
+	return mux
+}
