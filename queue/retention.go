@@ -305,15 +305,19 @@ func (q *Queue) wakeRetention() {
 // that begin meanwhile do not delay it, so a steady stream of short reads
 // cannot postpone it; only a read transaction that began before E and
 // stays open longer than wipeWait can, and the wipe is then owed and tried
-// again.
+// again. Another package's write between E and the zeroing makes it start
+// over, a few times at most.
 func (q *Queue) wipe() (wiped bool, err error) {
 	q.commit.Pause(func() {
 		q.mu.Lock()
 		gen := q.freedGen
 		q.mu.Unlock()
-		deadline := time.Now().Add(wipeWait)
-		for !wiped && err == nil && time.Now().Before(deadline) {
-			wiped, err = q.wipeAttempt(deadline)
+		for try := 0; try < 3 && !wiped && err == nil; try++ {
+			var again bool
+			wiped, again, err = q.wipeAttempt()
+			if !again {
+				break
+			}
 		}
 		if wiped {
 			q.mu.Lock()
@@ -324,43 +328,45 @@ func (q *Queue) wipe() (wiped bool, err error) {
 	return wiped, err
 }
 
-// wipeAttempt is one try of wipe; it returns false without an error when
-// the deadline passed or another package's write came in between.
-func (q *Queue) wipeAttempt(deadline time.Time) (bool, error) {
+// wipeAttempt is one try of wipe. When it could not wipe, again says
+// whether that was for another package's write in between (rather than
+// for a reader that stayed open for wipeWait).
+func (q *Queue) wipeAttempt() (wiped, again bool, err error) {
 	// E: from its commit on, new readers see a tree without free pages.
 	// It frees only the pages of the free list it replaces, which the
 	// older meta page still names: those are left as they are.
 	e, replaced := 0, map[int]bool{}
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err = q.db.Update(func(tx *bolt.Tx) error {
 		e = tx.ID()
 		return freeListPages(tx, replaced)
 	})
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	// A reader of E keeps E's own freed pages pending (bbolt releases a
 	// transaction's pages only once no reader of it or an older tree is
 	// open), so that bbolt's count of pending pages equals len(replaced)
 	// exactly when every other pending page has been released.
+	deadline := time.Now().Add(wipeWait)
 	pin, err := q.pinRead(deadline)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer pin.release()
 	if pin.txid != e {
-		return false, nil // another write came in between
+		return false, true, nil // another write came in between
 	}
 	if q.db.Stats().TxN == 0 {
-		return false, errors.New("queue: bbolt statistics are off (Options.NoStatistics), so the wipe cannot tell which free pages a reader may still see")
+		return false, false, errors.New("queue: bbolt statistics are off (Options.NoStatistics), so the wipe cannot tell which free pages a reader may still see")
 	}
 	for probes, pause := 0, time.Millisecond; ; probes, pause = probes+1, min(2*pause, 20*time.Millisecond) {
 		tx, err := q.db.Begin(true)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		if tx.ID() != e+1 {
 			tx.Rollback()
-			return false, nil // another write came in between
+			return false, true, nil // another write came in between
 		}
 		// The counts as the previous write transaction left them. They
 		// are trusted only once a write began while the pin was open
@@ -374,10 +380,10 @@ func (q *Queue) wipeAttempt(deadline time.Time) (bool, error) {
 		// records, for the next probe, what bbolt released when it began.
 		tx.Rollback()
 		if released || err != nil {
-			return released, err
+			return err == nil, false, err
 		}
 		if time.Now().Add(pause).After(deadline) {
-			return false, nil
+			return false, false, nil
 		}
 		time.Sleep(pause)
 	}

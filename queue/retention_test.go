@@ -234,6 +234,15 @@ func TestWipeHappensUnderContinuousReads(t *testing.T) {
 		}
 	}()
 	res, err := q.Sweep(30*day, 90*day)
+	// A wipe that one attempt could not finish (on a very slow machine) is
+	// owed and tried again by the next sweep; reads that never pause must
+	// not keep it from ever happening.
+	for try := 0; err == nil && !res.Wiped && try < 5; try++ {
+		var again SweepResult
+		again, err = q.Sweep(30*day, 90*day)
+		res.Redacted += again.Redacted
+		res.Wiped = again.Wiped
+	}
 	raw, _ := os.ReadFile(db.Path())
 	close(stop)
 	wg.Wait()
@@ -241,7 +250,7 @@ func TestWipeHappensUnderContinuousReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Redacted != 1 || !res.Wiped {
-		t.Fatalf("sweep under continuous reads: %+v; want 1 redacted and wiped", res)
+		t.Fatalf("sweeps under continuous reads: %+v; want 1 redacted and wiped", res)
 	}
 	if bytes.Contains(raw, secret) {
 		t.Fatal("redacted content is still in the bbolt file's bytes")
