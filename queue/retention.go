@@ -64,6 +64,8 @@ type SweepResult struct {
 func (q *Queue) RunRetention(done <-chan struct{}, r Retention, log *slog.Logger) {
 	hourly := time.NewTicker(sweepEvery)
 	defer hourly.Stop()
+	// The previous run may have stopped before its last wipe.
+	q.contentFreed()
 	sweep := true
 	for {
 		var res SweepResult
