@@ -1,132 +1,99 @@
-package admin
+package admin_test
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"errors"
 	"strings"
 	"testing"
 
-	"outbound/auth"
-	"outbound/internal/testutil"
+	"outbound/admin"
+	"outbound/internal/admintest"
 	"outbound/queue"
-	"outbound/quota"
-	"outbound/route"
-	"outbound/smarthost"
-	"outbound/spf"
 )
 
-const token = "test-token"
+const token = admintest.Token
 
-type apiRig struct {
-	srv   *httptest.Server
-	users *auth.Store
-	queue *queue.Queue
+// errorOf decodes the API's {"error": ...} answer.
+func errorOf(body string) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	json.Unmarshal([]byte(body), &e)
+	return e.Error
 }
 
-func newAPI(t *testing.T) *apiRig {
+// call is Rig.Call of a raw body, the answer also decoded as a JSON object.
+func call(t *testing.T, r *admintest.Rig, method, path, body, tok string) (int, map[string]any, string) {
 	t.Helper()
-	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users.SetHashCost(4)
-	q, _ := queue.Open(db, nil)
-	qs, _ := quota.Open(db, nil)
-	h := Handler(Options{Users: users, Queue: q, Quota: qs, Routes: newRouter(t, nil), Token: token})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &apiRig{srv: srv, users: users, queue: q}
-}
-
-// newRouter is the route.Router of the tests: a default route with an SPF
-// include (so SPF policies are not forced "off"), limits of 2/2 there and
-// 50/500 on a smarthost, a ceiling of 10000.
-func newRouter(t *testing.T, hosts *smarthost.Store) *route.Router {
-	t.Helper()
-	opts := route.Options{
-		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
-			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
-		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
-		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
-		MaxPerDay:     10000,
-	}
-	if hosts != nil {
-		opts.Smarthosts = hosts
-	}
-	r, err := route.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-// call returns the status and the decoded JSON body.
-func (r *apiRig) call(t *testing.T, method, path, body, tok string) (int, map[string]any, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, r.srv.URL+path, strings.NewReader(body))
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	code, raw := r.Call(t, method, path, tok, body)
 	var obj map[string]any
-	json.Unmarshal(raw, &obj)
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type %q", method, path, ct)
+	json.Unmarshal([]byte(raw), &obj)
+	return code, obj, raw
+}
+
+// decode decodes a JSON answer into v.
+func decode(t *testing.T, body string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		t.Fatalf("%v: %s", err, body)
 	}
-	return resp.StatusCode, obj, string(raw)
+}
+
+// statusOf is the HTTP status of an API error, 0 for nil or any other error.
+func statusOf(err error) int {
+	var e *admin.Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
 }
 
 func TestEveryEndpointNeedsTheToken(t *testing.T) {
-	r := newAPI(t)
+	r := admintest.New(t)
 	for _, ep := range [][2]string{{"GET", "/api/users"}, {"POST", "/api/users"}, {"GET", "/api/usage"}, {"GET", "/api/queue"}, {"GET", "/api/queue-stats"}, {"DELETE", "/api/users/x"}} {
 		for _, tok := range []string{"", "wrong"} {
-			if code, obj, _ := r.call(t, ep[0], ep[1], "{}", tok); code != 401 || !strings.Contains(obj["error"].(string), "bearer token") {
-				t.Errorf("%s %s with token %q: %d %v", ep[0], ep[1], tok, code, obj)
+			if code, body := r.Call(t, ep[0], ep[1], tok, "{}"); code != 401 || !strings.Contains(errorOf(body), "bearer token") {
+				t.Errorf("%s %s with token %q: %d %s", ep[0], ep[1], tok, code, body)
 			}
 		}
 	}
-	if code, _, _ := r.call(t, "GET", "/healthz", "", ""); code != 200 {
+	if code, _ := r.Call(t, "GET", "/healthz", "", nil); code != 200 {
 		t.Error("healthz needs no token")
 	}
 }
 
 func TestUserLifecycleOverTheAPI(t *testing.T) {
-	r := newAPI(t)
-	code, obj, raw := r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`, token)
-	if code != 201 || obj["name"] != "alice@example.com" || obj["route"] != "default" {
+	r := admintest.New(t)
+	code, raw := r.Call(t, "POST", "/api/users", token, `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`)
+	var u admin.UserView
+	json.Unmarshal([]byte(raw), &u)
+	if code != 201 || u.Name != "alice@example.com" || u.Route != "default" {
 		t.Fatalf("create: %d %s", code, raw)
 	}
 	if strings.Contains(raw, "hash") || strings.Contains(raw, "correct horse") {
 		t.Fatalf("create response shows the password or its hash: %s", raw)
 	}
-	if code, _, _ := r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token); code != 409 {
-		t.Errorf("duplicate user: %d, want 409", code)
+	c := r.Client
+	if _, err := c.CreateUser(admin.CreateUserRequest{Name: "alice@example.com", Password: "correct horse"}); statusOf(err) != 409 {
+		t.Errorf("duplicate user: %v, want 409", err)
 	}
-	if code, obj, _ := r.call(t, "PUT", "/api/users/alice@example.com/password", `{"password":"new password"}`, token); code != 200 {
-		t.Errorf("password change: %d %v", code, obj)
+	if err := c.SetPassword("alice@example.com", "new password"); err != nil {
+		t.Errorf("password change: %v", err)
 	}
-	if _, err := r.users.Verify("alice@example.com", "new password"); err != nil {
+	if _, err := r.Users.Verify("alice@example.com", "new password"); err != nil {
 		t.Error("new password does not work")
 	}
-	if code, _, _ := r.call(t, "DELETE", "/api/users/alice@example.com", "", token); code != 200 {
-		t.Errorf("delete: %d", code)
+	if err := c.DeleteUser("alice@example.com"); err != nil {
+		t.Errorf("delete: %v", err)
 	}
-	if code, obj, _ := r.call(t, "GET", "/api/users/alice@example.com", "", token); code != 404 || !strings.Contains(obj["error"].(string), "no such user") {
-		t.Errorf("deleted user: %d %v", code, obj)
+	if _, err := c.User("alice@example.com"); statusOf(err) != 404 || !strings.Contains(err.Error(), "no such user") {
+		t.Errorf("deleted user: %v", err)
 	}
 }
 
 func TestBadInputGetsAnErrorThatSaysWhatToFix(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
+	r := admintest.New(t)
+	r.AddUsers(t, "alice@example.com")
 	for _, tc := range []struct{ method, path, body, want string }{
 		{"POST", "/api/users", `{"name":"bob@example.com","password":"short"}`, "at least 8"},
 		{"POST", "/api/users", `{"name":"bob@example.com","pasword":"correct horse"}`, "unknown field"},
@@ -137,58 +104,85 @@ func TestBadInputGetsAnErrorThatSaysWhatToFix(t *testing.T) {
 		{"GET", "/api/queue?status=lost", ``, "status must be"},
 		{"GET", "/api/nothing", ``, "no such endpoint"},
 	} {
-		code, obj, raw := r.call(t, tc.method, tc.path, tc.body, token)
-		msg, _ := obj["error"].(string)
-		if code < 400 || !strings.Contains(msg, tc.want) {
+		code, raw := r.Call(t, tc.method, tc.path, token, tc.body)
+		if code < 400 || !strings.Contains(errorOf(raw), tc.want) {
 			t.Errorf("%s %s %s: %d %s; want an error containing %q", tc.method, tc.path, tc.body, code, raw, tc.want)
 		}
 	}
 }
 
 func TestLimitsAndUsage(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
-	code, obj, raw := r.call(t, "PUT", "/api/users/alice@example.com/limits", `{"per_hour":50,"per_day":500}`, token)
-	if code != 200 || obj["per_hour"] != 50.0 || obj["per_day"] != 500.0 || obj["limits_overridden"] != true {
-		t.Fatalf("limits set: %d %s", code, raw)
+	r := admintest.New(t)
+	c := r.Client
+	r.AddUsers(t, "alice@example.com")
+	perHour, perDay := 50, 500
+	u, err := c.SetLimits("alice@example.com", admin.LimitsRequest{PerHour: &perHour, PerDay: &perDay})
+	if err != nil || u.PerHour != 50 || u.PerDay != 500 || !u.LimitsOverridden {
+		t.Fatalf("limits set: %+v %v", u, err)
 	}
-	code, obj, raw = r.call(t, "DELETE", "/api/users/alice@example.com/limits", "", token)
-	if code != 200 || obj["per_hour"] != 2.0 || obj["limits_overridden"] != false {
-		t.Fatalf("limits reset: %d %s", code, raw)
+	u, err = c.ClearLimits("alice@example.com")
+	if err != nil || u.PerHour != 2 || u.LimitsOverridden {
+		t.Fatalf("limits reset: %+v %v", u, err)
 	}
-	code, _, raw = r.call(t, "GET", "/api/usage", "", token)
-	if code != 200 || !strings.Contains(raw, `"user": "alice@example.com"`) {
-		t.Fatalf("usage list: %d %s", code, raw)
+	list, err := c.Usage()
+	if err != nil || len(list) != 1 || list[0].User != "alice@example.com" {
+		t.Fatalf("usage list: %+v %v", list, err)
 	}
 }
 
 func TestQueueEndpoints(t *testing.T) {
-	r := newAPI(t)
+	r := admintest.New(t)
+	c := r.Client
 	m := &queue.Message{From: "alice@example.com", Recipients: []queue.Recipient{{Addr: "bob@example.net", Status: queue.Queued}}}
-	if err := r.queue.Add(m, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
+	if err := r.Queue.Add(m, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	code, obj, raw := r.call(t, "GET", "/api/queue/"+m.ID, "", token)
-	if code != 200 || obj["id"] != m.ID || strings.Contains(raw, "body") {
+	code, raw := r.Call(t, "GET", "/api/queue/"+m.ID, token, nil)
+	var shown queue.Message
+	json.Unmarshal([]byte(raw), &shown)
+	if code != 200 || shown.ID != m.ID || strings.Contains(raw, "body") {
 		t.Fatalf("show: %d %s", code, raw)
 	}
-	code, obj, _ = r.call(t, "GET", "/api/queue-stats", "", token)
-	if code != 200 || obj["pending"] != 1.0 {
-		t.Fatalf("stats: %d %v", code, obj)
+	if st, err := c.QueueStats(); err != nil || st.Pending != 1 {
+		t.Fatalf("stats: %+v %v", st, err)
 	}
-	if code, _, _ := r.call(t, "POST", "/api/queue/"+m.ID+"/retry", "", token); code != 200 {
-		t.Errorf("retry: %d", code)
+	if err := c.Retry(m.ID); err != nil {
+		t.Errorf("retry: %v", err)
 	}
-	if code, _, _ := r.call(t, "POST", "/api/queue/nonexistent/retry", "", token); code != 404 {
-		t.Errorf("retry of an unknown message: %d, want 404", code)
+	if err := c.Retry("nonexistent"); statusOf(err) != 404 {
+		t.Errorf("retry of an unknown message: %v, want 404", err)
 	}
-	if code, obj, _ := r.call(t, "POST", "/api/queue-flush", "", token); code != 200 || obj["flushed"] != 1.0 {
-		t.Errorf("flush: %d %v", code, obj)
+	if res, err := c.FlushQueue(""); err != nil || res.Flushed != 1 {
+		t.Errorf("flush: %+v %v", res, err)
 	}
-	if code, _, _ := r.call(t, "DELETE", "/api/queue/"+m.ID, "", token); code != 200 {
-		t.Errorf("delete: %d", code)
+	if err := c.DeleteMessage(m.ID); err != nil {
+		t.Errorf("delete: %v", err)
 	}
-	if code, _, _ := r.call(t, "GET", "/api/queue/"+m.ID, "", token); code != 404 {
-		t.Errorf("deleted message still shown: %d", code)
+	if _, err := c.Message(m.ID); statusOf(err) != 404 {
+		t.Errorf("deleted message still shown: %v", err)
+	}
+}
+
+// The operator's bounce fails every queued recipient of a pending message
+// and queues the sender's notification.
+func TestQueueBounce(t *testing.T) {
+	r := admintest.New(t)
+	m := &queue.Message{From: "alice@example.com", User: "alice@example.com",
+		Recipients: []queue.Recipient{{Addr: "bob@example.net", Status: queue.Queued}}}
+	if err := r.Queue.Add(m, []byte("From: alice@example.com\r\nSubject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Client.Bounce(m.ID); err != nil {
+		t.Fatalf("bounce: %v", err)
+	}
+	got, err := r.Client.Message(m.ID)
+	if err != nil || got.Recipients[0].Status != queue.Failed || !strings.Contains(got.Recipients[0].Reply, "bounced by the relay's operator") {
+		t.Fatalf("after bounce: %+v %v", got, err)
+	}
+	if st, err := r.Client.QueueStats(); err != nil || st.Notifications != 1 {
+		t.Fatalf("the sender's notification is not queued: %+v %v", st, err)
+	}
+	if err := r.Client.Bounce(m.ID); err == nil {
+		t.Fatal("a finished message was bounced again")
 	}
 }

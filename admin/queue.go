@@ -52,8 +52,14 @@ func (a *api) flushQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.Logger.Info("queue flushed", "upstream", upstream, "messages", n)
-	writeJSON(w, http.StatusOK, map[string]int{"flushed": n})
+	writeJSON(w, http.StatusOK, FlushResult{Flushed: n})
 	return nil
+}
+
+// FlushResult is the answer to POST /api/queue-flush.
+type FlushResult struct {
+	// Flushed counts the pending messages made due now.
+	Flushed int `json:"flushed"`
 }
 
 // QueueStats summarises the queue for operators and monitoring.

@@ -122,8 +122,15 @@ func (a *api) rotateKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.Logger.Info("master key rotated", "smarthosts", len(hosts))
-	writeJSON(w, http.StatusOK, map[string]int{"reencrypted": len(hosts)})
+	writeJSON(w, http.StatusOK, KeyRotation{Reencrypted: len(hosts)})
 	return nil
+}
+
+// KeyRotation is the answer to POST /api/key-rotate: never the key itself.
+type KeyRotation struct {
+	// Reencrypted counts the smarthosts whose password is now sealed
+	// under the new key.
+	Reencrypted int `json:"reencrypted"`
 }
 
 // shError gives smarthost errors their HTTP status.
@@ -263,28 +270,13 @@ func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
 	if h.Username != "" && req.Password == "" {
 		return badRequest("smarthost %s has username %q but no password: give the password", h.Name, h.Username)
 	}
-	rep, err := a.connectionTest(r.Context(), &h, req.Password)
-	if err != nil {
-		return err
-	}
-	if !rep.OK && !req.Force {
-		refuseFailed(w, rep)
-		return nil
-	}
-	saved, err := a.Smarthosts.Add(h, req.Password)
-	if err != nil {
-		if errors.Is(err, smarthost.ErrExists) || errors.Is(err, smarthost.ErrNotFound) {
-			return shError(err)
+	return a.testThenSave(w, r, &h, req.Password, req.Force, http.StatusCreated, func(testOK bool) error {
+		if _, err := a.Smarthosts.Add(h, req.Password); err != nil {
+			return err
 		}
-		return badRequest("%v", err)
-	}
-	a.Logger.Info("smarthost added", "smarthost", saved.Name, "host", saved.Host, "port", saved.Port, "test_ok", rep.OK)
-	v, err := a.viewSmarthost(saved)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, SmarthostResult{Smarthost: v, Test: rep, Saved: true})
-	return nil
+		a.Logger.Info("smarthost added", "smarthost", h.Name, "host", h.Host, "port", h.Port, "test_ok", testOK)
+		return nil
+	})
 }
 
 func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
@@ -337,29 +329,51 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 	if req.Password == nil && password != "" && (h.Host != stored.Host || h.Port != stored.Port || h.TLS != stored.TLS) {
 		return badRequest("changing the host, port or TLS mode of smarthost %s requires its password again: give the password", name)
 	}
+	return a.testThenSave(w, r, h, password, req.Force, http.StatusOK, func(testOK bool) error {
+		if err := a.Smarthosts.Update(name, req.Password, apply); err != nil {
+			return err
+		}
+		a.Logger.Info("smarthost updated", "smarthost", name, "password_changed", req.Password != nil, "test_ok", testOK)
+		return nil
+	})
+}
+
+// testThenSave runs the connection test of h (the smarthost as it will be
+// stored) with password, and saves it only when the test passed or the
+// request forces the save; a refused save answers 422 with the report.
+// save is told whether the test passed, for its log line. The answer is
+// the smarthost as stored, with status and the report.
+func (a *api) testThenSave(w http.ResponseWriter, r *http.Request, h *smarthost.Smarthost, password string, force bool,
+	status int, save func(testOK bool) error) error {
 	rep, err := a.connectionTest(r.Context(), h, password)
 	if err != nil {
 		return err
 	}
-	if !rep.OK && !req.Force {
+	if !rep.OK && !force {
 		refuseFailed(w, rep)
 		return nil
 	}
-	if err := a.Smarthosts.Update(name, req.Password, apply); err != nil {
-		if errors.Is(err, smarthost.ErrNotFound) {
+	if err := save(rep.OK); err != nil {
+		// Not found or exists: the smarthost, or the fallback it names.
+		if errors.Is(err, smarthost.ErrExists) || errors.Is(err, smarthost.ErrNotFound) {
 			return shError(err)
 		}
 		return badRequest("%v", err)
 	}
-	a.Logger.Info("smarthost updated", "smarthost", name, "password_changed", req.Password != nil, "test_ok", rep.OK)
-	if h, err = a.Smarthosts.Get(name); err != nil {
+	stored, err := a.Smarthosts.Get(h.Name)
+	if err != nil {
 		return err
 	}
+	return a.writeResult(w, status, stored, rep)
+}
+
+// writeResult answers with h, as the API shows it, and its test's report.
+func (a *api) writeResult(w http.ResponseWriter, status int, h *smarthost.Smarthost, rep *delivery.ConnectionReport) error {
 	v, err := a.viewSmarthost(h)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, SmarthostResult{Smarthost: v, Test: rep, Saved: true})
+	writeJSON(w, status, SmarthostResult{Smarthost: v, Test: rep, Saved: true})
 	return nil
 }
 
@@ -387,12 +401,7 @@ func (a *api) testSmarthost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.viewSmarthost(h)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, SmarthostResult{Smarthost: v, Test: rep, Saved: true})
-	return nil
+	return a.writeResult(w, http.StatusOK, h, rep)
 }
 
 func (a *api) setRoutes(w http.ResponseWriter, r *http.Request) error {

@@ -1,134 +1,37 @@
-package admin
+package admin_test
 
 import (
-	"bytes"
 	"crypto/tls"
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"outbound/auth"
+	"outbound/admin"
+	"outbound/internal/admintest"
 	"outbound/internal/testutil"
-	"outbound/quota"
-	"outbound/smarthost"
 )
-
-const shToken = "test-token-0123456789"
-
-// shEnv is an admin API over real stores in a temporary bbolt file, with
-// a STARTTLS upstream whose certificate comes from a test CA.
-type shEnv struct {
-	t      *testing.T
-	srv    *httptest.Server
-	users  *auth.Store
-	hosts  *smarthost.Store
-	up     *testutil.Upstream
-	caFile string
-}
 
 const (
-	shUpUser = "apikey"
-	shUpPass = "SG.upstream-secret-xyz789"
+	shUpUser = admintest.UpstreamUser
+	shUpPass = admintest.UpstreamPassword
 )
 
-func newSHEnv(t *testing.T) *shEnv {
+// routeOf is the route stored for user name ("" for the default route).
+func routeOf(t *testing.T, r *admintest.Rig, name string) string {
 	t.Helper()
-	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
+	u, err := r.Users.Get(name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	users.SetHashCost(4)
-	q, err := quota.Open(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := testutil.NewCA(t)
-	up := testutil.StartUpstream(t, testutil.UpstreamOptions{
-		TLS:      &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}},
-		Username: shUpUser, Password: shUpPass,
-	})
-	h := Handler(Options{Users: users, Quota: q, Routes: newRouter(t, hosts), Token: shToken,
-		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &shEnv{t: t, srv: srv, users: users, hosts: hosts, up: up,
-		caFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
-}
-
-// call sends body (a value or a raw string) and decodes the answer into
-// out; it returns the status and the raw answer.
-func (e *shEnv) call(method, path, token string, body, out any) (int, string) {
-	e.t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		data, _ := json.Marshal(b)
-		r = bytes.NewReader(data)
-	}
-	req, _ := http.NewRequest(method, e.srv.URL+path, r)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		json.Unmarshal(data, out)
-	}
-	return resp.StatusCode, string(data)
-}
-
-func (e *shEnv) good(name string) SmarthostRequest {
-	return SmarthostRequest{Name: name, Host: e.up.Host, Port: e.up.Port, TLS: "starttls",
-		Username: shUpUser, Password: shUpPass, CAFile: e.caFile, SPFInclude: "sendgrid.net"}
-}
-
-func (e *shEnv) mustAdd(name string) {
-	e.t.Helper()
-	if code, body := e.call("POST", "/api/smarthosts", shToken, e.good(name), nil); code != http.StatusCreated {
-		e.t.Fatalf("add %s: %d %s", name, code, body)
-	}
-}
-
-func (e *shEnv) addUsers(names ...string) {
-	e.t.Helper()
-	for _, n := range names {
-		if _, err := e.users.Add(n, "user password 1", nil); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-}
-
-func (e *shEnv) routeOf(name string) string {
-	e.t.Helper()
-	u, err := e.users.Get(name)
-	if err != nil {
-		e.t.Fatal(err)
 	}
 	return u.Route
 }
 
 func TestSmarthostAddTestsConnectionAndMasksPassword(t *testing.T) {
-	e := newSHEnv(t)
-	var res SmarthostResult
-	code, body := e.call("POST", "/api/smarthosts", shToken, e.good("sg"), &res)
+	e := admintest.New(t)
+	var res admin.SmarthostResult
+	code, body := e.Call(t, "POST", "/api/smarthosts", admintest.Token, e.SmarthostRequest("sg"))
+	decode(t, body, &res)
 	if code != http.StatusCreated || !res.Saved || res.Test == nil || !res.Test.OK {
 		t.Fatalf("add: %d %s", code, body)
 	}
@@ -140,24 +43,22 @@ func TestSmarthostAddTestsConnectionAndMasksPassword(t *testing.T) {
 		if strings.HasSuffix(path, "/test") {
 			method = "POST"
 		}
-		code, body := e.call(method, path, shToken, nil, nil)
+		code, body := e.Call(t, method, path, admintest.Token, nil)
 		if code != http.StatusOK || strings.Contains(body, shUpPass) || !strings.Contains(body, "****xyz789") {
 			t.Fatalf("%s %s: %d %s", method, path, code, body)
 		}
 	}
-	if p, err := e.hosts.Password("sg"); err != nil || p != shUpPass {
+	if p, err := e.Smarthosts.Password("sg"); err != nil || p != shUpPass {
 		t.Fatalf("stored password: %v", err)
 	}
 }
 
 func TestSmarthostAddWithPresetFillsSettings(t *testing.T) {
-	e := newSHEnv(t)
+	e := admintest.New(t)
 	// The preset's host is unreachable from the test: force the save.
-	var res SmarthostResult
-	code, body := e.call("POST", "/api/smarthosts", shToken,
-		SmarthostRequest{Name: "sg", Preset: "sendgrid", Password: "SG.key-0123456789", Force: true}, &res)
-	if code != http.StatusCreated {
-		t.Fatalf("%d %s", code, body)
+	res, err := e.Client.AddSmarthost(admin.SmarthostRequest{Name: "sg", Preset: "sendgrid", Password: "SG.key-0123456789", Force: true})
+	if err != nil {
+		t.Fatal(err)
 	}
 	v := res.Smarthost
 	if v.Host != "smtp.sendgrid.net" || v.Username != "apikey" || v.SPFInclude != "sendgrid.net" || v.Preset != "sendgrid" {
@@ -166,44 +67,45 @@ func TestSmarthostAddWithPresetFillsSettings(t *testing.T) {
 }
 
 func TestSmarthostAddRefusesFailingConnectionUnlessForced(t *testing.T) {
-	e := newSHEnv(t)
-	req := e.good("sg")
+	e := admintest.New(t)
+	c := e.Client
+	req := e.SmarthostRequest("sg")
 	req.Password = "wrong-password-000000"
-	var res SmarthostResult
-	code, body := e.call("POST", "/api/smarthosts", shToken, req, &res)
-	if code != http.StatusUnprocessableEntity || res.Saved || res.Test == nil || res.Test.Failed().Name != "auth" ||
+	// A refused save is an error of status 422 and a result with the report.
+	res, err := c.AddSmarthost(req)
+	if statusOf(err) != http.StatusUnprocessableEntity || err.Error() != res.Error || res.Saved || res.Test == nil || res.Test.Failed().Name != "auth" ||
 		!strings.Contains(res.Error, "failed at step auth") || !strings.Contains(res.Error, "username or password") {
-		t.Fatalf("failing add: %d %s", code, body)
+		t.Fatalf("failing add: %v %+v", err, res)
 	}
-	if _, err := e.hosts.Get("sg"); err == nil {
+	if _, err := e.Smarthosts.Get("sg"); err == nil {
 		t.Fatal("a failing smarthost was saved")
 	}
 	req.Force = true
-	if code, body := e.call("POST", "/api/smarthosts", shToken, req, &res); code != http.StatusCreated || !res.Saved || res.Test.OK {
-		t.Fatalf("forced add: %d %s", code, body)
+	if res, err := c.AddSmarthost(req); err != nil || !res.Saved || res.Test.OK {
+		t.Fatalf("forced add: %v %+v", err, res)
 	}
 	// Updating to the right password passes the test and is saved.
 	pw := shUpPass
-	if code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Password: &pw}, &res); code != http.StatusOK || !res.Test.OK {
-		t.Fatalf("update: %d %s", code, body)
+	if res, err := c.UpdateSmarthost("sg", admin.SmarthostUpdateRequest{Password: &pw}); err != nil || !res.Test.OK {
+		t.Fatalf("update: %v %+v", err, res)
 	}
 	// A failing update is refused and changes nothing. (A new port needs
 	// the password again: TestSmarthostMoveNeedsThePasswordAgain.)
 	port := 1
-	if code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Port: &port, Password: &pw}, nil); code != http.StatusUnprocessableEntity {
-		t.Fatalf("failing update: %d %s", code, body)
+	if res, err := c.UpdateSmarthost("sg", admin.SmarthostUpdateRequest{Port: &port, Password: &pw}); statusOf(err) != http.StatusUnprocessableEntity {
+		t.Fatalf("failing update: %v %+v", err, res)
 	}
-	if h, _ := e.hosts.Get("sg"); h.Port != e.up.Port {
+	if h, _ := e.Smarthosts.Get("sg"); h.Port != e.Upstream.Port {
 		t.Fatalf("failing update changed the port to %d", h.Port)
 	}
 }
 
 func TestSmarthostBadInput(t *testing.T) {
-	e := newSHEnv(t)
-	e.mustAdd("sg")
-	remote := e.good("x")
+	e := admintest.New(t)
+	e.AddSmarthost(t, "sg")
+	remote := e.SmarthostRequest("x")
 	remote.Host, remote.TLS = "smtp.example.com", "none"
-	noPass := e.good("y")
+	noPass := e.SmarthostRequest("y")
 	noPass.Password = ""
 	for _, c := range []struct {
 		name   string
@@ -214,37 +116,33 @@ func TestSmarthostBadInput(t *testing.T) {
 		want   string
 	}{
 		{"unknown field", "POST", "/api/smarthosts", `{"name":"x","pasword":"p"}`, 400, "unknown field"},
-		{"unknown preset", "POST", "/api/smarthosts", SmarthostRequest{Name: "x", Preset: "nope"}, 400, "valid presets"},
+		{"unknown preset", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "x", Preset: "nope"}, 400, "valid presets"},
 		{"tls none remote", "POST", "/api/smarthosts", remote, 400, "loopback"},
 		{"no password", "POST", "/api/smarthosts", noPass, 400, "no password"},
-		{"bad name", "POST", "/api/smarthosts", SmarthostRequest{Name: "a b", Host: "h.example", Port: 587, TLS: "starttls"}, 400, "letters, digits"},
-		{"reserved name", "POST", "/api/smarthosts", SmarthostRequest{Name: "default", Host: "h.example", Port: 587, TLS: "starttls"}, 400, "default route"},
-		{"duplicate", "POST", "/api/smarthosts", e.good("sg"), 409, "already exists"},
+		{"bad name", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "a b", Host: "h.example", Port: 587, TLS: "starttls"}, 400, "letters, digits"},
+		{"reserved name", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "default", Host: "h.example", Port: 587, TLS: "starttls"}, 400, "default route"},
+		{"duplicate", "POST", "/api/smarthosts", e.SmarthostRequest("sg"), 409, "already exists"},
 		{"show unknown", "GET", "/api/smarthosts/nope", nil, 404, "no such smarthost"},
 		{"test unknown", "POST", "/api/smarthosts/nope/test", nil, 404, "no such smarthost"},
 		{"delete unknown", "DELETE", "/api/smarthosts/nope", nil, 404, "no such smarthost"},
-		{"route to unknown", "POST", "/api/routes", RouteRequest{Users: []string{"a"}, Smarthost: "nope"}, 404, "no such smarthost"},
-		{"route both targets", "POST", "/api/routes", RouteRequest{Users: []string{"a"}, Smarthost: "sg", Default: true}, 400, "either"},
-		{"route no users", "POST", "/api/routes", RouteRequest{Smarthost: "sg"}, 400, "either"},
-		{"bad spf policy", "POST", "/api/smarthosts", func() SmarthostRequest { r := e.good("z"); r.SPFPolicy = "strict"; return r }(), 400, "off, warn, enforce"},
+		{"route to unknown", "POST", "/api/routes", admin.RouteRequest{Users: []string{"a"}, Smarthost: "nope"}, 404, "no such smarthost"},
+		{"route both targets", "POST", "/api/routes", admin.RouteRequest{Users: []string{"a"}, Smarthost: "sg", Default: true}, 400, "either"},
+		{"route no users", "POST", "/api/routes", admin.RouteRequest{Smarthost: "sg"}, 400, "either"},
+		{"bad spf policy", "POST", "/api/smarthosts", func() admin.SmarthostRequest { r := e.SmarthostRequest("z"); r.SPFPolicy = "strict"; return r }(), 400, "off, warn, enforce"},
 	} {
-		code, body := e.call(c.method, c.path, shToken, c.body, nil)
-		var eb struct {
-			Error string `json:"error"`
-		}
-		json.Unmarshal([]byte(body), &eb)
-		if code != c.status || !strings.Contains(eb.Error, c.want) {
+		code, body := e.Call(t, c.method, c.path, admintest.Token, c.body)
+		if code != c.status || !strings.Contains(errorOf(body), c.want) {
 			t.Errorf("%s: %d %s; want %d with %q", c.name, code, body, c.status, c.want)
 		}
 	}
 }
 
 func TestSmarthostEndpointsNeedTheToken(t *testing.T) {
-	e := newSHEnv(t)
+	e := admintest.New(t)
 	for _, token := range []string{"", "wrong"} {
 		for _, ep := range [][2]string{{"GET", "/api/smarthosts"}, {"POST", "/api/smarthosts"}, {"GET", "/api/smarthosts/sg"},
 			{"PUT", "/api/smarthosts/sg"}, {"DELETE", "/api/smarthosts/sg"}, {"POST", "/api/smarthosts/sg/test"}, {"POST", "/api/routes"}, {"POST", "/api/key-rotate"}} {
-			if code, _ := e.call(ep[0], ep[1], token, nil, nil); code != http.StatusUnauthorized {
+			if code, _ := e.Call(t, ep[0], ep[1], token, nil); code != http.StatusUnauthorized {
 				t.Errorf("%s %s with token %q: %d, want 401", ep[0], ep[1], token, code)
 			}
 		}
@@ -252,71 +150,70 @@ func TestSmarthostEndpointsNeedTheToken(t *testing.T) {
 }
 
 func TestSmarthostDeleteRefusedWhileInUse(t *testing.T) {
-	e := newSHEnv(t)
-	e.mustAdd("sg")
-	e.addUsers("app@example.com")
-	if code, body := e.call("POST", "/api/routes", shToken, RouteRequest{Users: []string{"app@example.com"}, Smarthost: "sg"}, nil); code != 200 {
-		t.Fatalf("route: %d %s", code, body)
+	e := admintest.New(t)
+	c := e.Client
+	e.AddSmarthost(t, "sg")
+	e.AddUsers(t, "app@example.com")
+	if _, err := c.SetRoutes(admin.RouteRequest{Users: []string{"app@example.com"}, Smarthost: "sg"}); err != nil {
+		t.Fatalf("route: %v", err)
 	}
-	code, body := e.call("DELETE", "/api/smarthosts/sg", shToken, nil, nil)
-	if code != http.StatusConflict || !strings.Contains(body, "app@example.com") || !strings.Contains(body, "user route --from sg") {
-		t.Fatalf("delete in use: %d %s", code, body)
+	err := c.DeleteSmarthost("sg")
+	if statusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "app@example.com") || !strings.Contains(err.Error(), "user route --from sg") {
+		t.Fatalf("delete in use: %v", err)
 	}
-	e.call("POST", "/api/routes", shToken, RouteRequest{Users: []string{"app@example.com"}, Default: true}, nil)
-	if code, body := e.call("DELETE", "/api/smarthosts/sg", shToken, nil, nil); code != 200 {
-		t.Fatalf("delete unused: %d %s", code, body)
+	if _, err := c.SetRoutes(admin.RouteRequest{Users: []string{"app@example.com"}, Default: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteSmarthost("sg"); err != nil {
+		t.Fatalf("delete unused: %v", err)
 	}
 }
 
 // Routing many users is one transaction: one unknown name leaves every
 // user as it was.
 func TestBulkRouteIsAtomic(t *testing.T) {
-	e := newSHEnv(t)
-	e.mustAdd("sg")
-	e.mustAdd("other")
-	e.addUsers("a@example.com", "b@example.com", "c@example.com")
-	code, body := e.call("POST", "/api/routes", shToken,
-		RouteRequest{Users: []string{"a@example.com", "b@example.com", "nobody@example.com"}, Smarthost: "sg"}, nil)
-	if code != http.StatusNotFound || !strings.Contains(body, "nobody@example.com") {
-		t.Fatalf("route with an unknown user: %d %s", code, body)
+	e := admintest.New(t)
+	c := e.Client
+	e.AddSmarthost(t, "sg")
+	e.AddSmarthost(t, "other")
+	e.AddUsers(t, "a@example.com", "b@example.com", "c@example.com")
+	_, err := c.SetRoutes(admin.RouteRequest{Users: []string{"a@example.com", "b@example.com", "nobody@example.com"}, Smarthost: "sg"})
+	if statusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), "nobody@example.com") {
+		t.Fatalf("route with an unknown user: %v", err)
 	}
 	for _, u := range []string{"a@example.com", "b@example.com"} {
-		if r := e.routeOf(u); r != "" {
+		if r := routeOf(t, e, u); r != "" {
 			t.Fatalf("%s moved to %q by a failed bulk route", u, r)
 		}
 	}
-	var res RouteResult
-	if code, body := e.call("POST", "/api/routes", shToken, RouteRequest{Users: []string{"a@example.com", "b@example.com"}, Smarthost: "sg"}, &res); code != 200 || len(res.Users) != 2 || res.Users[0].PerDay != 500 {
-		t.Fatalf("route: %d %s", code, body)
+	if res, err := c.SetRoutes(admin.RouteRequest{Users: []string{"a@example.com", "b@example.com"}, Smarthost: "sg"}); err != nil || len(res.Users) != 2 || res.Users[0].PerDay != 500 {
+		t.Fatalf("route: %v %+v", err, res)
 	}
 	// Every user of sg to other, in one call.
-	if code, body := e.call("POST", "/api/routes", shToken, RouteRequest{From: "sg", Smarthost: "other"}, &res); code != 200 || len(res.Users) != 2 || res.Route != "other" {
-		t.Fatalf("route --from: %d %s", code, body)
+	if res, err := c.SetRoutes(admin.RouteRequest{From: "sg", Smarthost: "other"}); err != nil || len(res.Users) != 2 || res.Route != "other" {
+		t.Fatalf("route --from: %v %+v", err, res)
 	}
-	if e.routeOf("a@example.com") != "other" || e.routeOf("b@example.com") != "other" || e.routeOf("c@example.com") != "" {
+	if routeOf(t, e, "a@example.com") != "other" || routeOf(t, e, "b@example.com") != "other" || routeOf(t, e, "c@example.com") != "" {
 		t.Fatal("route --from moved the wrong users")
 	}
 	// Back to the default route, and its strict limits.
-	if code, body := e.call("POST", "/api/routes", shToken, RouteRequest{Users: []string{"a@example.com"}, Default: true}, &res); code != 200 || res.Route != "default" || res.Users[0].PerDay != 2 {
-		t.Fatalf("route --default: %d %s", code, body)
+	if res, err := c.SetRoutes(admin.RouteRequest{Users: []string{"a@example.com"}, Default: true}); err != nil || res.Route != "default" || res.Users[0].PerDay != 2 {
+		t.Fatalf("route --default: %v %+v", err, res)
 	}
-	var users []UserView
-	e.call("GET", "/api/users", shToken, nil, &users)
-	if users[0].Route != "default" || users[1].Route != "other" {
-		t.Fatalf("users: %+v", users)
+	users, err := c.Users()
+	if err != nil || users[0].Route != "default" || users[1].Route != "other" {
+		t.Fatalf("users: %+v %v", users, err)
 	}
 }
 
 func TestKeyRotateKeepsPasswordsUsable(t *testing.T) {
-	e := newSHEnv(t)
-	e.mustAdd("sg")
-	var res map[string]int
-	if code, body := e.call("POST", "/api/key-rotate", shToken, nil, &res); code != 200 || res["reencrypted"] != 1 {
-		t.Fatalf("key rotate: %d %s", code, body)
+	e := admintest.New(t)
+	e.AddSmarthost(t, "sg")
+	if res, err := e.Client.RotateKey(); err != nil || res.Reencrypted != 1 {
+		t.Fatalf("key rotate: %+v %v", res, err)
 	}
-	var tr SmarthostResult
-	if code, body := e.call("POST", "/api/smarthosts/sg/test", shToken, nil, &tr); code != 200 || !tr.Test.OK {
-		t.Fatalf("test after rotation: %d %s", code, body)
+	if tr, err := e.Client.TestSmarthost("sg"); err != nil || !tr.Test.OK {
+		t.Fatalf("test after rotation: %+v %v", tr, err)
 	}
 }
 
@@ -324,47 +221,47 @@ func TestKeyRotateKeepsPasswordsUsable(t *testing.T) {
 // a smarthost to another host, port or TLS mode needs the password again,
 // and the connection test does not run without it.
 func TestSmarthostMoveNeedsThePasswordAgain(t *testing.T) {
-	e := newSHEnv(t)
-	e.mustAdd("sg")
+	e := admintest.New(t)
+	c := e.Client
+	e.AddSmarthost(t, "sg")
 	ca := testutil.NewCA(t)
 	elsewhere := testutil.StartUpstream(t, testutil.UpstreamOptions{
 		TLS:      &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}},
 		Username: shUpUser, Password: shUpPass,
 	})
 	port := elsewhere.Port
-	code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Port: &port}, nil)
-	if code != http.StatusBadRequest || !strings.Contains(body, "requires its password again") {
-		t.Fatalf("move without password: %d %s", code, body)
+	_, err := c.UpdateSmarthost("sg", admin.SmarthostUpdateRequest{Port: &port})
+	if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "requires its password again") {
+		t.Fatalf("move without password: %v", err)
 	}
 	tlsMode := "implicit"
-	code, body = e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{TLS: &tlsMode}, nil)
-	if code != http.StatusBadRequest || !strings.Contains(body, "requires its password again") {
-		t.Fatalf("TLS change without password: %d %s", code, body)
+	_, err = c.UpdateSmarthost("sg", admin.SmarthostUpdateRequest{TLS: &tlsMode})
+	if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "requires its password again") {
+		t.Fatalf("TLS change without password: %v", err)
 	}
 	if n := elsewhere.Connections(); n != 0 {
 		t.Fatalf("the other host saw %d connections: the stored password may have been offered to it", n)
 	}
-	h, err := e.hosts.Get("sg")
-	if err != nil || h.Port != e.up.Port || h.TLS != "starttls" {
+	h, err := e.Smarthosts.Get("sg")
+	if err != nil || h.Port != e.Upstream.Port || h.TLS != "starttls" {
 		t.Fatalf("refused updates changed the smarthost: %+v %v", h, err)
 	}
 	// Settings that keep the password where it was need no password.
 	include := "mailgun.org"
-	if code, body := e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{SPFInclude: &include}, nil); code != http.StatusOK {
-		t.Fatalf("update of the SPF include: %d %s", code, body)
+	if _, err := c.UpdateSmarthost("sg", admin.SmarthostUpdateRequest{SPFInclude: &include}); err != nil {
+		t.Fatalf("update of the SPF include: %v", err)
 	}
 	// With the password the move is tested and saved.
 	pw, caFile := shUpPass, testutil.WriteFile(t, t.TempDir(), "other.pem", ca.PEM)
-	code, body = e.call("PUT", "/api/smarthosts/sg", shToken, SmarthostUpdateRequest{Port: &port, Password: &pw, CAFile: &caFile}, nil)
-	if code != http.StatusOK {
-		t.Fatalf("move with the password: %d %s", code, body)
+	if _, err := c.UpdateSmarthost("sg", admin.SmarthostUpdateRequest{Port: &port, Password: &pw, CAFile: &caFile}); err != nil {
+		t.Fatalf("move with the password: %v", err)
 	}
 }
 
 // ca_file must be a PEM file of certificates; other files are refused
 // without their content reaching the answer.
 func TestSmarthostCAFileMustHoldCertificates(t *testing.T) {
-	e := newSHEnv(t)
+	e := admintest.New(t)
 	dir := t.TempDir()
 	secret := "TOP-SECRET-LINE"
 	cases := map[string]string{
@@ -375,9 +272,9 @@ func TestSmarthostCAFileMustHoldCertificates(t *testing.T) {
 		"missing":  filepath.Join(dir, "nope.pem"),
 	}
 	for name, path := range cases {
-		req := e.good("sg")
+		req := e.SmarthostRequest("sg")
 		req.CAFile = path
-		code, body := e.call("POST", "/api/smarthosts", shToken, req, nil)
+		code, body := e.Call(t, "POST", "/api/smarthosts", admintest.Token, req)
 		if code != http.StatusBadRequest || !strings.Contains(body, "ca_file") {
 			t.Errorf("%s: %d %s", name, code, body)
 		}

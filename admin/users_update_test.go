@@ -1,4 +1,4 @@
-package admin
+package admin_test
 
 import (
 	"encoding/json"
@@ -6,13 +6,16 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"outbound/admin"
+	"outbound/internal/admintest"
 )
 
 func TestUpdateUserSenderSettings(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`, token)
+	r := admintest.New(t)
+	call(t, r, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`, token)
 
-	code, obj, raw := r.call(t, "PATCH", "/api/users/alice@example.com",
+	code, obj, raw := call(t, r, "PATCH", "/api/users/alice@example.com",
 		`{"display_name":"  Zoë Example ","reply_to":"Support <help@example.com>","allow_from":["example.net","sales@example.com"]}`, token)
 	if code != 200 || obj["display_name"] != "Zoë Example" || obj["reply_to"] != "Support <help@example.com>" ||
 		!strings.Contains(raw, `"allow_from": [
@@ -21,38 +24,38 @@ func TestUpdateUserSenderSettings(t *testing.T) {
   ]`) || obj["name"] != "alice@example.com" {
 		t.Fatalf("update: %d %s", code, raw)
 	}
-	u, _ := r.users.Get("alice@example.com")
+	u, _ := r.Users.Get("alice@example.com")
 	if u.DisplayName != "Zoë Example" || u.ReplyTo != "Support <help@example.com>" || strings.Join(u.AllowFrom, ",") != "example.net,sales@example.com" {
 		t.Fatalf("stored: %+v", u)
 	}
 
 	// Fields left out, or null, are unchanged.
-	if code, _, raw := r.call(t, "PATCH", "/api/users/alice@example.com", `{"reply_to":"help@example.com","allow_from":null}`, token); code != 200 {
+	if code, _, raw := call(t, r, "PATCH", "/api/users/alice@example.com", `{"reply_to":"help@example.com","allow_from":null}`, token); code != 200 {
 		t.Fatalf("update reply_to: %d %s", code, raw)
 	}
-	u, _ = r.users.Get("alice@example.com")
+	u, _ = r.Users.Get("alice@example.com")
 	if u.DisplayName != "Zoë Example" || u.ReplyTo != "help@example.com" || len(u.AllowFrom) != 2 {
 		t.Fatalf("a partial update changed other fields: %+v", u)
 	}
 
 	// Empty values clear.
-	code, obj, raw = r.call(t, "PATCH", "/api/users/alice@example.com", `{"display_name":"","reply_to":"","allow_from":[]}`, token)
+	code, obj, raw = call(t, r, "PATCH", "/api/users/alice@example.com", `{"display_name":"","reply_to":"","allow_from":[]}`, token)
 	if code != 200 || obj["display_name"] != "" || obj["reply_to"] != "" || !strings.Contains(raw, `"allow_from": []`) {
 		t.Fatalf("clear: %d %s", code, raw)
 	}
-	u, _ = r.users.Get("alice@example.com")
+	u, _ = r.Users.Get("alice@example.com")
 	if u.DisplayName != "" || u.ReplyTo != "" || u.AllowFrom != nil {
 		t.Fatalf("not cleared: %+v", u)
 	}
-	if _, err := r.users.Verify("alice@example.com", "correct horse"); err != nil {
+	if _, err := r.Users.Verify("alice@example.com", "correct horse"); err != nil {
 		t.Fatalf("an update broke the password: %v", err)
 	}
 }
 
 func TestUpdateUserBadInput(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`, token)
-	r.call(t, "PATCH", "/api/users/alice@example.com", `{"display_name":"Alice","reply_to":"help@example.com"}`, token)
+	r := admintest.New(t)
+	call(t, r, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`, token)
+	call(t, r, "PATCH", "/api/users/alice@example.com", `{"display_name":"Alice","reply_to":"help@example.com"}`, token)
 	for _, tc := range []struct {
 		name, path, body string
 		status           int
@@ -72,7 +75,7 @@ func TestUpdateUserBadInput(t *testing.T) {
 		// One bad field refuses the whole request.
 		{"good name, bad reply-to", "/api/users/alice@example.com", `{"display_name":"Changed","reply_to":"nope"}`, 400, []string{"reply_to"}},
 	} {
-		code, obj, raw := r.call(t, "PATCH", tc.path, tc.body, token)
+		code, obj, raw := call(t, r, "PATCH", tc.path, tc.body, token)
 		msg, _ := obj["error"].(string)
 		ok := code == tc.status
 		for _, w := range tc.want {
@@ -82,39 +85,39 @@ func TestUpdateUserBadInput(t *testing.T) {
 			t.Errorf("%s: %d %s; want %d with %q", tc.name, code, raw, tc.status, tc.want)
 		}
 	}
-	u, _ := r.users.Get("alice@example.com")
+	u, _ := r.Users.Get("alice@example.com")
 	if u.DisplayName != "Alice" || u.ReplyTo != "help@example.com" || strings.Join(u.AllowFrom, ",") != "example.org" {
 		t.Fatalf("refused updates changed the user: %+v", u)
 	}
 }
 
 func TestUpdateAndShowUserNeedTheToken(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
+	r := admintest.New(t)
+	call(t, r, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
 	for _, tok := range []string{"", "wrong", token + "x"} {
 		for _, ep := range [][3]string{
 			{"PATCH", "/api/users/alice@example.com", `{"display_name":"Mallory"}`},
 			{"PATCH", "/api/users/ghost@example.com", `{"display_name":"Mallory"}`},
 			{"GET", "/api/users/alice@example.com", ``},
 		} {
-			code, obj, raw := r.call(t, ep[0], ep[1], ep[2], tok)
+			code, obj, raw := call(t, r, ep[0], ep[1], ep[2], tok)
 			if msg, _ := obj["error"].(string); code != 401 || !strings.Contains(msg, "bearer token") {
 				t.Errorf("%s %s with token %q: %d %s, want 401", ep[0], ep[1], tok, code, raw)
 			}
 		}
 	}
-	if u, _ := r.users.Get("alice@example.com"); u.DisplayName != "" {
+	if u, _ := r.Users.Get("alice@example.com"); u.DisplayName != "" {
 		t.Fatalf("an unauthenticated PATCH changed the user: %+v", u)
 	}
 }
 
 func TestShowUserOnTheDefaultRoute(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`, token)
-	r.call(t, "PATCH", "/api/users/alice@example.com", `{"display_name":"Alice Example","reply_to":"help@example.com"}`, token)
+	r := admintest.New(t)
+	call(t, r, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse","allow_from":["example.org"]}`, token)
+	call(t, r, "PATCH", "/api/users/alice@example.com", `{"display_name":"Alice Example","reply_to":"help@example.com"}`, token)
 
-	var d UserDetail
-	code, _, raw := r.call(t, "GET", "/api/users/alice@example.com", "", token)
+	var d admin.UserDetail
+	code, _, raw := call(t, r, "GET", "/api/users/alice@example.com", "", token)
 	if err := json.Unmarshal([]byte(raw), &d); code != 200 || err != nil {
 		t.Fatalf("show: %d %s", code, raw)
 	}
@@ -122,7 +125,7 @@ func TestShowUserOnTheDefaultRoute(t *testing.T) {
 		d.DisplayName != "Alice Example" || d.ReplyTo != "help@example.com" {
 		t.Errorf("user fields: %+v", d)
 	}
-	if d.Limits != (UserLimits{PerHour: 2, PerDay: 2}) {
+	if d.Limits != (admin.UserLimits{PerHour: 2, PerDay: 2}) {
 		t.Errorf("limits = %+v, want the route's 2/2, not overridden", d.Limits)
 	}
 	if u := d.Usage; u.User != "alice@example.com" || u.SentLastHour != 0 || u.RemainingHour != 2 || u.RemainingDay != 2 || u.NextSlot != nil {
@@ -133,11 +136,11 @@ func TestShowUserOnTheDefaultRoute(t *testing.T) {
 	}
 
 	// Own limits are shown as such.
-	r.call(t, "PUT", "/api/users/alice@example.com/limits", `{"per_hour":40,"per_day":400}`, token)
-	d = UserDetail{}
-	_, _, raw = r.call(t, "GET", "/api/users/alice@example.com", "", token)
+	call(t, r, "PUT", "/api/users/alice@example.com/limits", `{"per_hour":40,"per_day":400}`, token)
+	d = admin.UserDetail{}
+	_, _, raw = call(t, r, "GET", "/api/users/alice@example.com", "", token)
 	json.Unmarshal([]byte(raw), &d)
-	if d.Limits != (UserLimits{PerHour: 40, PerDay: 400, Overridden: true}) || !d.Usage.LimitsOverridden || d.Usage.RemainingDay != 400 {
+	if d.Limits != (admin.UserLimits{PerHour: 40, PerDay: 400, Overridden: true}) || !d.Usage.LimitsOverridden || d.Usage.RemainingDay != 400 {
 		t.Errorf("after limits set: %+v %+v", d.Limits, d.Usage)
 	}
 }
@@ -145,10 +148,10 @@ func TestShowUserOnTheDefaultRoute(t *testing.T) {
 // GET /api/users keeps its shape: the sender settings and the rest of the
 // detail are only on the user's own page.
 func TestListUsersIsUnchanged(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
-	r.call(t, "PATCH", "/api/users/alice@example.com", `{"display_name":"Alice Example"}`, token)
-	_, _, raw := r.call(t, "GET", "/api/users", "", token)
+	r := admintest.New(t)
+	call(t, r, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
+	call(t, r, "PATCH", "/api/users/alice@example.com", `{"display_name":"Alice Example"}`, token)
+	_, _, raw := call(t, r, "GET", "/api/users", "", token)
 	var list []map[string]any
 	if err := json.Unmarshal([]byte(raw), &list); err != nil || len(list) != 1 {
 		t.Fatalf("list: %v %s", err, raw)
@@ -164,60 +167,61 @@ func TestListUsersIsUnchanged(t *testing.T) {
 }
 
 func TestShowUserOnASmarthost(t *testing.T) {
-	e := newSHEnv(t)
-	e.mustAdd("sg")
-	e.addUsers("app@example.com")
-	if code, body := e.call("POST", "/api/routes", shToken, RouteRequest{Users: []string{"app@example.com"}, Smarthost: "sg"}, nil); code != 200 {
-		t.Fatalf("route: %d %s", code, body)
+	e := admintest.New(t)
+	c := e.Client
+	e.AddSmarthost(t, "sg")
+	e.AddUsers(t, "app@example.com")
+	if _, err := c.SetRoutes(admin.RouteRequest{Users: []string{"app@example.com"}, Smarthost: "sg"}); err != nil {
+		t.Fatalf("route: %v", err)
 	}
 	name := "App"
-	var d UserDetail
-	code, body := e.call("PATCH", "/api/users/app@example.com", shToken, UpdateUserRequest{DisplayName: &name}, &d)
-	if code != http.StatusOK || d.DisplayName != "App" {
-		t.Fatalf("update: %d %s", code, body)
+	d, err := c.UpdateUser("app@example.com", admin.UpdateUserRequest{DisplayName: &name})
+	if err != nil || d.DisplayName != "App" {
+		t.Fatalf("update: %+v %v", d, err)
 	}
-	d = UserDetail{}
-	code, body = e.call("GET", "/api/users/app@example.com", shToken, nil, &d)
-	if code != http.StatusOK || d.Route != "sg" || d.Smarthost == nil {
+	var shown admin.UserDetail
+	code, body := e.Call(t, "GET", "/api/users/app@example.com", admintest.Token, nil)
+	decode(t, body, &shown)
+	if code != http.StatusOK || shown.Route != "sg" || shown.Smarthost == nil {
 		t.Fatalf("show: %d %s", code, body)
 	}
-	want := UserSmarthost{Name: "sg", Host: e.up.Host, Port: e.up.Port, TLS: "starttls", Username: shUpUser, Password: "****xyz789"}
-	if *d.Smarthost != want {
-		t.Errorf("smarthost = %+v, want %+v", *d.Smarthost, want)
+	want := admin.UserSmarthost{Name: "sg", Host: e.Upstream.Host, Port: e.Upstream.Port, TLS: "starttls", Username: shUpUser, Password: "****xyz789"}
+	if *shown.Smarthost != want {
+		t.Errorf("smarthost = %+v, want %+v", *shown.Smarthost, want)
 	}
 	if strings.Contains(body, shUpPass) {
 		t.Errorf("the user's page shows the smarthost password: %s", body)
 	}
-	if d.Limits != (UserLimits{PerHour: 50, PerDay: 500}) {
-		t.Errorf("limits = %+v, want the smarthost route's 50/500", d.Limits)
+	if shown.Limits != (admin.UserLimits{PerHour: 50, PerDay: 500}) {
+		t.Errorf("limits = %+v, want the smarthost route's 50/500", shown.Limits)
 	}
 }
 
 // A user's own SPF policy overrides its route's; "" gives the route's back;
 // anything but off, warn and enforce is refused, naming the field.
 func TestUpdateUserSPFPolicy(t *testing.T) {
-	r := newAPI(t)
-	r.call(t, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
+	r := admintest.New(t)
+	call(t, r, "POST", "/api/users", `{"name":"alice@example.com","password":"correct horse"}`, token)
 
-	code, obj, raw := r.call(t, "PATCH", "/api/users/alice@example.com", `{"spf_policy":" Enforce "}`, token)
+	code, obj, raw := call(t, r, "PATCH", "/api/users/alice@example.com", `{"spf_policy":" Enforce "}`, token)
 	if code != 200 || obj["spf_policy"] != "enforce" || obj["spf_policy_overridden"] != true {
 		t.Fatalf("set: %d %s", code, raw)
 	}
-	if u, _ := r.users.Get("alice@example.com"); u.SPFPolicy != "enforce" {
+	if u, _ := r.Users.Get("alice@example.com"); u.SPFPolicy != "enforce" {
 		t.Fatalf("stored %q, want enforce", u.SPFPolicy)
 	}
-	code, _, raw = r.call(t, "PATCH", "/api/users/alice@example.com", `{"spf_policy":"strict"}`, token)
+	code, _, raw = call(t, r, "PATCH", "/api/users/alice@example.com", `{"spf_policy":"strict"}`, token)
 	if code != http.StatusBadRequest || !strings.Contains(raw, "spf_policy") || !strings.Contains(raw, "off, warn, enforce") {
 		t.Fatalf("bad policy: %d %s", code, raw)
 	}
-	if u, _ := r.users.Get("alice@example.com"); u.SPFPolicy != "enforce" {
+	if u, _ := r.Users.Get("alice@example.com"); u.SPFPolicy != "enforce" {
 		t.Fatalf("a refused update changed the policy to %q", u.SPFPolicy)
 	}
-	code, obj, raw = r.call(t, "PATCH", "/api/users/alice@example.com", `{"spf_policy":""}`, token)
+	code, obj, raw = call(t, r, "PATCH", "/api/users/alice@example.com", `{"spf_policy":""}`, token)
 	if code != 200 || obj["spf_policy_overridden"] != false {
 		t.Fatalf("clear: %d %s", code, raw)
 	}
-	if u, _ := r.users.Get("alice@example.com"); u.SPFPolicy != "" {
+	if u, _ := r.Users.Get("alice@example.com"); u.SPFPolicy != "" {
 		t.Fatalf("not cleared: %q", u.SPFPolicy)
 	}
 }

@@ -1,0 +1,175 @@
+// Package admintest is the admin API on real parts, for the tests of the
+// API and of the CLI: one rig, built one way.
+package admintest
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"outbound/admin"
+	"outbound/auth"
+	"outbound/delivery"
+	"outbound/internal/testutil"
+	"outbound/queue"
+	"outbound/quota"
+	"outbound/route"
+	"outbound/smarthost"
+	"outbound/spf"
+)
+
+// The rig's secrets, for tests that check they never come back.
+const (
+	// Token is the API's bearer token.
+	Token = "test-token-0123456789"
+	// UpstreamUser and UpstreamPassword are what Upstream accepts; the
+	// API masks that password as "****xyz789".
+	UpstreamUser     = "apikey"
+	UpstreamPassword = "SG.upstream-secret-xyz789"
+)
+
+// Rig is the admin handler on an httptest server, over real stores in a
+// temporary bbolt file, a real route.Router and, as the operator's bounce,
+// a delivery.Deliverer that does not run (so nothing is delivered).
+//
+// The router's settings are those every test relies on: a default route
+// with an SPF include and the warn policy, limits of 2 per hour and 2 per
+// day there and 50/500 for users on a smarthost, a limits.max_per_day
+// ceiling of 10000.
+type Rig struct {
+	// URL is the API's base URL; Client speaks to it with Token.
+	URL    string
+	Client *admin.Client
+
+	Users      *auth.Store
+	Queue      *queue.Queue
+	Quota      *quota.Store
+	Smarthosts *smarthost.Store
+
+	// Upstream is a STARTTLS smarthost on 127.0.0.1 whose certificate
+	// comes from a test CA, the one in CAFile; it takes UpstreamUser and
+	// UpstreamPassword.
+	Upstream *testutil.Upstream
+	CAFile   string
+}
+
+// New builds a Rig, stopped at cleanup.
+func New(t testing.TB) *Rig {
+	t.Helper()
+	db := testutil.OpenDB(t)
+	users, err := auth.NewStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users.SetHashCost(4)
+	q, err := queue.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := quota.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := route.New(route.Options{
+		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
+			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
+		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
+		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
+		MaxPerDay:     10000,
+		Smarthosts:    hosts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testutil.NewCA(t)
+	up := testutil.StartUpstream(t, testutil.UpstreamOptions{
+		TLS:      &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}},
+		Username: UpstreamUser, Password: UpstreamPassword,
+	})
+	srv := httptest.NewServer(admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes,
+		Bouncer: delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}), Token: Token,
+		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second}))
+	t.Cleanup(srv.Close)
+	return &Rig{URL: srv.URL, Client: admin.NewClient(srv.URL, Token, srv.Client()),
+		Users: users, Queue: q, Quota: qs, Smarthosts: hosts,
+		Upstream: up, CAFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
+}
+
+// SmarthostRequest is a smarthost called name that passes its connection
+// test: Upstream, with its CA and credentials, and an SPF include.
+func (r *Rig) SmarthostRequest(name string) admin.SmarthostRequest {
+	return admin.SmarthostRequest{Name: name, Host: r.Upstream.Host, Port: r.Upstream.Port, TLS: "starttls",
+		Username: UpstreamUser, Password: UpstreamPassword, CAFile: r.CAFile, SPFInclude: "sendgrid.net"}
+}
+
+// AddSmarthost adds the smarthost of SmarthostRequest(name) through the API.
+func (r *Rig) AddSmarthost(t testing.TB, name string) {
+	t.Helper()
+	if _, err := r.Client.AddSmarthost(r.SmarthostRequest(name)); err != nil {
+		t.Fatalf("add smarthost %s: %v", name, err)
+	}
+}
+
+// AddUsers stores users on the default route, with no allowed senders
+// besides their login and the password "user password 1".
+func (r *Rig) AddUsers(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := r.Users.Add(n, "user password 1", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Call sends a request as it comes, for the tests of what goes over the
+// wire (tokens, malformed bodies, the exact JSON): body is a string sent
+// as it is, or a value sent as JSON, or nil; token "" sends none. It
+// returns the status and the answer, and fails the test unless the answer
+// is JSON, as every answer of the API is.
+func (r *Rig) Call(t testing.TB, method, path, token string, body any) (int, string) {
+	t.Helper()
+	var in io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		in = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, r.URL+path, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+	return resp.StatusCode, string(data)
+}
