@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"outbound/auth"
+
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -27,7 +29,7 @@ func (c *stepClock) Advance(d time.Duration) {
 func TestPasswordGuessingIsLockedOut(t *testing.T) {
 	clock := &stepClock{now: time.Now()}
 	h := startRelay(t, func(o *Options) {
-		o.Throttle = &AuthThrottle{MaxFailures: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute, Now: clock.Now}
+		o.Throttle = &auth.Throttle{MaxFailures: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute, Now: clock.Now}
 	})
 	for i := 1; i <= 3; i++ {
 		c := h.dial(t, true)
@@ -50,24 +52,24 @@ func TestPasswordGuessingIsLockedOut(t *testing.T) {
 
 func TestFailuresOutsideTheWindowDoNotAddUp(t *testing.T) {
 	clock := &stepClock{now: time.Now()}
-	th := &AuthThrottle{MaxFailures: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute, Now: clock.Now}
-	th.fail("192.0.2.1", "bob")
-	th.fail("192.0.2.1", "bob")
+	th := &auth.Throttle{MaxFailures: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute, Now: clock.Now}
+	th.Fail("192.0.2.1", "bob")
+	th.Fail("192.0.2.1", "bob")
 	clock.Advance(6 * time.Minute)
-	if _, locked := th.fail("192.0.2.1", "bob"); locked {
+	if _, locked := th.Fail("192.0.2.1", "bob"); locked {
 		t.Fatal("failures older than the window counted")
 	}
-	if d := th.loginDelay("bob"); d != 0 {
+	if d := th.LoginDelay("bob"); d != 0 {
 		t.Fatalf("failures older than the window slow the login by %v", d)
 	}
-	th.fail("192.0.2.1", "bob")
-	if _, locked := th.fail("192.0.2.1", "bob"); !locked {
+	th.Fail("192.0.2.1", "bob")
+	if _, locked := th.Fail("192.0.2.1", "bob"); !locked {
 		t.Fatal("three failures in the window did not lock")
 	}
-	if _, locked := th.loginRefused("192.0.2.1", "alice"); locked {
+	if _, locked := th.LoginRefused("192.0.2.1", "alice"); locked {
 		t.Fatal("locking bob locked alice")
 	}
-	if _, locked := th.loginRefused("192.0.2.2", "bob"); locked {
+	if _, locked := th.LoginRefused("192.0.2.2", "bob"); locked {
 		t.Fatal("locking bob from one address locked bob from another")
 	}
 }

@@ -93,7 +93,7 @@ type Options struct {
 	SPFTimeout time.Duration
 	// Throttle, when set, refuses AUTH to sources that keep failing and
 	// slows (never refuses) a login guessed at from many sources.
-	Throttle *AuthThrottle
+	Throttle *auth.Throttle
 	// MaxMessageBytes and MaxRecipients are the per-message limits.
 	MaxMessageBytes int64
 	MaxRecipients   int
@@ -196,7 +196,7 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s := &session{b: b, conn: c, raw: trackedConnOf(c), tls: isTLS, helo: c.Hostname()}
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		s.remoteIP = addr.IP.String()
-		s.source = sourceOf(addr.IP)
+		s.source = auth.SourceOf(addr.IP)
 	}
 	s.raw.attach(s)
 	return guardedSession{s}, nil
@@ -210,7 +210,7 @@ type session struct {
 	helo     string
 	remoteIP string
 	// source is what failed logins are charged to: the address, or its
-	// /64 for IPv6 (see AuthThrottle).
+	// /64 for IPv6 (see auth.Throttle).
 	source string
 	user   *auth.User
 	policy route.Policy
@@ -245,7 +245,7 @@ func (s *session) auth(mech string) (sasl.Server, *reply) {
 	if !s.tls {
 		return nil, errTLSRequired
 	}
-	if left, locked := s.b.opts.Throttle.sourceRefused(s.source); locked {
+	if left, locked := s.b.opts.Throttle.SourceRefused(s.source); locked {
 		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
 		return nil, errSourceThrottled(left)
 	}
@@ -276,7 +276,7 @@ func (s *session) login(username, password string) *reply {
 	// wrong, before anything is verified: slowing only the failures would
 	// tell a guesser that an answer not coming at once is a failure, and
 	// let it hang up and try again at full speed.
-	delay := th.waitForLogin(username)
+	delay := th.WaitForLogin(username)
 	if delay > 0 {
 		// Other sessions from this source may have locked it meanwhile.
 		if r := s.refusedLogin(username); r != nil {
@@ -288,7 +288,7 @@ func (s *session) login(username, password string) *reply {
 		if errors.Is(err, auth.ErrBadCredentials) {
 			s.b.log.Warn("auth failed", "user", username, "remote", s.remoteIP, "delay", delay)
 			metrics.AuthFailures.WithLabelValues("bad_credentials").Inc()
-			sourceLocked, loginLocked := th.fail(s.source, username)
+			sourceLocked, loginLocked := th.Fail(s.source, username)
 			if sourceLocked || loginLocked {
 				s.b.log.Warn("auth locked out", "user", username, "remote", s.remoteIP, "source", s.source, "whole_source", sourceLocked)
 			}
@@ -312,11 +312,11 @@ func (s *session) login(username, password string) *reply {
 // failed too often; nil when the login may be tried.
 func (s *session) refusedLogin(username string) *reply {
 	th := s.b.opts.Throttle
-	if left, locked := th.sourceRefused(s.source); locked {
+	if left, locked := th.SourceRefused(s.source); locked {
 		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
 		return errSourceThrottled(left)
 	}
-	if left, locked := th.loginRefused(s.source, username); locked {
+	if left, locked := th.LoginRefused(s.source, username); locked {
 		metrics.AuthFailures.WithLabelValues("locked_out").Inc()
 		s.b.log.Warn("auth refused: login locked from this source", "user", username, "remote", s.remoteIP, "source", s.source)
 		return errLoginThrottled(left)

@@ -211,7 +211,7 @@ func errSPFNotAligned(verdict spf.Verdict, fix string) *reply {
 }
 
 // errSourceThrottled refuses AUTH from a source that failed too often
-// (AuthThrottle), for the time left.
+// (auth.Throttle), for the time left.
 func errSourceThrottled(left time.Duration) *reply {
 	return newReply(outcomeTemporary, 421, smtp.EnhancedCode{4, 7, 0},
 		"Too many failed logins from this address; AUTH is refused for %s", roundUp(left))
@@ -233,4 +233,10 @@ func errTooManyErrors(n int, last string) *reply {
 
 func queuedReply(id string) *reply {
 	return newReply(outcomeQueued, 250, smtp.EnhancedCode{2, 0, 0}, "Ok: queued as %s", id)
+}
+func roundUp(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%ds", int(d.Seconds()+0.999))
+	}
+	return fmt.Sprintf("%dm", int(d.Minutes()+0.999))
 }

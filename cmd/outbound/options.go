@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"outbound/auth"
 	"outbound/config"
 	"outbound/delivery"
 	"outbound/quota"
@@ -81,11 +82,11 @@ func relayOptions(cfg config.Config, log *slog.Logger) relay.Options {
 }
 
 // newThrottle builds the AUTH failure throttle; nil when disabled.
-func newThrottle(c config.Submission) *relay.AuthThrottle {
+func newThrottle(c config.Submission) *auth.Throttle {
 	if c.AuthMaxFailures == 0 {
 		return nil
 	}
-	return &relay.AuthThrottle{MaxFailures: c.AuthMaxFailures, Window: c.AuthFailureWindow.D(), Lockout: c.AuthLockout.D()}
+	return &auth.Throttle{MaxFailures: c.AuthMaxFailures, Window: c.AuthFailureWindow.D(), Lockout: c.AuthLockout.D()}
 }
 
 // deliveryOptions are the delivery workers' settings and retry schedule.

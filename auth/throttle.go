@@ -1,32 +1,33 @@
-package relay
+package auth
 
 import (
-	"fmt"
 	"net"
 	"sync"
 	"time"
 )
 
-// AuthThrottle slows password guessing without handing strangers a way to
-// lock a user out. A login name is often public (it is an e-mail address),
-// so failures are charged to where they come from:
+// Throttle slows password guessing without handing strangers a way to
+// lock a user out. The relay's SMTP AUTH and the web interface's sign-in
+// page use it alike (each with its own Throttle). A login name is often
+// public (it is an e-mail address), so failures are charged to where they
+// come from:
 //
 //   - a source (an IPv4 address, or the /64 of an IPv6 address, since one
 //     host usually holds a whole /64) and login together: after
 //     MaxFailures failures within Window, that login is refused from that
-//     source with 421 4.7.0 for Lockout. A misconfigured app locks only
+//     source for Lockout (SMTP AUTH answers 421 4.7.0). A misconfigured app locks only
 //     itself, not the other logins behind the same address.
 //   - a source: after sourceFactor × MaxFailures failures within Window,
-//     all AUTH from it is refused for Lockout, so that one source cannot
+//     every attempt from it is refused for Lockout, so that one source cannot
 //     try a few passwords on each of many logins.
 //   - a login, across sources: never refused. Once MaxFailures failures
-//     within Window came from anywhere, every AUTH for it waits before it
+//     within Window came from anywhere, every attempt for it waits before it
 //     is verified: firstLoginDelay, doubling with each further failure, at
 //     most maxLoginDelay. Guessing from many sources is slowed; the user,
 //     whose password is right, still gets in.
 //
 // A correct password is never counted as a failure.
-type AuthThrottle struct {
+type Throttle struct {
 	MaxFailures int
 	Window      time.Duration
 	Lockout     time.Duration
@@ -57,11 +58,11 @@ type failures struct {
 	locked time.Time   // refused until then
 }
 
-// sourceOf names the source an address's failures are charged to: the
+// SourceOf names the source an address's failures are charged to: the
 // address itself for IPv4, its /64 for IPv6, where one host (or one
 // customer of a hosting provider) is normally given a whole /64 and could
 // otherwise dodge the limits by changing address at every attempt.
-func sourceOf(ip net.IP) string {
+func SourceOf(ip net.IP) string {
 	if ip4 := ip.To4(); ip4 != nil {
 		return ip4.String()
 	}
@@ -71,28 +72,28 @@ func sourceOf(ip net.IP) string {
 	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
-func sourceKey(source string) string        { return "src:" + source }
-func pairKey(source, login string) string   { return "src+login:" + source + "\x00" + login }
-func loginKey(login string) string          { return "login:" + login }
-func (t *AuthThrottle) sourceLimit() int    { return sourceFactor * t.MaxFailures }
-func (t *AuthThrottle) loginRecordLen() int { return t.MaxFailures + loginDelaySteps }
+func sourceKey(source string) string      { return "src:" + source }
+func pairKey(source, login string) string { return "src+login:" + source + "\x00" + login }
+func loginKey(login string) string        { return "login:" + login }
+func (t *Throttle) sourceLimit() int      { return sourceFactor * t.MaxFailures }
+func (t *Throttle) loginRecordLen() int   { return t.MaxFailures + loginDelaySteps }
 
-// sourceRefused reports whether all AUTH from source is refused now, and
+// SourceRefused reports whether every attempt from source is refused now, and
 // for how much longer.
-func (t *AuthThrottle) sourceRefused(source string) (time.Duration, bool) {
+func (t *Throttle) SourceRefused(source string) (time.Duration, bool) {
 	return t.lockedFor(sourceKey(source))
 }
 
-// loginRefused reports whether login is refused from source now, and for
+// LoginRefused reports whether login is refused from source now, and for
 // how much longer.
-func (t *AuthThrottle) loginRefused(source, login string) (time.Duration, bool) {
+func (t *Throttle) LoginRefused(source, login string) (time.Duration, bool) {
 	return t.lockedFor(pairKey(source, login))
 }
 
-// loginDelay is how long an AUTH for login waits before it is verified:
+// LoginDelay is how long an attempt for login waits before it is verified:
 // zero until the login has MaxFailures recent failures from any source,
 // then 1s doubling with each further one up to maxLoginDelay.
-func (t *AuthThrottle) loginDelay(login string) time.Duration {
+func (t *Throttle) LoginDelay(login string) time.Duration {
 	if t == nil {
 		return 0
 	}
@@ -104,11 +105,11 @@ func (t *AuthThrottle) loginDelay(login string) time.Duration {
 	return min(firstLoginDelay<<steps, maxLoginDelay)
 }
 
-// waitForLogin sleeps for loginDelay(login) and returns it. The caller
-// holds no lock meanwhile; the sessions that can be waiting at once are
+// WaitForLogin sleeps for LoginDelay(login) and returns it. The caller
+// holds no lock meanwhile; the callers that can be waiting at once are
 // bounded by the listeners' connection limits.
-func (t *AuthThrottle) waitForLogin(login string) time.Duration {
-	d := t.loginDelay(login)
+func (t *Throttle) WaitForLogin(login string) time.Duration {
+	d := t.LoginDelay(login)
 	if d <= 0 {
 		return 0
 	}
@@ -120,9 +121,9 @@ func (t *AuthThrottle) waitForLogin(login string) time.Duration {
 	return d
 }
 
-// fail charges a failed login to the source, to the source and login
+// Fail charges a failed login to the source, to the source and login
 // together, and to the login, and reports which refusals it started.
-func (t *AuthThrottle) fail(source, login string) (sourceLocked, loginLocked bool) {
+func (t *Throttle) Fail(source, login string) (sourceLocked, loginLocked bool) {
 	if t == nil {
 		return false, false
 	}
@@ -133,7 +134,7 @@ func (t *AuthThrottle) fail(source, login string) (sourceLocked, loginLocked boo
 }
 
 // lockedFor reports whether key is locked out now, and for how much longer.
-func (t *AuthThrottle) lockedFor(key string) (time.Duration, bool) {
+func (t *Throttle) lockedFor(key string) (time.Duration, bool) {
 	if t == nil {
 		return 0, false
 	}
@@ -150,7 +151,7 @@ func (t *AuthThrottle) lockedFor(key string) (time.Duration, bool) {
 }
 
 // recent counts key's failures within Window.
-func (t *AuthThrottle) recent(key string) int {
+func (t *Throttle) recent(key string) int {
 	cutoff := t.now().Add(-t.Window)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -170,7 +171,7 @@ func (t *AuthThrottle) recent(key string) int {
 // record adds a failure for key, keeping at most keep of them, and locks
 // key once limit are within Window (limit 0: never). It reports whether
 // key is now locked.
-func (t *AuthThrottle) record(key string, limit, keep int) bool {
+func (t *Throttle) record(key string, limit, keep int) bool {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -206,7 +207,7 @@ func (t *AuthThrottle) record(key string, limit, keep int) bool {
 
 // prune forgets keys with neither recent failures nor a lockout, so that a
 // scan from many addresses cannot grow the map without bound.
-func (t *AuthThrottle) prune(now time.Time) {
+func (t *Throttle) prune(now time.Time) {
 	cutoff := now.Add(-t.Window)
 	for k, f := range t.state {
 		if now.After(f.locked) && (len(f.times) == 0 || f.times[len(f.times)-1].Before(cutoff)) {
@@ -215,16 +216,9 @@ func (t *AuthThrottle) prune(now time.Time) {
 	}
 }
 
-func (t *AuthThrottle) now() time.Time {
+func (t *Throttle) now() time.Time {
 	if t.Now != nil {
 		return t.Now()
 	}
 	return time.Now()
-}
-
-func roundUp(d time.Duration) string {
-	if d < time.Minute {
-		return fmt.Sprintf("%ds", int(d.Seconds()+0.999))
-	}
-	return fmt.Sprintf("%dm", int(d.Minutes()+0.999))
 }
