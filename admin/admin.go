@@ -51,6 +51,9 @@ type Options struct {
 	// ConnectionTestTimeout bounds each step of a connection test; 0
 	// means the smarthost package's default.
 	ConnectionTestTimeout time.Duration
+	// Operators are the web interface's operator accounts; nil: the
+	// /api/operators endpoints answer 501.
+	Operators *auth.Operators
 }
 
 type api struct {
@@ -88,6 +91,7 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("DELETE /api/queue/{id}", a.authed(a.deleteMessage))
 	mux.Handle("POST /api/queue-flush", a.authed(a.flushQueue))
 	a.registerSmarthosts(mux)
+	a.registerOperators(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})

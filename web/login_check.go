@@ -84,7 +84,8 @@ func (h *handler) verify(login, password string) (kind string, err error) {
 	return KindSender, err
 }
 
-// sourceOf names where the request comes from, for the throttle.
+// sourceOf names where the request comes from, for the throttle: its
+// address, or its /64 for IPv6 (auth.SourceOf).
 func (h *handler) sourceOf(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -94,7 +95,7 @@ func (h *handler) sourceOf(r *http.Request) string {
 	if ip == nil {
 		return host
 	}
-	return h.SourceOf(ip)
+	return auth.SourceOf(ip)
 }
 
 // roundUp says how long to wait, in whole seconds or minutes.

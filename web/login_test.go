@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"outbound/auth"
 )
 
 func TestSignInAsOperatorShowsOperatorNavigation(t *testing.T) {
@@ -217,4 +219,29 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// Sign-in failures are throttled as SMTP AUTH's are: after MaxFailures
+// wrong passwords from one address, that login is refused from there for
+// the lockout, the right password included, and the page says for how
+// long. Another login from the same address still signs in.
+func TestSignInThrottledAfterFailures(t *testing.T) {
+	th := &auth.Throttle{MaxFailures: 2, Window: 5 * time.Minute, Lockout: 15 * time.Minute,
+		Sleep: func(time.Duration) {}}
+	r := newRig(t, rigOptions{throttle: th})
+	th.Now = r.clock.Now
+	r.addSender(t, "alice@example.com")
+	b := r.browser(t)
+	for range 2 {
+		if resp := b.trySignIn(operatorName, "wrong password"); resp.status != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d", resp.status)
+		}
+	}
+	resp := b.trySignIn(operatorName, operatorPassword)
+	if resp.status != http.StatusTooManyRequests || !strings.Contains(resp.body, "Too many failed sign-ins from your address: try again in 15 minutes.") {
+		t.Fatalf("right password after the failures: %d, want 429 saying how long\n%s", resp.status, resp.body)
+	}
+	r.browser(t).signIn("alice@example.com", senderPassword)
+	r.clock.Advance(16 * time.Minute)
+	b.signIn(operatorName, operatorPassword)
 }

@@ -21,7 +21,6 @@ package web
 import (
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -49,6 +48,8 @@ type Throttle interface {
 	Fail(source, login string) (sourceLocked, loginLocked bool)
 }
 
+var _ Throttle = (*auth.Throttle)(nil)
+
 // Options configures the web interface.
 type Options struct {
 	// API is the admin API's handler (admin.Handler) and Token its bearer
@@ -60,9 +61,6 @@ type Options struct {
 	Users     Users
 	// Throttle limits failed sign-ins; nil: none (tests only).
 	Throttle Throttle
-	// SourceOf names the source an address's failures are charged to
-	// (auth.SourceOf); nil: the address itself.
-	SourceOf func(net.IP) string
 	// Sessions keeps the sessions; nil: in memory, with Lifetimes.
 	Sessions SessionStore
 	// Lifetimes bound sessions kept in memory; zero fields mean 30
@@ -99,9 +97,6 @@ func Handler(opts Options) (http.Handler, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.SourceOf == nil {
-		opts.SourceOf = net.IP.String
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
