@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"outbound/auth"
+	"outbound/internal/netutil"
 	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
@@ -51,6 +52,13 @@ type Options struct {
 	// ConnectionTestTimeout bounds each step of a connection test; 0
 	// means the smarthost package's default.
 	ConnectionTestTimeout time.Duration
+	// AllowPrivateHosts lets senders give their own SMTP server on any
+	// address (web.allow_private_hosts); otherwise it must be public
+	// (netutil.CheckPublicHost). Operators may always set any host.
+	AllowPrivateHosts bool
+	// Resolver resolves the host names senders give, for that check; nil
+	// means net.DefaultResolver.
+	Resolver netutil.Resolver
 	// Operators are the web interface's operator accounts; nil: the
 	// /api/operators endpoints answer 501.
 	Operators *auth.Operators
@@ -75,20 +83,20 @@ func Handler(opts Options) http.Handler {
 	})
 	mux.Handle("GET /api/users", a.authed(a.listUsers))
 	mux.Handle("POST /api/users", a.authed(a.createUser))
-	mux.Handle("GET /api/users/{name}", a.authed(a.showUser))
-	mux.Handle("PATCH /api/users/{name}", a.authed(a.updateUser))
+	mux.Handle("GET /api/users/{name}", a.guarded(selfOnly, a.showUser))
+	mux.Handle("PATCH /api/users/{name}", a.guarded(selfOnly, a.updateUser))
 	mux.Handle("DELETE /api/users/{name}", a.authed(a.deleteUser))
 	mux.Handle("PUT /api/users/{name}/password", a.authed(a.setPassword))
 	mux.Handle("PUT /api/users/{name}/limits", a.authed(a.setLimits))
 	mux.Handle("DELETE /api/users/{name}/limits", a.authed(a.clearLimits))
 	mux.Handle("GET /api/usage", a.authed(a.listUsage))
-	mux.Handle("GET /api/usage/{name}", a.authed(a.showUsage))
-	mux.Handle("GET /api/queue", a.authed(a.listQueue))
-	mux.Handle("GET /api/queue/{id}", a.authed(a.showMessage))
+	mux.Handle("GET /api/usage/{name}", a.guarded(selfOnly, a.showUsage))
+	mux.Handle("GET /api/queue", a.guarded(anyone, a.listQueue))
+	mux.Handle("GET /api/queue/{id}", a.guarded(a.ownMessage, a.showMessage))
 	mux.Handle("GET /api/queue-stats", a.authed(a.queueStats))
-	mux.Handle("POST /api/queue/{id}/retry", a.authed(a.retryMessage))
-	mux.Handle("POST /api/queue/{id}/bounce", a.authed(a.bounceMessage))
-	mux.Handle("DELETE /api/queue/{id}", a.authed(a.deleteMessage))
+	mux.Handle("POST /api/queue/{id}/retry", a.guarded(a.ownMessage, a.retryMessage))
+	mux.Handle("POST /api/queue/{id}/bounce", a.guarded(a.ownMessage, a.bounceMessage))
+	mux.Handle("DELETE /api/queue/{id}", a.guarded(a.ownMessage, a.deleteMessage))
 	mux.Handle("POST /api/queue-flush", a.authed(a.flushQueue))
 	a.registerSmarthosts(mux)
 	a.registerOperators(mux)
@@ -98,15 +106,28 @@ func Handler(opts Options) http.Handler {
 	return mux
 }
 
-// authed checks the bearer token in constant time.
+// authed is an endpoint for operators only: a request made for a sender
+// (ActingSenderHeader) is refused. Endpoints that a sender may use on
+// itself are guarded instead.
 func (a *api) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return a.guarded(operatorsOnly, h)
+}
+
+// guarded checks the bearer token in constant time, then asks may whether
+// the request may go on (it refuses what a sender may not do, see
+// ActingSenderHeader), then runs h.
+func (a *api) guarded(may func(*http.Request) error, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send 'Authorization: Bearer <contents of data_dir/admin.token>'")
 			return
 		}
-		if err := h(w, r); err != nil {
+		err := may(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			status := http.StatusInternalServerError
 			var he *httpError
 			switch {
@@ -217,12 +238,23 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deleteUser deletes a user and its own SMTP server, whose credentials
+// no one else may use.
 func (a *api) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	if err := a.Users.Delete(name); err != nil {
 		return err
 	}
 	a.Logger.Info("user deleted", "user", name)
+	if a.Smarthosts != nil {
+		own, err := a.ownSmarthost(name)
+		if err == nil && own != nil {
+			err = a.Smarthosts.Delete(own.Name, a.usersOf)
+		}
+		if err != nil {
+			return fmt.Errorf("user %s deleted, but not its own SMTP server: %w", name, err)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
 	return nil
 }
@@ -256,7 +288,11 @@ func (a *api) listQueue(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badRequest("status must be queued, delivered or failed, got %q", status)
 	}
+	sender := actingSender(r)
 	msgs, err := a.Queue.List(func(m *queue.Message) bool {
+		if sender != "" && m.User != sender {
+			return false // a sender sees only its own messages
+		}
 		if status == "" {
 			return true
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"outbound/delivery"
 	"outbound/queue"
 )
 
@@ -18,6 +19,8 @@ import (
 type Client struct {
 	base, token string
 	http        *http.Client
+	// sender, when set, is sent as ActingSenderHeader (see ActingFor).
+	sender string
 }
 
 // NewClient returns a client of the admin API at baseURL
@@ -28,6 +31,15 @@ func NewClient(baseURL, token string, httpClient *http.Client) *Client {
 		httpClient = http.DefaultClient
 	}
 	return &Client{base: baseURL, token: token, http: httpClient}
+}
+
+// ActingFor returns a client whose requests act for sender: the API then
+// lets them act only on that sender itself (ActingSenderHeader). The web
+// interface uses one for each signed-in sender.
+func (c *Client) ActingFor(sender string) *Client {
+	cc := *c
+	cc.sender = sender
+	return &cc
 }
 
 // Error is an answer of the API with an error status. Its text is the API's
@@ -67,6 +79,9 @@ func (c *Client) do(method, path string, in, out any) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
+	if c.sender != "" {
+		req.Header.Set(ActingSenderHeader, c.sender)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the relay's admin API at %s: is `outbound serve` running? (%w)", c.base, err)
@@ -250,6 +265,25 @@ func (c *Client) DeleteSmarthost(name string) error {
 // an error: the report says so (Test.OK).
 func (c *Client) TestSmarthost(name string) (*SmarthostResult, error) {
 	return get[SmarthostResult](c, "POST", smarthostPath(name)+"/test", nil)
+}
+
+// SetOwnSmarthost is PUT /api/users/{name}/smarthost: the user's own SMTP
+// server, tested, saved and routed to; a failed connection test answers
+// as for AddSmarthost.
+func (c *Client) SetOwnSmarthost(user string, req OwnSmarthostRequest) (*SmarthostResult, error) {
+	return saveSmarthost(c, "PUT", userPath(user)+"/smarthost", req)
+}
+
+// DeleteOwnSmarthost is DELETE /api/users/{name}/smarthost: back to the
+// default route, the user's own SMTP server deleted.
+func (c *Client) DeleteOwnSmarthost(user string) (*UserDetail, error) {
+	return get[UserDetail](c, "DELETE", userPath(user)+"/smarthost", nil)
+}
+
+// TestConnection is POST /api/connection-test: settings tested, not saved.
+// A failed test is not an error: the report says so (OK).
+func (c *Client) TestConnection(req ConnectionTestRequest) (*delivery.ConnectionReport, error) {
+	return get[delivery.ConnectionReport](c, "POST", "/api/connection-test", req)
 }
 
 // SetRoutes is POST /api/routes.

@@ -108,6 +108,9 @@ func (a *api) registerSmarthosts(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/smarthosts/{name}", a.authed(a.deleteSmarthost))
 	mux.Handle("POST /api/smarthosts/{name}/test", a.authed(a.testSmarthost))
 	mux.Handle("POST /api/routes", a.authed(a.setRoutes))
+	mux.Handle("PUT /api/users/{name}/smarthost", a.guarded(selfOnly, a.putOwnSmarthost))
+	mux.Handle("DELETE /api/users/{name}/smarthost", a.guarded(selfOnly, a.deleteOwnSmarthost))
+	mux.Handle("POST /api/connection-test", a.guarded(anyone, a.testConnection))
 	mux.Handle("POST /api/key-rotate", a.authed(a.rotateKey))
 }
 
@@ -213,11 +216,16 @@ func (a *api) showSmarthost(w http.ResponseWriter, r *http.Request) error {
 }
 
 // connectionTest runs the connection test of h with password, through
-// the upstream delivery would build from it.
+// the upstream delivery would build from it: a host a sender chose
+// (h.PublicOnly) is connected to on a public address only, unless the
+// operator allows others.
 func (a *api) connectionTest(ctx context.Context, h *smarthost.Smarthost, password string) (*delivery.ConnectionReport, error) {
 	up, err := route.FromSmarthost(h, password)
 	if err != nil {
 		return nil, badRequest("%v", err)
+	}
+	if a.AllowPrivateHosts {
+		up.PublicOnly = false
 	}
 	rep := delivery.ConnectionTest(ctx, up, a.LocalName, a.ConnectionTestTimeout)
 	return &rep, nil
@@ -235,6 +243,33 @@ func refuseFailed(w http.ResponseWriter, rep *delivery.ConnectionReport) {
 	writeJSON(w, http.StatusUnprocessableEntity, SmarthostResult{Error: msg, Test: rep})
 }
 
+// applyPreset fills h's host, port, TLS mode and username, where they are
+// empty, from the named provider preset, and records the preset; "" is no
+// preset.
+func applyPreset(h *smarthost.Smarthost, preset string) error {
+	if preset == "" {
+		return nil
+	}
+	p, err := provider.Lookup(preset)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	h.Preset = p.Name
+	if h.Host == "" {
+		h.Host = p.Host
+	}
+	if h.Port == 0 {
+		h.Port = p.Port
+	}
+	if h.TLS == "" {
+		h.TLS = string(p.TLS)
+	}
+	if h.Username == "" {
+		h.Username = p.Username
+	}
+	return nil
+}
+
 func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
 	var req SmarthostRequest
 	if err := decode(r, &req); err != nil {
@@ -242,24 +277,8 @@ func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := smarthost.Smarthost{Name: req.Name, Host: req.Host, Port: req.Port, TLS: req.TLS, Username: req.Username,
 		CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs, SPFPolicy: normalPolicy(req.SPFPolicy), Fallback: req.Fallback}
-	if req.Preset != "" {
-		p, err := provider.Lookup(req.Preset)
-		if err != nil {
-			return badRequest("%v", err)
-		}
-		h.Preset = p.Name
-		if h.Host == "" {
-			h.Host = p.Host
-		}
-		if h.Port == 0 {
-			h.Port = p.Port
-		}
-		if h.TLS == "" {
-			h.TLS = string(p.TLS)
-		}
-		if h.Username == "" {
-			h.Username = p.Username
-		}
+	if err := applyPreset(&h, req.Preset); err != nil {
+		return err
 	}
 	if err := h.Validate(); err != nil {
 		return badRequest("%v", err)
@@ -295,6 +314,9 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 				*dst = *src
 			}
 		}
+		if req.Host != nil && *req.Host != h.Host {
+			h.PublicOnly = false // an operator chose the host
+		}
 		set(&h.Host, req.Host)
 		set(&h.TLS, req.TLS)
 		set(&h.Username, req.Username)
@@ -320,14 +342,8 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 	password := ""
 	if req.Password != nil {
 		password = *req.Password
-	} else if password, err = a.Smarthosts.Password(name); err != nil {
+	} else if password, err = a.storedPasswordFor(&stored, h); err != nil {
 		return err
-	}
-	// The stored password goes only where it went before: otherwise an
-	// API client could point the smarthost at a server of its own and
-	// read the password off the connection test's AUTH.
-	if req.Password == nil && password != "" && (h.Host != stored.Host || h.Port != stored.Port || h.TLS != stored.TLS) {
-		return badRequest("changing the host, port or TLS mode of smarthost %s requires its password again: give the password", name)
 	}
 	return a.testThenSave(w, r, h, password, req.Force, http.StatusOK, func(testOK bool) error {
 		if err := a.Smarthosts.Update(name, req.Password, apply); err != nil {
@@ -418,8 +434,13 @@ func (a *api) setRoutes(w http.ResponseWriter, r *http.Request) error {
 	to, shown := req.Smarthost, req.Smarthost
 	if req.Default || to == route.DefaultName {
 		to, shown = "", route.DefaultName
-	} else if _, err := a.Smarthosts.Get(to); err != nil {
+	} else if h, err := a.Smarthosts.Get(to); err != nil {
 		return shError(err)
+	} else if h.Owner != "" && (req.From != "" || len(req.Users) != 1 || req.Users[0] != h.Owner) {
+		// Its credentials are its owner's: no one else's mail goes
+		// through them.
+		return &httpError{status: http.StatusConflict,
+			msg: fmt.Sprintf("smarthost %s is the own SMTP server of user %s: only %s can be routed through it", h.Name, h.Owner, h.Owner)}
 	}
 	var (
 		moved []string

@@ -155,12 +155,20 @@ func (req UpdateUserRequest) validate() (UpdateUserRequest, error) {
 }
 
 // updateUser changes a user's allowed senders, sender settings and SPF
-// policy override; what the request leaves out stays as it is. The answer
-// is the user's detail.
+// policy override; what the request leaves out stays as it is. A sender
+// acting on itself may change only its sender settings. The answer is
+// the user's detail.
 func (a *api) updateUser(w http.ResponseWriter, r *http.Request) error {
 	var req UpdateUserRequest
 	if err := decode(r, &req); err != nil {
 		return err
+	}
+	// A sender changes its own sender settings; what it may send as, and
+	// how strictly its SPF is checked, are the operator's to decide.
+	if s := actingSender(r); s != "" && req.AllowFrom != nil {
+		return errSenderField(s, "allow_from")
+	} else if s != "" && req.SPFPolicy != nil {
+		return errSenderField(s, "spf_policy")
 	}
 	name := r.PathValue("name")
 	if _, err := a.Users.Get(name); err != nil {

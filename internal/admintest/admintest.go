@@ -63,6 +63,13 @@ type Rig struct {
 // New builds a Rig, stopped at cleanup.
 func New(t testing.TB) *Rig {
 	t.Helper()
+	return NewWith(t, nil)
+}
+
+// NewWith builds a Rig whose handler options are changed by change (nil:
+// none) before the handler is made: for the tests of a setting.
+func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
+	t.Helper()
 	db := testutil.OpenDB(t)
 	users, err := auth.NewStore(db)
 	if err != nil {
@@ -98,9 +105,13 @@ func New(t testing.TB) *Rig {
 		TLS:      &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}},
 		Username: UpstreamUser, Password: UpstreamPassword,
 	})
-	srv := httptest.NewServer(admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes,
+	opts := admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes,
 		Bouncer: delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}), Token: Token,
-		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second}))
+		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second}
+	if change != nil {
+		change(&opts)
+	}
+	srv := httptest.NewServer(admin.Handler(opts))
 	t.Cleanup(srv.Close)
 	return &Rig{URL: srv.URL, Client: admin.NewClient(srv.URL, Token, srv.Client()),
 		Users: users, Queue: q, Quota: qs, Smarthosts: hosts,
