@@ -1,57 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"os"
 	"strings"
-	"text/tabwriter"
 
 	"outbound/admin"
 )
-
-// callKeep is apiClient.call that also decodes an error answer into out,
-// for answers that carry details besides the message (a failed
-// connection test's report).
-func (c *apiClient) callKeep(method, path string, in, out any) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the relay's admin API at %s: is `outbound serve` running? (%v)", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	jerr := json.Unmarshal(data, out)
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("admin API: %s", resp.Status)
-	}
-	return jerr
-}
 
 // smarthostFlags are the settings flags shared by add and update.
 type smarthostFlags struct {
@@ -82,160 +38,93 @@ func newSmarthostFlags(name string) *smarthostFlags {
 	}
 }
 
-func (f *smarthostFlags) set() map[string]bool {
-	set := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	return set
-}
-
-// password reads the secret from stdin or a file: never from argv, where
-// other users of the machine could read it. ok is false when neither was
-// asked for.
+// password reads the password --password-stdin or --password-file asks
+// for; ok is false when neither was given.
 func (f *smarthostFlags) password(e *cliEnv) (password string, ok bool, err error) {
-	switch {
-	case *f.passwordStdin && *f.passwordFile != "":
-		return "", false, usagef("give --password-stdin or --password-file, not both")
-	case *f.passwordStdin:
-		line, err := bufio.NewReader(e.stdin).ReadString('\n')
-		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-			return "", false, errors.New("--password-stdin: no password on standard input: pipe one line")
-		}
-		return strings.TrimRight(line, "\r\n"), true, nil
-	case *f.passwordFile != "":
-		data, err := os.ReadFile(*f.passwordFile)
-		if err != nil {
-			return "", false, fmt.Errorf("--password-file: %w", err)
-		}
-		return strings.TrimRight(string(data), "\r\n"), true, nil
-	}
-	return "", false, nil
+	return e.readSecret(*f.passwordStdin, *f.passwordFile)
 }
 
 const smarthostAddUsage = "usage: outbound smarthost add NAME (--preset P | --host H --port N --tls implicit|starttls|none) [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]"
 
 func (e *cliEnv) smarthostCommand(args []string) error {
-	if len(args) == 0 {
-		return usagef("smarthost needs a subcommand: add, list, show, test, update, del")
+	del := func(args []string) error {
+		return e.actOn(args, "usage: outbound smarthost del NAME", (*admin.Client).DeleteSmarthost, "deleted smarthost %s")
 	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "add":
-		f := newSmarthostFlags("smarthost add")
-		pos, err := parseInterspersed(f.fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 || (*f.preset == "" && (*f.host == "" || *f.port == 0 || *f.tls == "")) {
-			return usagef(smarthostAddUsage)
-		}
-		password, _, err := f.password(e)
-		if err != nil {
-			return err
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		req := admin.SmarthostRequest{Name: pos[0], Preset: *f.preset, Host: *f.host, Port: *f.port, TLS: *f.tls,
-			Username: *f.username, Password: password, CAFile: *f.caFile, SPFInclude: *f.spfInclude,
-			SPFPolicy: *f.spfPolicy, Fallback: *f.fb, Force: *f.force}
-		var res admin.SmarthostResult
-		return e.printSmarthostResult(c.callKeep("POST", "/api/smarthosts", req, &res), &res, *f.asJSON, "added")
-	case "update":
-		f := newSmarthostFlags("smarthost update")
-		pos, err := parseInterspersed(f.fs, args)
-		if err != nil {
-			return err
-		}
-		set := f.set()
-		if len(pos) != 1 || set["preset"] {
-			return usagef("usage: outbound smarthost update NAME [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]")
-		}
-		var req admin.SmarthostUpdateRequest
-		for name, dst := range map[string]**string{"host": &req.Host, "tls": &req.TLS, "username": &req.Username,
-			"ca-file": &req.CAFile, "spf-include": &req.SPFInclude, "spf-policy": &req.SPFPolicy, "fallback": &req.Fallback} {
-			if set[name] {
-				*dst = new(string)
-				**dst = f.fs.Lookup(name).Value.String()
-			}
-		}
-		if set["port"] {
-			req.Port = f.port
-		}
-		req.Force = *f.force
-		password, ok, err := f.password(e)
-		if err != nil {
-			return err
-		}
-		if ok {
-			req.Password = &password
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		var res admin.SmarthostResult
-		return e.printSmarthostResult(c.callKeep("PUT", "/api/smarthosts/"+url.PathEscape(pos[0]), req, &res), &res, *f.asJSON, "updated")
-	case "test":
-		fs := newFlags("smarthost test")
-		asJSON := fs.Bool("json", false, "print JSON")
-		pos, err := parseInterspersed(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usagef("usage: outbound smarthost test NAME")
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		var res admin.SmarthostResult
-		if err := c.call("POST", "/api/smarthosts/"+url.PathEscape(pos[0])+"/test", nil, &res); err != nil {
-			return err
-		}
-		if *asJSON {
-			if err := printJSON(e.stdout, res); err != nil {
-				return err
-			}
-		} else {
-			fmt.Fprint(e.stdout, res.Test.String())
-		}
-		if !res.Test.OK {
-			return exitError{code: 1}
-		}
-		return nil
-	case "list":
-		return fetchAll(e, "smarthost list", args, "/api/smarthosts", func(w io.Writer, list *[]admin.SmarthostView) error {
-			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tHOST\tPORT\tTLS\tUSERNAME\tPASSWORD\tUSERS")
-			for _, h := range *list {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", h.Name, h.Host, h.Port, h.TLS, dash(h.Username), dash(h.Password), len(h.Users))
-			}
-			return tw.Flush()
-		})
-	case "show":
-		return showOne(e, "smarthost show", "usage: outbound smarthost show NAME [--json]", args, "/api/smarthosts/", showSmarthost)
-	case "del", "delete":
-		if len(args) != 1 {
-			return usagef("usage: outbound smarthost del NAME")
-		}
-		c, err := e.client()
-		if err != nil {
-			return err
-		}
-		if err := c.call("DELETE", "/api/smarthosts/"+url.PathEscape(args[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "deleted smarthost %s\n", args[0])
-		return nil
-	}
-	return usagef("unknown smarthost subcommand %q", sub)
+	return subcommands("smarthost", "smarthost needs a subcommand: add, list, show, test, update, del", args, map[string]func([]string) error{
+		"add":    e.smarthostAdd,
+		"update": e.smarthostUpdate,
+		"test":   e.smarthostTest,
+		"list": func(args []string) error {
+			return listCommand(e, "smarthost list", args, (*admin.Client).Smarthosts, printSmarthosts)
+		},
+		"show": func(args []string) error {
+			return showCommand(e, "smarthost show", "usage: outbound smarthost show NAME [--json]", args, (*admin.Client).Smarthost, showSmarthost)
+		},
+		"del":    del,
+		"delete": del,
+	})
 }
 
-// printSmarthostResult prints the connection test and what was saved; a
-// refused save prints the report and returns the API's error.
-func (e *cliEnv) printSmarthostResult(callErr error, res *admin.SmarthostResult, asJSON bool, done string) error {
+func (e *cliEnv) smarthostAdd(args []string) error {
+	f := newSmarthostFlags("smarthost add")
+	pos, err := parseInterspersed(f.fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || (*f.preset == "" && (*f.host == "" || *f.port == 0 || *f.tls == "")) {
+		return usagef(smarthostAddUsage)
+	}
+	password, _, err := f.password(e)
+	if err != nil {
+		return err
+	}
+	req := admin.SmarthostRequest{Name: pos[0], Preset: *f.preset, Host: *f.host, Port: *f.port, TLS: *f.tls,
+		Username: *f.username, Password: password, CAFile: *f.caFile, SPFInclude: *f.spfInclude,
+		SPFPolicy: *f.spfPolicy, Fallback: *f.fb, Force: *f.force}
+	return e.saveSmarthost(func(c *admin.Client) (*admin.SmarthostResult, error) { return c.AddSmarthost(req) }, *f.asJSON, "added")
+}
+
+func (e *cliEnv) smarthostUpdate(args []string) error {
+	f := newSmarthostFlags("smarthost update")
+	pos, err := parseInterspersed(f.fs, args)
+	if err != nil {
+		return err
+	}
+	set := given(f.fs)
+	if len(pos) != 1 || set["preset"] {
+		return usagef("usage: outbound smarthost update NAME [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]")
+	}
+	var req admin.SmarthostUpdateRequest
+	for name, dst := range map[string]**string{"host": &req.Host, "tls": &req.TLS, "username": &req.Username,
+		"ca-file": &req.CAFile, "spf-include": &req.SPFInclude, "spf-policy": &req.SPFPolicy, "fallback": &req.Fallback} {
+		if set[name] {
+			*dst = new(string)
+			**dst = f.fs.Lookup(name).Value.String()
+		}
+	}
+	if set["port"] {
+		req.Port = f.port
+	}
+	req.Force = *f.force
+	password, ok, err := f.password(e)
+	if err != nil {
+		return err
+	}
+	if ok {
+		req.Password = &password
+	}
+	return e.saveSmarthost(func(c *admin.Client) (*admin.SmarthostResult, error) { return c.UpdateSmarthost(pos[0], req) }, *f.asJSON, "updated")
+}
+
+// saveSmarthost adds or updates a smarthost with save, then prints the
+// connection test and what was saved; a refused save prints the report
+// and returns the API's error.
+func (e *cliEnv) saveSmarthost(save func(*admin.Client) (*admin.SmarthostResult, error), asJSON bool, done string) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	res, saveErr := save(c)
 	if asJSON && (res.Test != nil || res.Smarthost != nil) {
 		if err := printJSON(e.stdout, res); err != nil {
 			return err
@@ -243,8 +132,8 @@ func (e *cliEnv) printSmarthostResult(callErr error, res *admin.SmarthostResult,
 	} else if res.Test != nil {
 		fmt.Fprint(e.stdout, res.Test.String())
 	}
-	if callErr != nil {
-		return callErr
+	if saveErr != nil {
+		return saveErr
 	}
 	if !asJSON {
 		h := res.Smarthost
@@ -256,7 +145,35 @@ func (e *cliEnv) printSmarthostResult(callErr error, res *admin.SmarthostResult,
 	return nil
 }
 
-func showSmarthost(w io.Writer, h *admin.SmarthostView) {
+// smarthostTest runs a smarthost's connection test; a failed test exits 1
+// after its report.
+func (e *cliEnv) smarthostTest(args []string) error {
+	ok := false
+	test := func(c *admin.Client, name string) (*admin.SmarthostResult, error) {
+		res, err := c.TestSmarthost(name)
+		ok = err == nil && res.Test.OK
+		return res, err
+	}
+	err := showCommand(e, "smarthost test", "usage: outbound smarthost test NAME", args, test, func(w io.Writer, res *admin.SmarthostResult) error {
+		_, err := fmt.Fprint(w, res.Test.String())
+		return err
+	})
+	if err == nil && !ok {
+		return exitError{code: 1}
+	}
+	return err
+}
+
+func printSmarthosts(w io.Writer, list []admin.SmarthostView) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tHOST\tPORT\tTLS\tUSERNAME\tPASSWORD\tUSERS")
+	for _, h := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", h.Name, h.Host, h.Port, h.TLS, dash(h.Username), dash(h.Password), len(h.Users))
+	}
+	return tw.Flush()
+}
+
+func showSmarthost(w io.Writer, h *admin.SmarthostView) error {
 	fmt.Fprintf(w, "Name:        %s\n", h.Name)
 	if h.Preset != "" {
 		fmt.Fprintf(w, "Preset:      %s\n", h.Preset)
@@ -283,67 +200,5 @@ func showSmarthost(w io.Writer, h *admin.SmarthostView) {
 	}
 	fmt.Fprintf(w, "Users:       %s\n", dash(strings.Join(h.Users, ", ")))
 	fmt.Fprintf(w, "Created:     %s\n", h.Created.Local().Format("2006-01-02 15:04:05"))
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-const userRouteUsage = "usage: outbound user route USER... --smarthost NAME | outbound user route --from NAME --smarthost OTHER | outbound user route USER... --default"
-
-// userRouteCommand moves users to a smarthost or back to the default
-// route, all of them in one transaction.
-func (e *cliEnv) userRouteCommand(args []string) error {
-	fs := newFlags("user route")
-	to := fs.String("smarthost", "", "the smarthost to route the users through")
-	from := fs.String("from", "", "move every user of this smarthost (\"default\": of the default route)")
-	def := fs.Bool("default", false, "back to the default route")
-	asJSON := fs.Bool("json", false, "print JSON")
-	users, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if (len(users) > 0) == (*from != "") || (*to != "") == *def {
-		return usagef(userRouteUsage)
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	var res admin.RouteResult
-	if err := c.call("POST", "/api/routes", admin.RouteRequest{Users: users, From: *from, Smarthost: *to, Default: *def}, &res); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, res)
-	}
-	if len(res.Users) == 0 {
-		fmt.Fprintf(e.stdout, "no users on %s; nothing moved\n", *from)
-		return nil
-	}
-	for _, u := range res.Users {
-		fmt.Fprintf(e.stdout, "%s now on route %s (limits %d per hour, %d per day)\n", u.User, res.Route, u.PerHour, u.PerDay)
-	}
-	return nil
-}
-
-// keyCommand is `outbound key rotate`: the running server re-encrypts every
-// smarthost password under a new master key (only it may open the database).
-func (e *cliEnv) keyCommand(args []string) error {
-	if len(args) != 1 || args[0] != "rotate" {
-		return usagef("usage: outbound key rotate")
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	var res map[string]int
-	if err := c.call("POST", "/api/key-rotate", nil, &res); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "master key rotated: %d smarthost passwords re-encrypted; data_dir/secrets.key holds the new key (back it up)\n", res["reencrypted"])
 	return nil
 }

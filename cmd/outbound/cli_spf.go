@@ -112,9 +112,3 @@ func spfCheckView(res spf.Result, upstream string) spfCheckJSON {
 	}
 	return v
 }
-
-// exitError ends the program with a status code and no further message
-// (the command already printed what there is to say).
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }

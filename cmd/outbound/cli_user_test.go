@@ -2,81 +2,38 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"outbound/admin"
-	"outbound/auth"
+	"outbound/internal/admintest"
 	"outbound/internal/testutil"
-	"outbound/quota"
-	"outbound/route"
-	"outbound/smarthost"
-	"outbound/spf"
 )
 
-const cliTestToken = "cli-test-token-0123456789"
-
-// cliRig is the CLI pointed, through a config file, at an in-process admin
-// API over real stores.
+// cliRig is the CLI pointed, through a config file, at the admin API of
+// an admintest.Rig.
 type cliRig struct {
+	*admintest.Rig
 	t      *testing.T
 	config string
-	users  *auth.Store
-	hosts  *smarthost.Store
-	up     *testutil.Upstream
-	caFile string
 }
 
 func newCLIRig(t *testing.T) *cliRig {
 	t.Helper()
-	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users.SetHashCost(4)
-	qs, err := quota.Open(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := admintest.New(t)
 	dir := t.TempDir()
-	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	routes, err := route.New(route.Options{
-		Default:       route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls", SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
-		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
-		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
-		MaxPerDay:     10000,
-		Smarthosts:    hosts,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(admin.Handler(admin.Options{Users: users, Quota: qs, Routes: routes,
-		Token: cliTestToken, Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second}))
-	t.Cleanup(srv.Close)
 	dataDir := filepath.Join(dir, "data")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WriteFile(t, dataDir, "admin.token", []byte(cliTestToken+"\n"))
+	testutil.WriteFile(t, dataDir, "admin.token", []byte(admintest.Token+"\n"))
 	config := testutil.WriteFile(t, dir, "outbound.toml", []byte("data_dir = "+strconv.Quote(dataDir)+
-		"\n[admin]\nlisten = "+strconv.Quote(srv.Listener.Addr().String())+"\n"))
-	ca := testutil.NewCA(t)
-	up := testutil.StartUpstream(t, testutil.UpstreamOptions{
-		TLS:      &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}},
-		Username: "apikey", Password: "SG.upstream-secret-xyz789",
-	})
-	return &cliRig{t: t, config: config, users: users, hosts: hosts, up: up, caFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
+		"\n[admin]\nlisten = "+strconv.Quote(strings.TrimPrefix(api.URL, "http://"))+"\n"))
+	return &cliRig{Rig: api, t: t, config: config}
 }
 
 // run runs the CLI with args; it returns stdout, stderr and the error.
@@ -98,7 +55,7 @@ func (r *cliRig) mustRun(args ...string) string {
 
 func TestCLIUserSetChangesOnlyWhatIsGiven(t *testing.T) {
 	r := newCLIRig(t)
-	if _, err := r.users.Add("alice@example.com", "correct horse", []string{"example.org"}); err != nil {
+	if _, err := r.Users.Add("alice@example.com", "correct horse", []string{"example.org"}); err != nil {
 		t.Fatal(err)
 	}
 	out := r.mustRun("user", "set", "alice@example.com", "--display-name", "Zoë Example", "--reply-to", "help@example.com")
@@ -108,14 +65,14 @@ func TestCLIUserSetChangesOnlyWhatIsGiven(t *testing.T) {
 			t.Errorf("user set output lacks %q:\n%s", want, out)
 		}
 	}
-	u, _ := r.users.Get("alice@example.com")
+	u, _ := r.Users.Get("alice@example.com")
 	if u.DisplayName != "Zoë Example" || u.ReplyTo != "help@example.com" || strings.Join(u.AllowFrom, ",") != "example.org" {
 		t.Fatalf("after set: %+v", u)
 	}
 
 	// --allow-from replaces the list (flags may come before the user).
 	r.mustRun("user", "set", "--allow-from", "example.net", "--allow-from", "sales@example.com", "alice@example.com")
-	if u, _ = r.users.Get("alice@example.com"); strings.Join(u.AllowFrom, ",") != "example.net,sales@example.com" || u.DisplayName != "Zoë Example" {
+	if u, _ = r.Users.Get("alice@example.com"); strings.Join(u.AllowFrom, ",") != "example.net,sales@example.com" || u.DisplayName != "Zoë Example" {
 		t.Fatalf("after --allow-from: %+v", u)
 	}
 
@@ -125,18 +82,18 @@ func TestCLIUserSetChangesOnlyWhatIsGiven(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &d); err != nil || d.Name != "alice@example.com" || d.DisplayName != "" || d.ReplyTo != "help@example.com" || len(d.AllowFrom) != 0 {
 		t.Fatalf("user set --json = %+v (%v):\n%s", d, err, out)
 	}
-	if u, _ = r.users.Get("alice@example.com"); u.DisplayName != "" || u.AllowFrom != nil || u.ReplyTo != "help@example.com" {
+	if u, _ = r.Users.Get("alice@example.com"); u.DisplayName != "" || u.AllowFrom != nil || u.ReplyTo != "help@example.com" {
 		t.Fatalf("after clearing: %+v", u)
 	}
 	r.mustRun("user", "set", "alice@example.com", "--reply-to", "")
-	if u, _ = r.users.Get("alice@example.com"); u.ReplyTo != "" {
+	if u, _ = r.Users.Get("alice@example.com"); u.ReplyTo != "" {
 		t.Fatalf("reply-to not cleared: %+v", u)
 	}
 }
 
 func TestCLIUserSetBadInput(t *testing.T) {
 	r := newCLIRig(t)
-	if _, err := r.users.Add("alice@example.com", "correct horse", []string{"example.org"}); err != nil {
+	if _, err := r.Users.Add("alice@example.com", "correct horse", []string{"example.org"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -162,14 +119,14 @@ func TestCLIUserSetBadInput(t *testing.T) {
 			t.Errorf("%s (outbound %s): err = %v (usage error: %v), want %q (usage error: %v)", tc.what, strings.Join(tc.args, " "), err, isUsage, tc.want, tc.usage)
 		}
 	}
-	if u, _ := r.users.Get("alice@example.com"); u.DisplayName != "" || u.ReplyTo != "" || strings.Join(u.AllowFrom, ",") != "example.org" {
+	if u, _ := r.Users.Get("alice@example.com"); u.DisplayName != "" || u.ReplyTo != "" || strings.Join(u.AllowFrom, ",") != "example.org" {
 		t.Fatalf("refused commands changed the user: %+v", u)
 	}
 }
 
 func TestCLIUserShow(t *testing.T) {
 	r := newCLIRig(t)
-	if _, err := r.users.Add("alice@example.com", "correct horse", []string{"example.org"}); err != nil {
+	if _, err := r.Users.Add("alice@example.com", "correct horse", []string{"example.org"}); err != nil {
 		t.Fatal(err)
 	}
 	r.mustRun("user", "set", "alice@example.com", "--display-name", "Alice Example", "--reply-to", "Support <help@example.com>")
@@ -186,15 +143,15 @@ func TestCLIUserShow(t *testing.T) {
 	}
 
 	// On a smarthost, with own limits: the smarthost and its masked password.
-	if out, errOut, err := r.run("SG.upstream-secret-xyz789\n", "smarthost", "add", "sg", "--host", r.up.Host, "--port", strconv.Itoa(r.up.Port),
-		"--tls", "starttls", "--username", "apikey", "--password-stdin", "--ca-file", r.caFile); err != nil {
+	if out, errOut, err := r.run("SG.upstream-secret-xyz789\n", "smarthost", "add", "sg", "--host", r.Upstream.Host, "--port", strconv.Itoa(r.Upstream.Port),
+		"--tls", "starttls", "--username", "apikey", "--password-stdin", "--ca-file", r.CAFile); err != nil {
 		t.Fatalf("smarthost add: %v\n%s%s", err, out, errOut)
 	}
 	r.mustRun("user", "route", "alice@example.com", "--smarthost", "sg")
 	r.mustRun("limits", "set", "alice@example.com", "--per-hour", "40", "--per-day", "400")
 	out = r.mustRun("user", "show", "alice@example.com")
 	for _, want := range []string{"Route:           sg", "Limits:          40 per hour, 400 per day (own limits)",
-		"Smarthost:       sg (127.0.0.1:" + strconv.Itoa(r.up.Port) + ", starttls)", "Username:      apikey", "Password:      ****xyz789"} {
+		"Smarthost:       sg (127.0.0.1:" + strconv.Itoa(r.Upstream.Port) + ", starttls)", "Username:      apikey", "Password:      ****xyz789"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("user show lacks %q:\n%s", want, out)
 		}
@@ -234,7 +191,7 @@ func TestCLIUserAddGeneratedPasswordAsJSON(t *testing.T) {
 	if added.Name != "app@example.com" || strings.Join(added.AllowFrom, ",") != "example.com" || len(added.Password) < 16 {
 		t.Fatalf("user add --json: %+v", added)
 	}
-	if _, err := r.users.Verify("app@example.com", added.Password); err != nil {
+	if _, err := r.Users.Verify("app@example.com", added.Password); err != nil {
 		t.Fatalf("the printed password does not log in: %v", err)
 	}
 }

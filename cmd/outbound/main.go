@@ -129,30 +129,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		*configPath = path
 	}
 	env := &cliEnv{configPath: *configPath, stdin: stdin, stdout: stdout, stderr: stderr}
-
+	if command, ok := env.commands()[cmd]; ok {
+		return command(rest)
+	}
 	switch cmd {
 	case "serve":
 		if len(rest) > 0 {
 			return usagef("serve takes no arguments besides -config, got %q", rest)
 		}
 		return serve(*configPath)
-	case "user":
-		if len(rest) > 0 && rest[0] == "route" {
-			return env.userRouteCommand(rest[1:])
-		}
-		return env.userCommand(rest)
-	case "smarthost":
-		return env.smarthostCommand(rest)
-	case "key":
-		return env.keyCommand(rest)
-	case "queue":
-		return env.queueCommand(rest)
-	case "usage":
-		return env.usageCommand(rest)
-	case "limits":
-		return env.limitsCommand(rest)
-	case "spf":
-		return env.spfCommand(rest)
 	case "bounce":
 		if len(rest) != 1 || rest[0] != "classify" {
 			return usagef("usage: outbound bounce classify < replies.tsv")
