@@ -61,6 +61,9 @@ func routeOptions(cfg config.Config, hosts route.Smarthosts, log *slog.Logger) (
 		MaxPerDay:     l.MaxPerDay,
 		Smarthosts:    hosts,
 		Logger:        log,
+		// Delivery dials senders' own SMTP servers on public addresses
+		// only, unless the operator allows others.
+		AllowPrivateHosts: cfg.Web.AllowPrivateHosts,
 	}, nil
 }
 

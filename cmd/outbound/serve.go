@@ -179,7 +179,8 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	d := delivery.New(s.queue, routes, deliveryOptions(cfg, log.With("component", "delivery")))
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
-		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D()})
+		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
+		AllowPrivateHosts: cfg.Web.AllowPrivateHosts})
 
 	// Listeners.
 	tlsConfig := relay.ServerTLSConfig(*cert.cur.Load())
