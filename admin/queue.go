@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"outbound/delivery"
 	"outbound/queue"
 )
 
@@ -62,24 +63,55 @@ type FlushResult struct {
 	Flushed int `json:"flushed"`
 }
 
-// QueueStats summarises the queue for operators and monitoring.
+// QueueStats summarises the queue for operators and monitoring: the
+// Overview page of the web interface shows it.
 type QueueStats struct {
 	Messages   int            `json:"messages"`
 	Pending    int            `json:"pending"`
 	Recipients map[string]int `json:"recipients"`
 	Redacted   int            `json:"redacted"`
-	// OldestPending is when the oldest unfinished message arrived.
-	OldestPending *time.Time `json:"oldest_pending,omitempty"`
+	// OldestPending is when the oldest unfinished message arrived, and
+	// OldestPendingID which message that is.
+	OldestPending   *time.Time `json:"oldest_pending,omitempty"`
+	OldestPendingID string     `json:"oldest_pending_id,omitempty"`
 	// Notifications counts pending messages the relay generated (DSNs).
 	Notifications int `json:"notifications_pending"`
+	// Accepted24h counts the messages users submitted in the last 24
+	// hours (the relay's own notifications not included); Delivered24h
+	// and Failed24h the recipients delivered, and failed for good, in
+	// that time. Finished messages are kept (as stubs) far longer than a
+	// day, so these counts are whole.
+	Accepted24h  int `json:"accepted_24h"`
+	Delivered24h int `json:"delivered_24h"`
+	Failed24h    int `json:"failed_24h"`
+	// BackedOff lists the upstreams whose messages wait because the
+	// upstream as a whole failed (unreachable, 421, rate limiting), soonest
+	// back first.
+	BackedOff []delivery.BackedOff `json:"backed_off"`
 }
 
+// backoffReporter is what reports backed-off upstreams: the Bouncer, when
+// it is the delivery.Deliverer (as in `outbound serve`).
+type backoffReporter interface{ BackedOff() []delivery.BackedOff }
+
 func (a *api) queueStats(w http.ResponseWriter, r *http.Request) error {
-	st := QueueStats{Recipients: map[string]int{"queued": 0, "delivered": 0, "failed": 0}}
+	st := QueueStats{Recipients: map[string]int{"queued": 0, "delivered": 0, "failed": 0}, BackedOff: []delivery.BackedOff{}}
+	dayAgo := time.Now().Add(-24 * time.Hour)
 	_, err := a.Queue.List(func(m *queue.Message) bool {
 		st.Messages++
+		if m.User != "" && m.Created.After(dayAgo) {
+			st.Accepted24h++
+		}
 		for _, rc := range m.Recipients {
 			st.Recipients[string(rc.Status)]++
+			if rc.Updated.After(dayAgo) {
+				switch rc.Status {
+				case queue.Delivered:
+					st.Delivered24h++
+				case queue.Failed:
+					st.Failed24h++
+				}
+			}
 		}
 		if !m.Redacted.IsZero() {
 			st.Redacted++
@@ -91,13 +123,16 @@ func (a *api) queueStats(w http.ResponseWriter, r *http.Request) error {
 			}
 			if st.OldestPending == nil || m.Created.Before(*st.OldestPending) {
 				created := m.Created
-				st.OldestPending = &created
+				st.OldestPending, st.OldestPendingID = &created, m.ID
 			}
 		}
 		return false
 	})
 	if err != nil {
 		return err
+	}
+	if b, ok := a.Bouncer.(backoffReporter); ok {
+		st.BackedOff = b.BackedOff()
 	}
 	writeJSON(w, http.StatusOK, st)
 	return nil

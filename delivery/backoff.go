@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"sort"
 	"sync"
 	"time"
 )
@@ -17,8 +18,12 @@ type backoffs struct {
 }
 
 type upstreamState struct {
+	// name is the upstream's name (route.Upstream.Name), for operators.
+	name     string
 	failures int
 	until    time.Time
+	// reason is the failure that backed it off last.
+	reason string
 }
 
 func newBackoffs(delay func(int) time.Duration) *backoffs {
@@ -46,9 +51,10 @@ func (b *backoffs) downUntil(key string, now time.Time) (time.Time, bool) {
 	return s.until, true
 }
 
-// failed records a whole-upstream failure and returns when the upstream
-// may be tried again.
-func (b *backoffs) failed(key string, now time.Time) time.Time {
+// failed records a whole-upstream failure of the upstream called name
+// (for operators), caused by reason, and returns when the upstream may be
+// tried again.
+func (b *backoffs) failed(key, name, reason string, now time.Time) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s, ok := b.state[key]
@@ -58,6 +64,7 @@ func (b *backoffs) failed(key string, now time.Time) time.Time {
 	}
 	s.failures++
 	s.until = now.Add(b.delay(s.failures))
+	s.name, s.reason = name, reason
 	return s.until
 }
 
@@ -66,4 +73,33 @@ func (b *backoffs) succeeded(key string) {
 	b.mu.Lock()
 	delete(b.state, key)
 	b.mu.Unlock()
+}
+
+// BackedOff is an upstream that delivery is holding its messages for,
+// as operators see it (the admin API's queue stats, the Overview).
+type BackedOff struct {
+	// Upstream is the upstream's name: "default" or a smarthost's.
+	Upstream string `json:"upstream"`
+	// Until is when it is tried again.
+	Until time.Time `json:"until"`
+	// Failures counts its failures in a row.
+	Failures int `json:"failures"`
+	// Reason is its last failure, as logged.
+	Reason string `json:"reason"`
+}
+
+// BackedOff lists the upstreams backed off now, soonest back first.
+func (d *Deliverer) BackedOff() []BackedOff {
+	now := d.opts.Now()
+	b := d.backoffs
+	b.mu.Lock()
+	out := []BackedOff{}
+	for _, s := range b.state {
+		if now.Before(s.until) {
+			out = append(out, BackedOff{Upstream: s.name, Until: s.until, Failures: s.failures, Reason: s.reason})
+		}
+	}
+	b.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Until.Before(out[j].Until) })
+	return out
 }

@@ -405,7 +405,7 @@ func (d *Deliverer) try(up *route.Upstream, m *queue.Message, body []byte, rcpts
 	switch {
 	case errors.Is(out.err, errStopped):
 	case out.verdict.UpstreamWide:
-		until := d.backoffs.failed(connKey(up), d.opts.Now())
+		until := d.backoffs.failed(connKey(up), up.Name, errorText(out.err), d.opts.Now())
 		d.log.Warn("upstream unavailable; holding its messages", "upstream", up.Name, "until", until, "err", errorText(out.err))
 	case out.err == nil:
 		d.backoffs.succeeded(connKey(up))
