@@ -59,6 +59,9 @@ type Options struct {
 	// Resolver resolves the host names senders give, for that check; nil
 	// means net.DefaultResolver.
 	Resolver netutil.Resolver
+	// SPF checks users' sender domains for GET /api/users/{name}/spf;
+	// nil: that endpoint answers 501.
+	SPF SPFChecker
 	// Operators are the web interface's operator accounts; nil: the
 	// /api/operators endpoints answer 501.
 	Operators *auth.Operators
@@ -90,6 +93,7 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("PUT /api/users/{name}/limits", a.authed(a.setLimits))
 	mux.Handle("DELETE /api/users/{name}/limits", a.authed(a.clearLimits))
 	mux.Handle("GET /api/usage", a.authed(a.listUsage))
+	mux.Handle("GET /api/users/{name}/spf", a.guarded(selfOnly, a.userSPF))
 	mux.Handle("GET /api/usage/{name}", a.guarded(selfOnly, a.showUsage))
 	mux.Handle("GET /api/queue", a.guarded(anyone, a.listQueue))
 	mux.Handle("GET /api/queue/{id}", a.guarded(a.ownMessage, a.showMessage))

@@ -267,6 +267,12 @@ func (c *Client) TestSmarthost(name string) (*SmarthostResult, error) {
 	return get[SmarthostResult](c, "POST", smarthostPath(name)+"/test", nil)
 }
 
+// UserSPF is GET /api/users/{name}/spf: each sender domain of the user
+// checked against the SPF identity of its route.
+func (c *Client) UserSPF(user string) (*SPFReport, error) {
+	return get[SPFReport](c, "GET", userPath(user)+"/spf", nil)
+}
+
 // SetOwnSmarthost is PUT /api/users/{name}/smarthost: the user's own SMTP
 // server, tested, saved and routed to; a failed connection test answers
 // as for AddSmarthost.

@@ -22,6 +22,10 @@ type UsageView struct {
 	LimitsOverridden bool `json:"limits_overridden"`
 	// NextSlot is when room frees up, when a window is full.
 	NextSlot *time.Time `json:"next_slot,omitempty"`
+	// Hourly counts the recipients of each of the last 24 hours, oldest
+	// first, for a chart of the day: the last one is SentLastHour, all of
+	// them SentLastDay.
+	Hourly []int `json:"hourly"`
 }
 
 func (a *api) usageOf(u *auth.User) UsageView {
@@ -40,6 +44,8 @@ func (a *api) usage(u *auth.User, p route.Policy) UsageView {
 	if !us.NextSlot.IsZero() {
 		v.NextSlot = &us.NextSlot
 	}
+	hourly := a.Quota.Hourly(u.Name)
+	v.Hourly = hourly[:]
 	return v
 }
 

@@ -352,6 +352,27 @@ func (s *Store) Usage(user string, lim Limits) Usage {
 	return u
 }
 
+// Hourly counts user's recipients in each of the last 24 hours, oldest
+// first, each hour ending on a minute like the sliding windows: the last
+// one is Usage's LastHour, and together they are its LastDay. It is for a
+// chart of the day.
+func (s *Store) Hourly(user string) [24]int {
+	minute := unixMinute(s.now())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [24]int
+	if w := s.users[user]; w != nil {
+		for _, b := range w.b {
+			// A minute after now (a clock stepped back) counts in the
+			// last hour, as the windows count it.
+			if i := 23 - int(max(minute-b.minute, 0)/hourMinutes); i >= 0 {
+				out[i] += b.n
+			}
+		}
+	}
+	return out
+}
+
 // Users returns, sorted, the users with anything counted in the last 24
 // hours. It also forgets, in memory, users whose counts have all expired.
 func (s *Store) Users() []string {

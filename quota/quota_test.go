@@ -733,3 +733,38 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The hours of the day chart add up to the sliding windows: the last one
+// is the sliding hour, all of them the sliding day.
+func TestHourlyMatchesTheWindows(t *testing.T) {
+	clock := newClock(at(0, 9, 0, 0))
+	s, _, _ := newStore(t, clock)
+	lim := Limits{PerHour: 100, PerDay: 1000}
+	mustReserve(t, s, "alice", lim, 1) // day 0 09:00: out of the day by 09:40 of day 1
+	clock.Set(at(0, 10, 0, 0))
+	mustReserve(t, s, "alice", lim, 3) // day 0 10:00
+	clock.Set(at(0, 20, 30, 0))
+	mustReserve(t, s, "alice", lim, 2) // day 0 20:30
+	clock.Set(at(1, 9, 15, 0))
+	mustReserve(t, s, "alice", lim, 4) // day 1 09:15
+	clock.Set(at(1, 9, 40, 0))
+
+	h := s.Hourly("alice")
+	// Hour 23 is (08:40, 09:40] of day 1, hour 0 (09:40, 10:40] of day 0,
+	// hour 10 (19:40, 20:40].
+	want := [24]int{0: 3, 10: 2, 23: 4}
+	if h != want {
+		t.Fatalf("hourly = %v, want %v", h, want)
+	}
+	u := s.Usage("alice", lim)
+	sum := 0
+	for _, n := range h {
+		sum += n
+	}
+	if h[23] != u.LastHour || sum != u.LastDay {
+		t.Fatalf("hourly %v does not add up to the windows: last hour %d, day %d", h, u.LastHour, u.LastDay)
+	}
+	if s.Hourly("nobody") != [24]int{} {
+		t.Fatal("a user without sends has counts")
+	}
+}
