@@ -66,12 +66,13 @@ type Submission struct {
 
 // Admin configures the HTTP admin API that the CLI talks to.
 type Admin struct {
-	Listen string `toml:"listen" doc:"Address of the admin API. Keep it on loopback; the CLI reads the bearer token from data_dir/admin.token."`
+	Listen string `toml:"listen" doc:"Address of the admin API (at /api), the web interface (at /) and the metrics (at /metrics). On a loopback address it is plain HTTP; on any other it is HTTPS with the submission listeners' certificate (the CLI trusts that certificate's file). The CLI reads the bearer token from data_dir/admin.token."`
 }
 
 // Web configures what senders may do through the web interface (and the
 // admin API on their behalf).
 type Web struct {
+	SessionIdle Duration `toml:"session_idle" doc:"How long a signed-in browser may stay idle before it must sign in again; every page restarts it. A session ends 12 hours after sign-in whatever happens."`
 	AllowPrivateHosts bool `toml:"allow_private_hosts" doc:"Let senders give their own SMTP server on a loopback, private (RFC 1918, fc00::/7), link-local, carrier-grade NAT (100.64.0.0/10), unspecified, multicast or cloud metadata address, or a name resolving to one. Off: such a host is refused when a sender tests or saves it, and delivery refuses to connect to such an address for the smarthosts senders saved, whatever their name resolves to by then. Operators may set any host either way."`
 }
 
@@ -159,6 +160,7 @@ func Default() Config {
 			MaxErrors:           20,
 		},
 		Admin: Admin{Listen: "127.0.0.1:8025"},
+		Web:   Web{SessionIdle: Duration(30 * time.Minute)},
 		DefaultRoute: Upstream{
 			Host:      "smtp.eu.mailgun.org",
 			Port:      587,
@@ -328,6 +330,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Retry.DelayWarning < 0 {
 		bad("retry.delay_warning", "must not be negative")
+	}
+	if c.Web.SessionIdle <= 0 {
+		bad("web.session_idle", "must be positive, got %q", c.Web.SessionIdle)
 	}
 	if c.Retention.Content <= 0 {
 		bad("retention.content", "must be positive")

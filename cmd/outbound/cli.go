@@ -11,11 +11,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"golang.org/x/term"
 
@@ -35,14 +33,15 @@ func (e *cliEnv) client() (*admin.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Admin.Listen == "" {
-		return nil, errors.New("admin.listen is empty in the configuration: the CLI needs the admin API")
+	base, httpClient, err := adminEndpoint(cfg)
+	if err != nil {
+		return nil, err
 	}
 	token, err := readToken(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	return admin.NewClient("http://"+cfg.Admin.Listen, token, &http.Client{Timeout: 30 * time.Second}), nil
+	return admin.NewClient(base, token, httpClient), nil
 }
 
 // commands are the CLI's nouns, each in its file (cli_user.go, ...).
@@ -55,6 +54,7 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"usage":     e.usageCommand,
 		"limits":    e.limitsCommand,
 		"spf":       e.spfCommand,
+		"operator":  e.operatorCommand,
 	}
 }
 

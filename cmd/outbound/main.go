@@ -57,6 +57,10 @@ Commands:
         [--fallback NAME] [--force]
                                 change settings (tested again before saving)
   smarthost del NAME            delete a smarthost no user is routed through
+  operator add NAME             add an operator of the web interface; password
+                                from stdin (one line) or a prompt
+  operator list                 list operators
+  operator del NAME             delete an operator (its sessions end)
   key rotate                    re-encrypt smarthost passwords under a new
                                 master key (data_dir/secrets.key)
   usage [USER]                  sent in the last hour and day, limits, next free slot

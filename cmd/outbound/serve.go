@@ -28,6 +28,7 @@ import (
 	"outbound/route"
 	"outbound/smarthost"
 	"outbound/spf"
+	"outbound/web"
 )
 
 // openDB opens the shared bbolt file. A short lock timeout turns "another
@@ -138,6 +139,10 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if s.users, err = auth.NewStore(s.db); err != nil {
 		return nil, err
 	}
+	operators, err := auth.NewOperators(s.db, s.users)
+	if err != nil {
+		return nil, err
+	}
 	if s.queue, err = queue.Open(s.db, nil); err != nil {
 		return nil, err
 	}
@@ -180,7 +185,18 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
-		AllowPrivateHosts: cfg.Web.AllowPrivateHosts})
+		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators})
+	adminTLS := adminServesTLS(cfg.Admin.Listen)
+	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
+		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
+	// The sign-in page is throttled as SMTP AUTH is, with its own counts.
+	if th := newThrottle(cfg.Submission); th != nil {
+		wo.Throttle = th
+	}
+	ui, err := web.Handler(wo)
+	if err != nil {
+		return nil, err
+	}
 
 	// Listeners.
 	tlsConfig := relay.ServerTLSConfig(*cert.cur.Load())
@@ -224,11 +240,22 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
 		s.addrs["admin"] = l.Addr().String()
-		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: adminMux(api, ui), ReadHeaderTimeout: 10 * time.Second}
+		scheme := "http"
+		if adminTLS {
+			// Off loopback: HTTPS with the relay's certificate (reloaded
+			// on SIGHUP like the submission listeners').
+			hs.TLSConfig = adminTLSConfig(cert.get)
+			scheme = "https"
+		}
 		s.closers = append(s.closers, hs.Shutdown)
-		log.Info("admin API", "addr", l.Addr().String(), "token_file", tokenPath)
+		log.Info("admin API and web interface", "url", scheme+"://"+l.Addr().String()+"/", "token_file", tokenPath)
 		go func() {
-			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := hs.Serve
+			if adminTLS {
+				serve = func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
+			}
+			if err := serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.failed <- fmt.Errorf("admin API: %w", err)
 			}
 		}()
