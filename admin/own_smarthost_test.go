@@ -174,6 +174,18 @@ func TestOwnSmarthostOnlyForItsOwner(t *testing.T) {
 	if routeOf(t, r, alice) != "" {
 		t.Fatal("alice routed through bob's server")
 	}
+	if v, err := r.Client.Smarthost(bobsHost); err != nil || v.Owner != bob {
+		t.Fatalf("smarthost view: %+v %v; want its owner", v, err)
+	}
+	// Moved back to the default route in bulk, bob keeps his settings,
+	// which his page still shows.
+	if _, err := r.Client.SetRoutes(admin.RouteRequest{Users: []string{bob}, Default: true}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := r.Client.User(bob); err != nil || d.Smarthost != nil || d.OwnSmarthost == nil ||
+		d.OwnSmarthost.Name != bobsHost || d.OwnSmarthost.Password != "****xyz789" {
+		t.Fatalf("bob on the default route: %+v %v", d, err)
+	}
 	fb := r.SmarthostRequest("shared")
 	fb.Fallback = bobsHost
 	if _, err := r.Client.AddSmarthost(fb); statusOf(err) != 400 || !strings.Contains(err.Error(), "own SMTP server") {

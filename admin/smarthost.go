@@ -33,10 +33,13 @@ type SmarthostView struct {
 	SPFIPs     []string `json:"spf_ips,omitempty"`
 	// SPFPolicy is the smarthost's own SPF policy; "" follows the
 	// configured default_route.spf_policy.
-	SPFPolicy string    `json:"spf_policy,omitempty"`
-	Fallback  string    `json:"fallback,omitempty"`
-	Users     []string  `json:"users"`
-	Created   time.Time `json:"created"`
+	SPFPolicy string `json:"spf_policy,omitempty"`
+	Fallback  string `json:"fallback,omitempty"`
+	// Owner is the user whose own SMTP server this is; "" for a shared
+	// smarthost. Only its owner can be routed through it.
+	Owner   string    `json:"owner,omitempty"`
+	Users   []string  `json:"users"`
+	Created time.Time `json:"created"`
 }
 
 // SmarthostRequest is the body of POST /api/smarthosts. With Preset, the
@@ -181,7 +184,7 @@ func (a *api) viewSmarthost(h *smarthost.Smarthost) (*SmarthostView, error) {
 	return &SmarthostView{
 		Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS, Username: h.Username,
 		Password: a.Smarthosts.MaskedPassword(h), CAFile: h.CAFile, SPFInclude: include, SPFIPs: h.SPFIPs,
-		SPFPolicy: h.SPFPolicy, Fallback: h.Fallback, Users: users, Created: h.Created,
+		SPFPolicy: h.SPFPolicy, Fallback: h.Fallback, Owner: h.Owner, Users: users, Created: h.Created,
 	}, nil
 }
 

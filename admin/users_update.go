@@ -34,6 +34,10 @@ type UserDetail struct {
 	Usage UsageView `json:"usage"`
 	// Smarthost is the user's smarthost; absent on the default route.
 	Smarthost *UserSmarthost `json:"smarthost,omitempty"`
+	// OwnSmarthost is the user's own SMTP server (PUT
+	// /api/users/{name}/smarthost), whether or not the user is routed
+	// through it now; absent when it has none.
+	OwnSmarthost *UserSmarthost `json:"own_smarthost,omitempty"`
 }
 
 // UserLimits are a user's effective limits.
@@ -49,6 +53,7 @@ type UserLimits struct {
 // user's page needs it. The password is only ever masked.
 type UserSmarthost struct {
 	Name     string `json:"name"`
+	Preset   string `json:"preset,omitempty"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	TLS      string `json:"tls"`
@@ -90,11 +95,23 @@ func (a *api) userDetail(u *auth.User) (UserDetail, error) {
 		case err != nil:
 			return d, err
 		default:
-			d.Smarthost = &UserSmarthost{Name: h.Name, Host: h.Host, Port: h.Port, TLS: h.TLS,
-				Username: h.Username, Password: a.Smarthosts.MaskedPassword(h)}
+			d.Smarthost = a.userSmarthost(h)
 		}
 	}
+	own, err := a.ownSmarthost(u.Name)
+	if err != nil {
+		return d, err
+	}
+	if own != nil {
+		d.OwnSmarthost = a.userSmarthost(own)
+	}
 	return d, nil
+}
+
+// userSmarthost shows h as a user's page needs it, the password masked.
+func (a *api) userSmarthost(h *smarthost.Smarthost) *UserSmarthost {
+	return &UserSmarthost{Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS,
+		Username: h.Username, Password: a.Smarthosts.MaskedPassword(h)}
 }
 
 func (a *api) showUser(w http.ResponseWriter, r *http.Request) error {
