@@ -292,10 +292,13 @@ func (a *api) listQueue(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badRequest("status must be queued, delivered or failed, got %q", status)
 	}
-	sender := actingSender(r)
+	sender, user := actingSender(r), r.URL.Query().Get("user")
 	msgs, err := a.Queue.List(func(m *queue.Message) bool {
 		if sender != "" && m.User != sender {
 			return false // a sender sees only its own messages
+		}
+		if user != "" && m.User != user {
+			return false
 		}
 		if status == "" {
 			return true

@@ -187,10 +187,29 @@ func (c *Client) UserUsage(name string) (*UsageView, error) {
 	return get[UsageView](c, "GET", "/api/usage/"+url.PathEscape(name), nil)
 }
 
-// Messages is GET /api/queue?status=S: the messages with a recipient in
-// status S ("queued", "delivered", "failed"), or all of them for "".
-func (c *Client) Messages(status string) ([]*queue.Message, error) {
-	return list[*queue.Message](c, "/api/queue?status="+url.QueryEscape(status))
+// QueueFilter chooses messages for Messages; the zero value is all.
+type QueueFilter struct {
+	// Status keeps the messages with a recipient in that status
+	// ("queued", "delivered", "failed").
+	Status string
+	// User keeps the messages that login submitted.
+	User string
+}
+
+// Messages is GET /api/queue?status=S&user=U: the messages f keeps.
+func (c *Client) Messages(f QueueFilter) ([]*queue.Message, error) {
+	q := url.Values{}
+	if f.Status != "" {
+		q.Set("status", f.Status)
+	}
+	if f.User != "" {
+		q.Set("user", f.User)
+	}
+	path := "/api/queue"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return list[*queue.Message](c, path)
 }
 
 // Message is GET /api/queue/{id}.

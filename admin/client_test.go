@@ -120,7 +120,7 @@ func TestClientReachesEveryEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	msgs, err := c.Messages("queued")
+	msgs, err := c.Messages(admin.QueueFilter{Status: "queued"})
 	must("messages", err)
 	if len(msgs) != 2 {
 		t.Errorf("messages %+v", msgs)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"outbound/admin"
 	"outbound/internal/admintest"
 	"outbound/queue"
 )
@@ -51,5 +52,33 @@ func TestQueueStatsLast24Hours(t *testing.T) {
 	}
 	if !strings.Contains(raw, `"accepted_24h": 2`) {
 		t.Errorf("JSON lacks accepted_24h:\n%s", raw)
+	}
+}
+
+// The Queue page filters by user and status, through the API.
+func TestQueueListFiltersByUserAndStatus(t *testing.T) {
+	r := admintest.New(t)
+	for _, m := range []*queue.Message{
+		{User: "alice@example.com", From: "alice@example.com", Recipients: []queue.Recipient{{Addr: "a@example.net", Status: queue.Queued}}},
+		{User: "alice@example.com", From: "alice@example.com", Recipients: []queue.Recipient{{Addr: "b@example.net", Status: queue.Failed}}},
+		{User: "bob@example.com", From: "bob@example.com", Recipients: []queue.Recipient{{Addr: "c@example.net", Status: queue.Queued}}},
+	} {
+		if err := r.Queue.Add(m, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		f    admin.QueueFilter
+		want int
+	}{
+		{admin.QueueFilter{}, 3},
+		{admin.QueueFilter{User: "alice@example.com"}, 2},
+		{admin.QueueFilter{User: "alice@example.com", Status: "queued"}, 1},
+		{admin.QueueFilter{User: "nobody@example.com"}, 0},
+	} {
+		msgs, err := r.Client.Messages(tc.f)
+		if err != nil || len(msgs) != tc.want {
+			t.Errorf("Messages(%+v) = %d messages, %v; want %d", tc.f, len(msgs), err, tc.want)
+		}
 	}
 }

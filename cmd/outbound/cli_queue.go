@@ -39,7 +39,7 @@ func (e *cliEnv) queueList(args []string) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	list := func(c *admin.Client) ([]*queue.Message, error) { return c.Messages(*status) }
+	list := func(c *admin.Client) ([]*queue.Message, error) { return c.Messages(admin.QueueFilter{Status: *status}) }
 	return fetch(e, *asJSON, list, printMessages)
 }
 
