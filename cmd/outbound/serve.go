@@ -178,14 +178,15 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns.servers: %w", err)
 	}
+	checker := &spf.Checker{Resolver: resolver}
 	ro := relayOptions(cfg, log.With("component", "relay"))
-	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, &spf.Checker{Resolver: resolver}, routes
+	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, checker, routes
 	backend := relay.New(ro)
 	d := delivery.New(s.queue, routes, deliveryOptions(cfg, log.With("component", "delivery")))
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
-		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators})
+		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators, SPF: checker})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
