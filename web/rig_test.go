@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/route"
+	"outbound/smarthost"
 	"outbound/spf"
 )
 
@@ -55,12 +57,16 @@ type rig struct {
 	operators *auth.Operators
 	queue     *queue.Queue
 	quota     *quota.Store
+	hosts     *smarthost.Store
 	clock     *clock
 }
 
 type rigOptions struct {
 	tls      bool
 	throttle Throttle
+	// allowPrivateHosts lets senders use an SMTP server on loopback, as
+	// web.allow_private_hosts does.
+	allowPrivateHosts bool
 }
 
 func newRig(t *testing.T, o ...rigOptions) *rig {
@@ -90,17 +96,24 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes, err := route.New(route.Options{
 		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
 			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
 		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
 		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
 		MaxPerDay:     10000,
+		Smarthosts:    hosts,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes, Token: apiToken})
+	api := admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes, Token: apiToken,
+		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
+		AllowPrivateHosts: opts.allowPrivateHosts})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
 		Throttle: opts.throttle, Now: c.Now})
@@ -114,7 +127,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, clock: c}
+	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c}
 }
 
 // addSender adds a relay user with senderPassword.
