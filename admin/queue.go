@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -8,8 +9,25 @@ import (
 	"outbound/queue"
 )
 
+// pendingOrRefuse refuses (409) to act on a finished message, whose
+// recipients all reached a final status: nothing is left to retry or
+// bounce. Not finding it is 404.
+func (a *api) pendingOrRefuse(id, action string) error {
+	m, err := a.Queue.Get(id)
+	if err != nil {
+		return err
+	}
+	if !m.Pending() {
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("message %s is finished: nothing left to %s", id, action)}
+	}
+	return nil
+}
+
 func (a *api) retryMessage(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
+	if err := a.pendingOrRefuse(id, "retry"); err != nil {
+		return err
+	}
 	if err := a.Queue.Reschedule(id, time.Now()); err != nil {
 		return err
 	}
@@ -20,6 +38,9 @@ func (a *api) retryMessage(w http.ResponseWriter, r *http.Request) error {
 
 func (a *api) bounceMessage(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
+	if err := a.pendingOrRefuse(id, "bounce"); err != nil {
+		return err
+	}
 	if err := a.Bouncer.Bounce(id, "550 5.0.0 bounced by the relay's operator"); err != nil {
 		return err
 	}

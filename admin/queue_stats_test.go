@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,24 @@ func TestQueueListFiltersByUserAndStatus(t *testing.T) {
 		msgs, err := r.Client.Messages(tc.f)
 		if err != nil || len(msgs) != tc.want {
 			t.Errorf("Messages(%+v) = %d messages, %v; want %d", tc.f, len(msgs), err, tc.want)
+		}
+	}
+}
+
+// Retrying or bouncing a finished message is a conflict that says why,
+// not a server error or "not found".
+func TestRetryAndBounceOfAFinishedMessageRefused(t *testing.T) {
+	r := admintest.New(t)
+	m := &queue.Message{User: "alice@example.com", From: "alice@example.com",
+		Recipients: []queue.Recipient{{Addr: "bob@example.net", Status: queue.Delivered}}}
+	if err := r.Queue.Add(m, []byte("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for action, call := range map[string]func(string) error{"retry": r.Client.Retry, "bounce": r.Client.Bounce} {
+		err := call(m.ID)
+		var apiErr *admin.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != 409 || apiErr.Message != "message "+m.ID+" is finished: nothing left to "+action {
+			t.Errorf("%s of a finished message: %v, want 409 saying it is finished", action, err)
 		}
 	}
 }

@@ -1,9 +1,56 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+	"sort"
 
-// overview is GET /: for an operator the queue and delivery at a glance,
-// for a sender its own usage.
+	"outbound/admin"
+	"outbound/queue"
+)
+
+// OperatorOverview is the operator's Overview: the queue and delivery at
+// a glance, from GET /api/queue-stats.
+type OperatorOverview struct {
+	Stats *admin.QueueStats
+}
+
+// SenderOverview is a sender's Overview: its own usage against its
+// limits, and its latest messages.
+type SenderOverview struct {
+	Usage  Usage
+	Recent []*queue.Message
+}
+
+// recentOnOverview is how many of a sender's messages the Overview lists.
+const recentOnOverview = 5
+
+// overview is GET /.
 func (h *handler) overview(w http.ResponseWriter, r *http.Request) {
-	h.page(w, r, "overview", "overview", nil)
+	a, api := currentActor(r), h.api(r)
+	if a.Operator() {
+		st, err := api.QueueStats()
+		if err != nil {
+			h.apiFail(w, r, err)
+			return
+		}
+		h.page(w, r, "overview", "overview", OperatorOverview{Stats: st})
+		return
+	}
+	u, err := api.UserUsage(a.Name)
+	if err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
+	msgs, err := api.Messages(admin.QueueFilter{User: a.Name})
+	if err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
+	newestFirst(msgs)
+	h.page(w, r, "overview", "overview", SenderOverview{Usage: newUsage(u, h.Now()), Recent: msgs[:min(len(msgs), recentOnOverview)]})
+}
+
+// newestFirst sorts messages by arrival, the latest first.
+func newestFirst(msgs []*queue.Message) {
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Created.After(msgs[j].Created) })
 }

@@ -10,6 +10,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"outbound/queue"
 )
 
 //go:embed templates static
@@ -21,11 +23,11 @@ var assets embed.FS
 type views map[string]*template.Template
 
 // parseViews parses templates/layout.html (which defines "layout" and the
-// shared partials) with each templates/views/*.html in turn. A view
-// defines "title" and "content", and may define "head" for a page's
-// extras.
+// small shared pieces) and templates/partials/*.html (shared blocks, such
+// as the usage bars and chart) with each templates/views/*.html in turn. A
+// view defines "title" and "content".
 func parseViews() (views, error) {
-	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +65,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprint(t)
 	},
 	// bytes formats a size.
-	"bytes": func(n int64) string {
+	"bytes": func(n int) string {
 		switch {
 		case n >= 1<<20:
 			return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
@@ -71,6 +73,29 @@ var funcs = template.FuncMap{
 			return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
 		}
 		return fmt.Sprintf("%d bytes", n)
+	},
+	"sub": func(a, b int) int { return a - b },
+	// messageState is a message's state in one word, for its badge.
+	"messageState": messageState,
+	// routeName names a message's or user's route: "default" for "".
+	"routeName": func(r string) string {
+		if r == "" {
+			return "default"
+		}
+		return r
+	},
+	// dsnClass reads an RFC 3463 status: 2.x.x delivered, 4.x.x a
+	// temporary failure, 5.x.x a permanent one.
+	"dsnClass": func(status string) string {
+		switch {
+		case strings.HasPrefix(status, "2."):
+			return "delivered"
+		case strings.HasPrefix(status, "4."):
+			return "temporary"
+		case strings.HasPrefix(status, "5."):
+			return "permanent"
+		}
+		return ""
 	},
 	// percentStep is used/limit in steps of 10 (0..10), for the usage
 	// bars' classes (bar-0 .. bar-10): the CSP forbids style attributes.
@@ -81,6 +106,27 @@ var funcs = template.FuncMap{
 		step := (used*10 + limit - 1) / limit
 		return min(max(step, 0), 10)
 	},
+}
+
+// messageState is "queued" while any recipient waits, else "delivered",
+// "failed", or "partly failed" when some recipients were delivered and
+// some failed.
+func messageState(m *queue.Message) string {
+	if m.Pending() {
+		return "queued"
+	}
+	var delivered, failed bool
+	for _, r := range m.Recipients {
+		delivered = delivered || r.Status == queue.Delivered
+		failed = failed || r.Status == queue.Failed
+	}
+	switch {
+	case delivered && failed:
+		return "partly failed"
+	case failed:
+		return "failed"
+	}
+	return "delivered"
 }
 
 // Page is what every view gets: the signed-in actor (nil on the sign-in
@@ -173,4 +219,17 @@ func staticFiles(fsys fs.FS) http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		files.ServeHTTP(w, r)
 	})
+}
+
+// apiRefused ends an action the API refused: a 404 is the not-found page;
+// any other refusal goes back to the page at back with the API's own
+// message as an error flash (the same words the CLI prints); a failure of
+// the server itself is an error page.
+func (h *handler) apiRefused(w http.ResponseWriter, r *http.Request, back string, err error) {
+	switch st := apiStatus(err); {
+	case st == http.StatusNotFound || st < 400 || st >= 500:
+		h.apiFail(w, r, err)
+	default:
+		h.redirect(w, r, back, failed("%s", err.Error()))
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"outbound/admin"
 	"outbound/auth"
+	"outbound/delivery"
 	"outbound/internal/testutil"
 	"outbound/queue"
 	"outbound/quota"
@@ -113,6 +114,8 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	}
 	api := admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes, Token: apiToken,
 		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
+		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
+		Bouncer: delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
 		AllowPrivateHosts: opts.allowPrivateHosts})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
@@ -128,6 +131,21 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	}
 	t.Cleanup(srv.Close)
 	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c}
+}
+
+// addMessage queues a message user submitted to rcpts, all queued.
+func (r *rig) addMessage(t *testing.T, user string, rcpts ...string) *queue.Message {
+	t.Helper()
+	// Created is the queue's own clock (real time, as the API's 24-hour
+	// counts), not the rig's.
+	m := &queue.Message{User: user, From: user}
+	for _, rc := range rcpts {
+		m.Recipients = append(m.Recipients, queue.Recipient{Addr: rc, Status: queue.Queued})
+	}
+	if err := r.queue.Add(m, []byte("From: "+user+"\r\nSubject: hello\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // addSender adds a relay user with senderPassword.

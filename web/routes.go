@@ -25,6 +25,16 @@ func (h *handler) routes() http.Handler {
 
 	mux.Handle("GET /{$}", h.signedIn(h.overview))
 
+	mux.Handle("GET /queue", h.operatorOnly(h.queueList))
+	mux.Handle("GET /messages", h.signedIn(h.messagesList))
+	mux.Handle("GET /queue/{id}", h.signedIn(h.messageShow))
+	mux.Handle("GET /queue/{id}/retry", h.signedIn(h.messageConfirm(retryAction)))
+	mux.Handle("POST /queue/{id}/retry", h.signedIn(h.messageRetry))
+	mux.Handle("GET /queue/{id}/bounce", h.signedIn(h.messageConfirm(bounceAction)))
+	mux.Handle("POST /queue/{id}/bounce", h.signedIn(h.messageBounce))
+	mux.Handle("GET /queue/{id}/delete", h.signedIn(h.messageConfirm(deleteAction)))
+	mux.Handle("POST /queue/{id}/delete", h.signedIn(h.messageDelete))
+
 	// Anything else: a signed-out visitor is sent to sign in (and learns
 	// nothing about which pages exist), a signed-in one gets 404.
 	mux.Handle("/", h.signedIn(h.notFound))

@@ -96,9 +96,11 @@ func TestEveryAnswerCarriesTheCSPAndNoInlineScript(t *testing.T) {
 	for _, p := range []string{"/login", "/static/style.css", "/static/app.js", "/no/such/page", "/"} {
 		checkPage(t, p, anon.get(p))
 	}
+	msg := r.addMessage(t, "alice@example.com", "bob@example.net")
 	op := r.browser(t)
 	op.signIn(operatorName, operatorPassword)
 	for _, p := range operatorPages {
+		p = strings.ReplaceAll(p, "{msg}", msg.ID)
 		resp := op.get(p)
 		if resp.status != http.StatusOK {
 			t.Errorf("operator GET %s: %d", p, resp.status)
@@ -108,6 +110,7 @@ func TestEveryAnswerCarriesTheCSPAndNoInlineScript(t *testing.T) {
 	sender := r.browser(t)
 	sender.signIn("alice@example.com", senderPassword)
 	for _, p := range senderPages {
+		p = strings.ReplaceAll(p, "{msg}", msg.ID)
 		resp := sender.get(p)
 		if resp.status != http.StatusOK {
 			t.Errorf("sender GET %s: %d", p, resp.status)
@@ -116,11 +119,15 @@ func TestEveryAnswerCarriesTheCSPAndNoInlineScript(t *testing.T) {
 	}
 }
 
-// The pages each kind of actor can open in the rig; the CSP test walks
-// them all. Add a page here when you add one.
+// The pages each kind of actor can open in the rig, where sender
+// alice@example.com has submitted message {msg}; the CSP test walks them
+// all. Add a page here when you add one.
 var (
-	operatorPages = []string{"/"}
-	senderPages   = []string{"/"}
+	operatorPages = []string{"/",
+		"/queue", "/queue?status=queued&user=alice%40example.com", "/queue/{msg}",
+		"/queue/{msg}/retry", "/queue/{msg}/bounce", "/queue/{msg}/delete"}
+	senderPages = []string{"/",
+		"/messages", "/messages?status=failed", "/queue/{msg}", "/queue/{msg}/delete"}
 )
 
 func TestSignedInPagesAreNotCached(t *testing.T) {

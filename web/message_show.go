@@ -1,0 +1,38 @@
+package web
+
+import (
+	"net/http"
+
+	"outbound/queue"
+)
+
+// MessagePage is a message's page: envelope, size, route, recipients with
+// their state, the attempts, and the actions that still make sense.
+type MessagePage struct {
+	M *queue.Message
+	// Pending allows Retry now and Bounce; Delete is always offered.
+	Pending bool
+	// Back is the list the message belongs to: /queue or /messages.
+	Back string
+}
+
+// messageShow is GET /queue/{id}. The API answers a sender only for its
+// own messages (404 otherwise, the same page as a message that does not
+// exist).
+func (h *handler) messageShow(w http.ResponseWriter, r *http.Request) {
+	m, err := h.api(r).Message(r.PathValue("id"))
+	if err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
+	h.page(w, r, "message_show", listNav(r), MessagePage{M: m, Pending: m.Pending(), Back: "/" + listNav(r)})
+}
+
+// listNav is the navigation entry of the messages for the actor:
+// "queue" for operators, "messages" for senders.
+func listNav(r *http.Request) string {
+	if currentActor(r).Operator() {
+		return "queue"
+	}
+	return "messages"
+}

@@ -1,0 +1,56 @@
+package web
+
+import (
+	"net/http"
+
+	"outbound/admin"
+	"outbound/queue"
+)
+
+// QueueList is the Queue page (operators) and the Messages page
+// (senders): messages filtered by status and, for operators, by user.
+type QueueList struct {
+	// Heading is "Queue" or "Messages"; Action the filter form's path.
+	Heading, Action string
+	Filter          admin.QueueFilter
+	// Operator shows the user filter.
+	Operator bool
+	Messages []*queue.Message
+	// Total is how many matched; Messages holds at most listLimit of
+	// them, the newest.
+	Total int
+}
+
+// listLimit bounds a page of messages: the newest are shown, and the
+// filters narrow the rest down.
+const listLimit = 200
+
+// queueList is GET /queue?status=&user= (operators).
+func (h *handler) queueList(w http.ResponseWriter, r *http.Request) {
+	f := admin.QueueFilter{Status: r.URL.Query().Get("status"), User: r.URL.Query().Get("user")}
+	h.listMessages(w, r, QueueList{Heading: "Queue", Action: "/queue", Filter: f, Operator: true}, "queue")
+}
+
+// messagesList is GET /messages?status= (a sender's own messages; the
+// API itself keeps to them). An operator is sent to the Queue.
+func (h *handler) messagesList(w http.ResponseWriter, r *http.Request) {
+	a := currentActor(r)
+	if a.Operator() {
+		http.Redirect(w, r, "/queue", http.StatusSeeOther)
+		return
+	}
+	f := admin.QueueFilter{Status: r.URL.Query().Get("status"), User: a.Name}
+	h.listMessages(w, r, QueueList{Heading: "Messages", Action: "/messages", Filter: f}, "messages")
+}
+
+func (h *handler) listMessages(w http.ResponseWriter, r *http.Request, p QueueList, nav string) {
+	msgs, err := h.api(r).Messages(p.Filter)
+	if err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
+	newestFirst(msgs)
+	p.Total = len(msgs)
+	p.Messages = msgs[:min(len(msgs), listLimit)]
+	h.page(w, r, "queue_list", nav, p)
+}
