@@ -68,6 +68,9 @@ type rigOptions struct {
 	// allowPrivateHosts lets senders use an SMTP server on loopback, as
 	// web.allow_private_hosts does.
 	allowPrivateHosts bool
+	// spf checks users' SPF for their page's SPF section; nil: not
+	// configured (the API answers 501).
+	spf admin.SPFChecker
 }
 
 func newRig(t *testing.T, o ...rigOptions) *rig {
@@ -115,8 +118,8 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	api := admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes, Token: apiToken,
 		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
 		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
-		Bouncer: delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
-		AllowPrivateHosts: opts.allowPrivateHosts})
+		Bouncer:           delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
+		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
 		Throttle: opts.throttle, Now: c.Now})

@@ -25,6 +25,27 @@ func (h *handler) routes() http.Handler {
 
 	mux.Handle("GET /{$}", h.signedIn(h.overview))
 
+	mux.Handle("GET /users", h.operatorOnly(h.usersList))
+	mux.Handle("GET /users/new", h.operatorOnly(h.userNew))
+	mux.Handle("POST /users/new", h.operatorOnly(h.userAdd))
+	mux.Handle("POST /users/move", h.operatorOnly(h.usersMove))
+	mux.Handle("GET /users/{name}", h.selfOrOperator(h.userShow))
+	mux.Handle("POST /users/{name}/email", h.selfOrOperator(h.userEmailSave))
+	mux.Handle("POST /users/{name}/email/test", h.selfOrOperator(h.userEmailCheck))
+	mux.Handle("POST /users/{name}/sender", h.selfOrOperator(h.userSenderSave))
+	mux.Handle("POST /users/{name}/limits", h.operatorOnly(h.userLimitsSave))
+	mux.Handle("POST /users/{name}/limits/reset", h.operatorOnly(h.userLimitsReset))
+	mux.Handle("GET /users/{name}/spf", h.selfOrOperator(h.userSPF))
+
+	mux.Handle("GET /smarthosts", h.operatorOnly(h.smarthostsList))
+	mux.Handle("GET /smarthosts/new", h.operatorOnly(h.smarthostNew))
+	mux.Handle("POST /smarthosts/new", h.operatorOnly(h.smarthostAdd))
+	mux.Handle("POST /smarthosts/new/test", h.operatorOnly(h.smarthostCheck))
+	mux.Handle("GET /smarthosts/{name}", h.operatorOnly(h.smarthostShow))
+	mux.Handle("POST /smarthosts/{name}", h.operatorOnly(h.smarthostSave))
+	mux.Handle("POST /smarthosts/{name}/test", h.operatorOnly(h.smarthostCheck))
+	mux.Handle("POST /smarthosts/{name}/delete", h.operatorOnly(h.smarthostDelete))
+
 	mux.Handle("GET /queue", h.operatorOnly(h.queueList))
 	mux.Handle("GET /messages", h.signedIn(h.messagesList))
 	mux.Handle("GET /queue/{id}", h.signedIn(h.messageShow))

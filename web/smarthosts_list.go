@@ -1,0 +1,44 @@
+package web
+
+import (
+	"net/http"
+
+	"outbound/admin"
+)
+
+// SmarthostsPage is the Smarthosts page: every smarthost, and the Add
+// smarthost form with the result of its last test or refused save.
+type SmarthostsPage struct {
+	Smarthosts []admin.SmarthostView
+	Add        SMTPFields
+}
+
+// smarthostsList is GET /smarthosts.
+func (h *handler) smarthostsList(w http.ResponseWriter, r *http.Request) {
+	h.showSmarthosts(w, r, http.StatusOK, SMTPForm{}, nil)
+}
+
+// showSmarthosts draws the Smarthosts page, the Add smarthost form as
+// entered (never the password) with its test.
+func (h *handler) showSmarthosts(w http.ResponseWriter, r *http.Request, status int, f SMTPForm, t *TestResult) {
+	hosts, err := h.api(r).Smarthosts()
+	if err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
+	add := smtpFields(f)
+	add.AddName, add.Test, add.Fallbacks = true, t, fallbacks(hosts, "")
+	h.render(w, r, status, "smarthosts", "smarthosts", SmarthostsPage{Smarthosts: hosts, Add: add})
+}
+
+// fallbacks are the smarthosts that self (a smarthost's name, "" for a new
+// one) may fall back to: the shared ones but itself.
+func fallbacks(hosts []admin.SmarthostView, self string) []string {
+	out := []string{}
+	for _, s := range hosts {
+		if s.Owner == "" && s.Name != self {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
