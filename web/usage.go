@@ -20,16 +20,17 @@ func newUsage(u *admin.UsageView, now time.Time) Usage {
 
 // Chart is the geometry of the 24-hour bar chart, drawn as inline SVG on
 // the server: no script, and no style attribute (the CSP forbids them),
-// only SVG presentation attributes and classes.
+// only SVG presentation attributes and classes. The SVG stretches to the
+// page's width (its text would not), so the hour labels are HTML below it.
 type Chart struct {
-	// Width and Height are the SVG's viewBox; Base the y of the axis.
-	Width, Height, Base int
-	Bars              []ChartBar
-	// Max is the count of the tallest hour (at least 1), labelled on
-	// the axis.
-	Max int
-	// Total is the recipients of the 24 hours.
-	Total int
+	// Width and Height are the SVG's viewBox.
+	Width, Height int
+	Bars          []ChartBar
+	// Labels name the hours under the chart, every six hours, oldest
+	// first.
+	Labels []string
+	// Max is the count of the busiest hour; Total of the 24 hours.
+	Max, Total int
 }
 
 // ChartBar is one hour.
@@ -38,23 +39,19 @@ type ChartBar struct {
 	Count      int
 	// Ends is the end of the hour it counts.
 	Ends time.Time
-	// Label is the hour printed under every sixth bar, "" otherwise.
-	Label string
 }
 
 // Chart geometry, in SVG user units.
 const (
 	chartWidth  = 480
-	chartHeight = 140
-	chartTop    = 14 // room for the maximum's label
-	chartBase   = 118
+	chartHeight = 120
 	chartBarGap = 4
 )
 
 // newChart lays out hourly (the last 24 hours, oldest first, the last one
 // ending at now) as bars scaled to the busiest hour.
 func newChart(hourly []int, now time.Time) Chart {
-	c := Chart{Width: chartWidth, Height: chartHeight, Base: chartBase, Max: 1}
+	c := Chart{Width: chartWidth, Height: chartHeight}
 	for _, n := range hourly {
 		c.Max = max(c.Max, n)
 		c.Total += n
@@ -64,16 +61,16 @@ func newChart(hourly []int, now time.Time) Chart {
 	}
 	slot := chartWidth / len(hourly)
 	for i, n := range hourly {
-		h := n * (chartBase - chartTop) / c.Max
+		h := n * chartHeight / max(c.Max, 1)
 		if n > 0 {
 			h = max(h, 2) // an hour with mail never looks empty
 		}
-		ends := now.Add(-time.Duration(len(hourly)-1-i) * time.Hour)
-		b := ChartBar{X: i*slot + chartBarGap/2, Y: chartBase - h, W: slot - chartBarGap, H: h, Count: n, Ends: ends}
-		if (len(hourly)-1-i)%6 == 0 {
-			b.Label = ends.UTC().Format("15:04")
+		ago := len(hourly) - 1 - i
+		ends := now.Add(-time.Duration(ago) * time.Hour)
+		c.Bars = append(c.Bars, ChartBar{X: i*slot + chartBarGap/2, Y: chartHeight - h, W: slot - chartBarGap, H: h, Count: n, Ends: ends})
+		if ago%6 == 5 || ago == 0 {
+			c.Labels = append(c.Labels, ends.UTC().Format("15:04"))
 		}
-		c.Bars = append(c.Bars, b)
 	}
 	return c
 }
