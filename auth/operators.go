@@ -99,6 +99,20 @@ func (o *Operators) Exists(name string) (bool, error) {
 	return ok, err
 }
 
+// Get returns the named operator or ErrNoSuchOperator.
+func (o *Operators) Get(name string) (*Operator, error) {
+	var op *Operator
+	err := o.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(operatorsBucket).Get([]byte(name))
+		if v == nil {
+			return fmt.Errorf("%w: %s", ErrNoSuchOperator, name)
+		}
+		op = new(Operator)
+		return json.Unmarshal(v, op)
+	})
+	return op, err
+}
+
 // List returns every operator, sorted by name.
 func (o *Operators) List() ([]*Operator, error) {
 	var ops []*Operator
@@ -117,7 +131,7 @@ func (o *Operators) List() ([]*Operator, error) {
 }
 
 // Delete removes an operator. Its open sessions are the web interface's
-// to end (they are checked against Exists on every request).
+// to end (it looks the operator up on every request).
 func (o *Operators) Delete(name string) error {
 	return o.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(operatorsBucket)

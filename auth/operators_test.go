@@ -39,6 +39,12 @@ func TestOperatorAddVerifyDelete(t *testing.T) {
 	if _, err := ops.Verify("nobody", "correct horse"); !errors.Is(err, ErrBadCredentials) {
 		t.Errorf("Verify(unknown) = %v, want ErrBadCredentials", err)
 	}
+	if op, err := ops.Get("admin"); err != nil || op.Name != "admin" || len(op.PasswordHash) == 0 {
+		t.Errorf("Get(admin) = %+v, %v", op, err)
+	}
+	if _, err := ops.Get("nobody"); !errors.Is(err, ErrNoSuchOperator) {
+		t.Errorf("Get(nobody) = %v, want ErrNoSuchOperator", err)
+	}
 	if ok, _ := ops.Exists("admin"); !ok {
 		t.Error("Exists(admin) = false")
 	}

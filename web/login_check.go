@@ -43,7 +43,7 @@ func (h *handler) loginCheck(w http.ResponseWriter, r *http.Request) {
 		h.Throttle.WaitForLogin(login)
 	}
 
-	kind, err := h.verify(login, password)
+	kind, credential, err := h.verify(login, password)
 	if err != nil {
 		if !errors.Is(err, auth.ErrBadCredentials) {
 			h.Logger.Error("sign-in check failed", "err", err)
@@ -58,7 +58,7 @@ func (h *handler) loginCheck(w http.ResponseWriter, r *http.Request) {
 		h.showLogin(w, r, http.StatusUnauthorized, p)
 		return
 	}
-	sess, err := h.Sessions.Create(kind, login, h.Now())
+	sess, err := h.Sessions.Create(kind, login, credential, h.Now())
 	if err != nil {
 		h.Logger.Error("creating session", "err", err)
 		h.fail(w, r, http.StatusInternalServerError, "The relay could not start your session; its log says why.")
@@ -70,18 +70,25 @@ func (h *handler) loginCheck(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, p.Next, http.StatusSeeOther)
 }
 
-// verify checks login and password and says who signed in.
-func (h *handler) verify(login, password string) (kind string, err error) {
+// verify checks login and password and says who signed in, with the
+// fingerprint of its password hash.
+func (h *handler) verify(login, password string) (kind, credential string, err error) {
 	isOperator, err := h.Operators.Exists(login)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if isOperator {
-		_, err = h.Operators.Verify(login, password)
-		return KindOperator, err
+		op, err := h.Operators.Verify(login, password)
+		if err != nil {
+			return "", "", err
+		}
+		return KindOperator, credentialOf(op.PasswordHash), nil
 	}
-	_, err = h.Users.Verify(login, password)
-	return KindSender, err
+	u, err := h.Users.Verify(login, password)
+	if err != nil {
+		return "", "", err
+	}
+	return KindSender, credentialOf(u.PasswordHash), nil
 }
 
 // sourceOf names where the request comes from, for the throttle: its

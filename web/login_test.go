@@ -245,3 +245,30 @@ func TestSignInThrottledAfterFailures(t *testing.T) {
 	r.clock.Advance(16 * time.Minute)
 	b.signIn(operatorName, operatorPassword)
 }
+
+// Changing a sender's password, or deleting the sender, signs out the
+// browsers signed in with the old one at their next request.
+func TestSenderSignedOutWhenPasswordChangesOrUserGoes(t *testing.T) {
+	r := newRig(t)
+	r.addSender(t, "alice@example.com")
+	r.addSender(t, "bob@example.com")
+	alice, bob := r.browser(t), r.browser(t)
+	alice.signIn("alice@example.com", senderPassword)
+	bob.signIn("bob@example.com", senderPassword)
+	if err := r.users.SetPassword("alice@example.com", "a new password 2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.get("/"); got.status != http.StatusSeeOther {
+		t.Errorf("after a password change: GET / is %d, want a redirect to sign in", got.status)
+	}
+	alice.signIn("alice@example.com", "a new password 2")
+	if got := alice.get("/"); got.status != http.StatusOK {
+		t.Errorf("signed in with the new password: %d", got.status)
+	}
+	if err := r.users.Delete("bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got := bob.get("/"); got.status != http.StatusSeeOther {
+		t.Errorf("after the user is deleted: GET / is %d, want a redirect to sign in", got.status)
+	}
+}

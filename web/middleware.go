@@ -89,14 +89,32 @@ func (h *handler) session(r *http.Request) *Session {
 		h.Logger.Error("reading session", "err", err)
 		return nil
 	}
-	if sess != nil && sess.Operator() {
-		// A removed operator is signed out at once.
-		if ok, err := h.Operators.Exists(sess.Name); err != nil || !ok {
-			h.Sessions.Delete(sess.ID)
-			return nil
-		}
+	if sess != nil && !h.accountUnchanged(sess) {
+		h.Sessions.Delete(sess.ID)
+		return nil
 	}
 	return sess
+}
+
+// accountUnchanged reports whether the session's account still exists
+// with the password it signed in with: removing an operator or a user, or
+// changing its password, signs out its browsers at their next request.
+func (h *handler) accountUnchanged(sess *Session) bool {
+	var hash []byte
+	if sess.Operator() {
+		op, err := h.Operators.Get(sess.Name)
+		if err != nil {
+			return false
+		}
+		hash = op.PasswordHash
+	} else {
+		u, err := h.Users.Get(sess.Name)
+		if err != nil {
+			return false
+		}
+		hash = u.PasswordHash
+	}
+	return subtle.ConstantTimeCompare([]byte(credentialOf(hash)), []byte(sess.Credential)) == 1
 }
 
 // operatorOnly is signedIn for the operators' pages: a sender gets 403.

@@ -2,6 +2,8 @@ package web
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"sync"
 	"time"
@@ -24,6 +26,9 @@ type Session struct {
 	// CSRF is the token every POST of this session must carry (form
 	// field "csrf" or header X-CSRF-Token).
 	CSRF string
+	// Credential fingerprints the password hash the account had at
+	// sign-in (credentialOf): a changed password ends the session.
+	Credential string
 	// Created bounds the session's whole life (Lifetimes.Max); LastSeen
 	// its idleness (Lifetimes.Idle).
 	Created, LastSeen time.Time
@@ -54,9 +59,10 @@ func (l Lifetimes) expired(s *Session, now time.Time) bool {
 // share sessions (in PostgreSQL); the in-memory one serves one process.
 // Every method is safe for concurrent use.
 type SessionStore interface {
-	// Create stores a new session (its ID, CSRF token and times filled
-	// in here) and returns it.
-	Create(kind, name string, now time.Time) (*Session, error)
+	// Create stores a new session of the account kind/name, whose
+	// password hash has the fingerprint credential (its ID, CSRF token
+	// and times filled in here), and returns it.
+	Create(kind, name, credential string, now time.Time) (*Session, error)
 	// Get returns a copy of the session, or nil when there is none or it
 	// expired at now (an expired session is deleted).
 	Get(id string, now time.Time) (*Session, error)
@@ -86,8 +92,8 @@ func NewMemorySessions(life Lifetimes) *MemorySessions {
 var _ SessionStore = (*MemorySessions)(nil)
 
 // Create implements SessionStore.
-func (s *MemorySessions) Create(kind, name string, now time.Time) (*Session, error) {
-	sess := &Session{ID: randomToken(), Kind: kind, Name: name, CSRF: randomToken(), Created: now, LastSeen: now}
+func (s *MemorySessions) Create(kind, name, credential string, now time.Time) (*Session, error) {
+	sess := &Session{ID: randomToken(), Kind: kind, Name: name, CSRF: randomToken(), Credential: credential, Created: now, LastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Sign-ins are throttled, but forget expired sessions as new ones
@@ -147,6 +153,13 @@ func (s *MemorySessions) DeleteByName(kind, name string) error {
 		}
 	}
 	return nil
+}
+
+// credentialOf fingerprints a password hash for Session.Credential: not
+// the hash itself, which need not sit in the session store.
+func credentialOf(passwordHash []byte) string {
+	sum := sha256.Sum256(passwordHash)
+	return hex.EncodeToString(sum[:16])
 }
 
 // randomToken is 32 random bytes, base64url: session IDs and CSRF tokens.

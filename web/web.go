@@ -27,16 +27,21 @@ import (
 	"outbound/auth"
 )
 
-// Operators checks operators' sign-ins (auth.Operators).
+// Operators checks operators' sign-ins (auth.Operators), and looks the
+// operator of a session up on each request: a removed operator, or one
+// whose password changed, is signed out.
 type Operators interface {
 	Exists(name string) (bool, error)
 	Verify(name, password string) (*auth.Operator, error)
+	Get(name string) (*auth.Operator, error)
 }
 
 // Users checks senders' sign-ins: their SMTP login and password
-// (auth.Store).
+// (auth.Store), and looks the sender of a session up on each request, as
+// Operators does.
 type Users interface {
 	Verify(name, password string) (*auth.User, error)
+	Get(name string) (*auth.User, error)
 }
 
 // Throttle slows password guessing on the sign-in page as on SMTP AUTH,
