@@ -30,6 +30,8 @@ func (h *handler) smarthostCheck(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		t = testResult(rep, err, f, save)
+		// htmx leaves the form as it is, the typed password in it.
+		t.RetypePassword = t.RetypePassword && !htmx(r)
 	}
 	switch {
 	case htmx(r):

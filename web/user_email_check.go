@@ -27,6 +27,8 @@ func (h *handler) userEmailCheck(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		t = testResult(rep, err, f, save)
+		// htmx leaves the form as it is, the typed password in it.
+		t.RetypePassword = t.RetypePassword && !htmx(r)
 	}
 	if htmx(r) {
 		h.fragment(w, r, "user", "conntest", t)

@@ -21,6 +21,8 @@ type UsersPage struct {
 type UserRow struct {
 	admin.UserView
 	Usage admin.UsageView
+	// Own says the route is the user's own SMTP server.
+	Own bool
 }
 
 // AddUserForm is the Add user form as entered (never the password), and
@@ -58,13 +60,16 @@ func (h *handler) showUsers(w http.ResponseWriter, r *http.Request, status int, 
 		byName[u.User] = u
 	}
 	p := UsersPage{Add: add, Routes: []Choice{{"default", "Default route"}}}
-	for _, u := range users {
-		p.Users = append(p.Users, UserRow{UserView: u, Usage: byName[u.Name]})
-	}
+	owned := map[string]bool{}
 	for _, s := range hosts {
 		if s.Owner == "" {
 			p.Routes = append(p.Routes, Choice{s.Name, s.Name})
+		} else {
+			owned[s.Name] = true
 		}
+	}
+	for _, u := range users {
+		p.Users = append(p.Users, UserRow{UserView: u, Usage: byName[u.Name], Own: owned[u.Route]})
 	}
 	h.render(w, r, status, "users", "users", p)
 }

@@ -221,7 +221,8 @@ func TestTestConnectionFragmentForHtmx(t *testing.T) {
 		t.Fatalf("fragment: %d\n%s", res.status, res.body)
 	}
 	wantIn(t, "the fragment", res, "Connection test failed", ">Save anyway</button>")
-	wantNotIn(t, "the fragment", res, "<html", "wrong-password-000")
+	// The form stays as it was, the password typed still in it.
+	wantNotIn(t, "the fragment", res, "<html", "wrong-password-000", "type it again")
 }
 
 // Every page that shows an SMTP server shows its password masked and
@@ -236,6 +237,7 @@ func TestPasswordNeverInAnyPage(t *testing.T) {
 	}
 	own := r.routeOf(t, "alice@example.com")
 	sender := r.signedIn(t, "alice@example.com")
+	wantIn(t, "/users", op.get("/users"), "<td>Own SMTP server</td>")
 	for _, c := range []struct {
 		b    *browser
 		path string
