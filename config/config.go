@@ -72,8 +72,8 @@ type Admin struct {
 // Web configures what senders may do through the web interface (and the
 // admin API on their behalf).
 type Web struct {
-	SessionIdle Duration `toml:"session_idle" doc:"How long a signed-in browser may stay idle before it must sign in again; every page restarts it. A session ends 12 hours after sign-in whatever happens."`
-	AllowPrivateHosts bool `toml:"allow_private_hosts" doc:"Let senders give their own SMTP server on a loopback, private (RFC 1918, fc00::/7), link-local, carrier-grade NAT (100.64.0.0/10), unspecified, multicast or cloud metadata address, or a name resolving to one. Off: such a host is refused when a sender tests or saves it, and delivery refuses to connect to such an address for the smarthosts senders saved, whatever their name resolves to by then. Operators may set any host either way."`
+	SessionIdle       Duration `toml:"session_idle" doc:"How long a signed-in browser may stay idle before it must sign in again; every page restarts it. A session ends 12 hours after sign-in whatever happens."`
+	AllowPrivateHosts bool     `toml:"allow_private_hosts" doc:"Let senders give their own SMTP server on a loopback, private (RFC 1918, fc00::/7), link-local, carrier-grade NAT (100.64.0.0/10), unspecified, multicast or cloud metadata address, or a name resolving to one. Off: such a host is refused when a sender tests or saves it, and delivery refuses to connect to such an address for the smarthosts senders saved, whatever their name resolves to by then. Operators may set any host either way."`
 }
 
 // Upstream is a smarthost the relay delivers through.

@@ -3,8 +3,8 @@ package web
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/base64"
+	"encoding/hex"
 	"sync"
 	"time"
 )
