@@ -98,6 +98,10 @@ func ValidateName(name string) error {
 	if len(name) > 254 {
 		return errors.New("user name is longer than 254 bytes")
 	}
+	if name == "new" {
+		// The web interface's form for adding one lives at /users/new.
+		return errors.New(`"new" is reserved by the web interface; choose another user name (usually the e-mail address)`)
+	}
 	for _, r := range name {
 		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
 			return fmt.Errorf("user name %q must not contain spaces or control characters", name)

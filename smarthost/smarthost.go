@@ -185,6 +185,10 @@ func ValidateName(name string) error {
 	if name == "default" {
 		return errors.New(`"default" names the default route; choose another smarthost name`)
 	}
+	if name == "new" {
+		// The web interface's form for adding one lives at /smarthosts/new.
+		return errors.New(`"new" is reserved by the web interface; choose another smarthost name`)
+	}
 	if len(name) > 64 {
 		return errors.New("smarthost name is longer than 64 bytes")
 	}
