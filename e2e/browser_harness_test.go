@@ -231,8 +231,9 @@ func (p *tab) within(heading string) *tab {
 // byRole finds the one element with this ARIA role and accessible name
 // that is not hidden (within p.scope, if set). Chromium computes both, as
 // for a screen reader: a text box is named by its <label for>, a button by
-// its text. Roles: "textbox" (also password fields), "combobox" (a
-// <select>), "radio", "checkbox", "button", "link", "heading".
+// its text. Roles: fieldRole (any text, password, number or search
+// field), "combobox" (a <select>), "radio", "checkbox", "button", "link",
+// "heading", or any other ARIA role.
 func (p *tab) byRole(role, name string) chromedp.QueryOption {
 	return chromedp.ByFunc(func(ctx context.Context, t *chromedp.Target, root *chromedp.Node) ([]cdp.NodeID, error) {
 		ids, where, err := p.findAll(ctx, t, root, role, name)
@@ -303,20 +304,34 @@ func (p *tab) bySection() chromedp.QueryOption {
 	})
 }
 
-// axFind returns the DOM nodes under root with this role and accessible
-// name that are not ignored (hidden) for accessibility.
+// fieldRole is the role byRole takes for any field one types into: a
+// text box, a search box, or a number's spin button.
+const fieldRole = "field"
+
+// axFind returns the DOM nodes under root with this role (or fieldRole)
+// and accessible name that are not ignored (hidden) for accessibility.
 func axFind(ctx context.Context, t *chromedp.Target, root cdp.NodeID, role, name string) ([]cdp.NodeID, error) {
-	res, err := cdp.Call(ctx, t, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{
-		NodeID: root, Role: role, AccessibleName: name,
-	})
+	params := accessibility.QueryAXTreeParams{NodeID: root, Role: role, AccessibleName: name}
+	if role == fieldRole {
+		params.Role = ""
+	}
+	res, err := cdp.Call(ctx, t, accessibility.QueryAXTree, params)
 	if err != nil {
 		return nil, err
 	}
 	var backend []cdp.BackendNodeID
 	for _, n := range res.Nodes {
-		if !n.Ignored && n.BackendDOMNodeID != 0 {
-			backend = append(backend, n.BackendDOMNodeID)
+		if n.Ignored || n.BackendDOMNodeID == 0 {
+			continue
 		}
+		if role == fieldRole {
+			var r string
+			if n.Role == nil || json.Unmarshal(n.Role.Value, &r) != nil ||
+				(r != "textbox" && r != "searchbox" && r != "spinbutton") {
+				continue
+			}
+		}
+		backend = append(backend, n.BackendDOMNodeID)
 	}
 	if len(backend) == 0 {
 		return nil, nil
@@ -366,19 +381,19 @@ func (p *tab) onElement(role, name, fn string, args ...string) chromedp.Action[c
 	}, p.byRole(role, name), chromedp.NodeVisible)
 }
 
-// fill types value into the text box named label, replacing its content.
+// fill types value into the field named label, replacing its content.
 func (p *tab) fill(label, value string) {
 	p.t.Helper()
 	run(p, "filling "+label, chromedp.Steps(
-		p.onElement("textbox", label, `function() { this.value = ""; }`),
-		chromedp.SendKeys("", value, p.byRole("textbox", label)),
+		p.onElement(fieldRole, label, `function() { this.value = ""; }`),
+		chromedp.SendKeys("", value, p.byRole(fieldRole, label)),
 	))
 }
 
-// value is the current value of the text box named label.
+// value is the current value of the field named label.
 func (p *tab) value(label string) string {
 	p.t.Helper()
-	return run(p, "reading "+label, chromedp.Value("", p.byRole("textbox", label)))
+	return run(p, "reading "+label, chromedp.Value("", p.byRole(fieldRole, label)))
 }
 
 // choose picks the option with this visible text in the select named label;
@@ -469,15 +484,17 @@ func (p *tab) text() string {
 	return run(p, "reading the page", chromedp.Evaluate[string](`document.body.innerText`))
 }
 
-// waitText waits until the page (or section) shows each of the strings.
+// waitText waits until the page (or section) shows each of the strings,
+// any run of white space in either matching any other (so that "Messages
+// accepted 2" finds a label and its value in separate boxes).
 func (p *tab) waitText(want ...string) {
 	p.t.Helper()
 	deadline := time.Now().Add(browserTimeout)
 	for {
-		text := p.text()
+		text := strings.Join(strings.Fields(p.text()), " ")
 		missing := ""
 		for _, w := range want {
-			if !strings.Contains(text, w) {
+			if !strings.Contains(text, strings.Join(strings.Fields(w), " ")) {
 				missing = w
 				break
 			}
@@ -524,19 +541,23 @@ func (p *tab) resize(width, height int, phone bool) {
 	run(p, "resizing", chromedp.EmulateViewport(int64(width), int64(height), opts...))
 }
 
-// checkFits fails the test when the page shown scrolls sideways: the
-// document is wider than the window (on a phone: than the device), naming
-// the widest culprits. Tables may scroll inside their own box.
+// checkFits fails the test when the page shown scrolls sideways: it is
+// laid out wider than width (on an emulated phone the layout then widens
+// past the screen), naming the innermost elements that reach past it.
+// Tables may scroll inside their own box.
 func (p *tab) checkFits(width int) {
 	p.t.Helper()
 	got := run(p, "measuring the page", chromedp.Evaluate[string](fmt.Sprintf(`(() => {
 		const want = %d, w = window.innerWidth, sw = document.documentElement.scrollWidth;
 		if (w === want && sw <= w) return "";
+		// The innermost elements reaching past the screen: the culprits.
+		const past = e => e.getBoundingClientRect().right > want + 1;
 		const wide = Array.from(document.querySelectorAll("body *"))
-			.filter(e => e.getBoundingClientRect().right > w + 1)
+			.filter(e => past(e) && !Array.from(e.children).some(past))
 			.slice(0, 5)
 			.map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + String(e.className).split(" ").join(".") : ""));
-		return "window " + w + " px wide (want " + want + "), page " + sw + " px; too wide: " + wide.join(", ");
+		const meta = document.querySelector('meta[name="viewport"]') ? "" : " (no <meta name=viewport>)";
+		return "laid out " + Math.max(w, sw) + " px wide for " + want + " px" + meta + "; wider than that: " + wide.join(", ");
 	})()`, width)))
 	if got != "" {
 		p.t.Errorf("%s at %d px scrolls sideways: %s", p.path(), width, got)
