@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/outbound
 CONFIG  ?=
 
-.PHONY: build run test deps check fuzz bench cover clean interop
+.PHONY: build run test deps check fuzz bench cover clean interop screenshots
 
 build:
 	$(GO) build -o $(BIN) ./cmd/outbound
@@ -12,7 +12,7 @@ build:
 run: build
 	./$(BIN) serve $(if $(CONFIG),-config $(CONFIG))
 
-## deps: install what the end-to-end tests drive (swaks; python3 is assumed).
+## deps: install what the end-to-end tests drive (swaks, python3, Debian's chromium) with apt.
 deps:
 	@./scripts/install-test-deps.sh
 
@@ -26,6 +26,12 @@ test: deps build
 interop: build
 	@./scripts/install-interop-deps.sh
 	./interop/run.sh
+
+## screenshots: PNGs of the web interface's main pages at desktop (1280x800) and phone
+## (390x844) width, from a relay seeded with demo data, into docs/screenshots/. It is
+## e2e's TestBrowserMainPages, which also checks that every page fits both widths.
+screenshots: deps build
+	$(GO) test -count=1 -run '^TestBrowserMainPages$$' ./e2e -screenshots $(CURDIR)/docs/screenshots
 
 ## check: formatting and vet, without running tests.
 check:

@@ -19,12 +19,10 @@ package e2e
 //     Content-Security-Policy violation or an uncaught script error.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -567,26 +565,8 @@ func (p *tab) checkFits(width int) {
 // screenshot writes a PNG of the whole page (beyond the window's height).
 func (p *tab) screenshot(file string) {
 	p.t.Helper()
-	data, err := pngRecompress(run(p, "taking a screenshot", chromedp.FullScreenshot(100)))
-	if err != nil {
-		p.t.Fatal(err)
-	}
+	data := run(p, "taking a screenshot", chromedp.FullScreenshot(100))
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
-}
-
-// pngRecompress re-encodes a PNG at the best compression: chromium's are
-// several times larger, and these are committed.
-func pngRecompress(data []byte) ([]byte, error) {
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestCompression}
-	if err := enc.Encode(&out, img); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
 }
