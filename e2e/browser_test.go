@@ -40,7 +40,7 @@ func (p *tab) signIn(login, password string) {
 // (envelope, recipients, timeline). The sender then signs in with its SMTP
 // login and sees its own usage and messages only: another user's message
 // is not listed and its page is a 404, and its own SMTP server may not be
-// on a loopback address. No page breaks the Content-Security-Policy, the
+// on a loopback address, nor on a name that resolves to one. No page breaks the Content-Security-Policy, the
 // upstream password never reaches the browser, and the pages fit a
 // phone's width.
 func TestBrowserOperatorAndSender(t *testing.T) {
@@ -205,14 +205,18 @@ func TestBrowserOperatorAndSender(t *testing.T) {
 	p.open("/queue/" + ownID)
 	p.waitText("customer@example.net", "delivered")
 
-	// A sender's own SMTP server may not be on a loopback address: the
-	// API's refusal, verbatim.
+	// A sender's own SMTP server may not be on a loopback address, nor
+	// have a name that resolves to one: the API's refusal, verbatim.
 	p.follow("E-mail settings")
 	mail = p.within("E-mail settings")
-	mail.fill("SMTP server", "127.0.0.1")
 	mail.fill("Password", upPass)
 	mail.click("Test connection")
 	mail.waitText("127.0.0.1 is a loopback address")
+	mail.fill("SMTP server", "localhost")
+	mail.fill("Password", upPass)
+	mail.press("Save")
+	mail = p.within("E-mail settings")
+	mail.waitText("localhost resolves to", "a loopback address")
 
 	p.resize(390, 844, true)
 	for _, page := range []string{"/", "/users/" + sender, "/messages", "/queue/" + ownID} {
