@@ -183,14 +183,15 @@ func run[T any](p *tab, what string, step chromedp.Action[T]) T {
 // address and text.
 func (p *tab) fatalf(format string, args ...any) {
 	p.t.Helper()
+	msg := fmt.Sprintf(format, args...)
 	if why := p.getLookup(); why != "" {
-		format += " (" + why + ")"
+		msg += " (" + why + ")"
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-	p.t.Fatalf(format+"\n--- page %s:\n%s\n---", append(args, loc, text)...)
+	p.t.Fatalf("%s\n--- page %s:\n%s\n---", msg, loc, text)
 }
 
 func (p *tab) setLookup(why string) {
@@ -386,12 +387,6 @@ func (p *tab) fill(label, value string) {
 		p.onElement(fieldRole, label, `function() { this.value = ""; }`),
 		chromedp.SendKeys("", value, p.byRole(fieldRole, label)),
 	))
-}
-
-// value is the current value of the field named label.
-func (p *tab) value(label string) string {
-	p.t.Helper()
-	return run(p, "reading "+label, chromedp.Value("", p.byRole(fieldRole, label)))
 }
 
 // choose picks the option with this visible text in the select named label;
