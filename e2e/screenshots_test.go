@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -197,14 +198,36 @@ func seedDemo(t *testing.T) *demo {
 	send("crm@example.net", "demo crm password", "crm@example.net", "lead@example.com", "Thanks for your interest")
 	send(d.ownUser, "demo alerts password", d.ownUser, "oncall@example.com", "Disk usage above 90%")
 
-	// Wait for every message's fate: 3 + 4 + 1 + 1 delivered, and the
-	// attempts of the refused and the postponed one.
-	def.Wait(t, 3, 20*time.Second)
-	mailgun.Wait(t, 5, 20*time.Second)
-	own.Wait(t, 1, 20*time.Second)
-	waitUntil(t, 20*time.Second, "the refused and the postponed message's attempts", func() bool {
-		res := r.cli("", "queue", "list")
-		return strings.Contains(res.Stdout, "1 failed") && strings.Contains(res.Stdout, "1 queued")
+	// Wait until the relay has recorded every message's fate (the
+	// screenshots show its records): all delivered, the notification
+	// about the refused one too, but for the refused and the postponed.
+	waitUntil(t, 30*time.Second, "every message's fate recorded", func() bool {
+		res := r.cli("", "queue", "list", "--json")
+		var msgs []struct {
+			Recipients []struct {
+				Addr     string `json:"addr"`
+				Status   string `json:"status"`
+				Attempts int    `json:"attempts"`
+			} `json:"recipients"`
+		}
+		if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &msgs) != nil || len(msgs) != 12 {
+			return false
+		}
+		for _, m := range msgs {
+			for _, rc := range m.Recipients {
+				want := "delivered"
+				switch {
+				case strings.HasPrefix(rc.Addr, "old-customer@"):
+					want = "failed"
+				case strings.HasPrefix(rc.Addr, "full@"):
+					want = "queued"
+				}
+				if rc.Status != want || rc.Attempts == 0 {
+					return false
+				}
+			}
+		}
+		return true
 	})
 	return d
 }
