@@ -143,6 +143,11 @@ func TestBrowserOperatorAndSender(t *testing.T) {
 		t.Fatalf("the own SMTP server got %s as %s", got[0].From, got[0].User)
 	}
 	def.Wait(t, 1, 20*time.Second)
+	// The pages show the relay's records: wait until both say delivered.
+	waitUntil(t, 20*time.Second, "both messages recorded as delivered", func() bool {
+		res := r.cli("", "queue", "list", "--status", "delivered")
+		return strings.Contains(res.Stdout, ownID) && strings.Contains(res.Stdout, otherID)
+	})
 
 	// The Overview counts them; Queue lists both, filtered by user one.
 	p.follow("Overview")
