@@ -230,6 +230,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 	}
 
 	n := notices{}
+	var tally attemptTally
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
 		res, ok := results[r.Addr]
@@ -242,16 +243,51 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		category := d.judge(m, r, res, now, &n)
 		result := map[queue.Status]string{queue.Delivered: "delivered", queue.Failed: "failed", queue.Queued: "deferred"}[r.Status]
 		metrics.Deliveries.WithLabelValues(upName, result, category).Inc()
+		tally.add(r)
 		d.log.Info("delivery attempt", "id", m.ID, "user", m.User, "from", m.From, "rcpt", r.Addr,
 			"upstream", upName, "status", r.Status, "reply", r.Reply, "duration", elapsed)
 	}
-	summary := "ok"
+	summary := tally.String()
 	if out.err != nil {
 		summary = errorText(out.err)
 	}
 	m.RecordAttempt(queue.Attempt{At: start, Upstream: upName, Duration: elapsed, Result: summary})
 	m.NextAttempt = d.nextAttempt(m, now)
 	d.record(m, d.notifications(m, body, upHost, n, now), done)
+}
+
+// attemptTally counts what one attempt did to its recipients, for the
+// attempt's line in the message's history.
+type attemptTally struct {
+	delivered, failed, deferred int
+	// firstRefusal is the reply of the first recipient not delivered.
+	firstRefusal string
+}
+
+func (t *attemptTally) add(r *queue.Recipient) {
+	switch r.Status {
+	case queue.Delivered:
+		t.delivered++
+		return
+	case queue.Failed:
+		t.failed++
+	default:
+		t.deferred++
+	}
+	if t.firstRefusal == "" {
+		t.firstRefusal = r.Reply
+	}
+}
+
+// String is "ok" when every recipient was delivered; otherwise it says how
+// many were delivered, failed and deferred, and the first refusal, so that
+// an attempt whose transaction went through but whose recipients were
+// refused one by one does not read as a success.
+func (t attemptTally) String() string {
+	if t.failed == 0 && t.deferred == 0 {
+		return "ok"
+	}
+	return fmt.Sprintf("%d delivered, %d failed, %d deferred: %s", t.delivered, t.failed, t.deferred, t.firstRefusal)
 }
 
 // record stores an attempt's outcome and its notifications durably. When

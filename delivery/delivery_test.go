@@ -385,7 +385,11 @@ func TestPerRecipientOutcomes(t *testing.T) {
 		t.Errorf("nobody: status %s, reply %q; want failed with %q", nobody.Status, nobody.Reply, "550 5.1.1 no such user here")
 	}
 	if bob.Attempts != 1 || nobody.Attempts != 1 || len(got.Attempts) != 1 {
-		t.Errorf("attempts: bob %d, nobody %d, history %d; want 1 each", bob.Attempts, nobody.Attempts, len(got.Attempts))
+		t.Fatalf("attempts: bob %d, nobody %d, history %d; want 1 each", bob.Attempts, nobody.Attempts, len(got.Attempts))
+	}
+	// The history does not call an attempt with a refused recipient "ok".
+	if r, want := got.Attempts[0].Result, "1 delivered, 1 failed, 0 deferred: 550 5.1.1 no such user here"; r != want {
+		t.Errorf("attempt recorded as %q, want %q", r, want)
 	}
 	msgs := fromSender(up.Messages())
 	if len(msgs) != 1 {

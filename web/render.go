@@ -64,6 +64,13 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprint(t)
 	},
+	// took formats how long something took, to the millisecond.
+	"took": func(d time.Duration) string {
+		if d < time.Millisecond {
+			return "<1ms"
+		}
+		return d.Round(time.Millisecond).String()
+	},
 	// bytes formats a size.
 	"bytes": func(n int) string {
 		switch {
