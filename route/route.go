@@ -303,6 +303,12 @@ func (r *Router) Policy(u *auth.User) Policy {
 		p.SPF = spf.Identity{Name: u.Route}
 		if h, err := r.smarthost(u.Route); err == nil {
 			p.SPF.Include, p.SPF.Name = h.SPFIdentityInclude()
+			if h.Owner != "" && p.SPF.Name == h.Name {
+				// A user's own SMTP server is named "own-" and the login
+				// inside; the fix text that goes to people (the SMTP
+				// reply, the web page) names it as they know it.
+				p.SPF.Name = OwnServerName(h.Owner)
+			}
 			p.SPF.IPs = parseIPs(h.SPFIPs)
 			if h.SPFPolicy != "" {
 				p.SPFPolicy = spf.Policy(h.SPFPolicy)
@@ -320,6 +326,11 @@ func (r *Router) Policy(u *auth.User) Policy {
 	}
 	return p
 }
+
+// OwnServerName is how people are told about user's own SMTP server
+// (the web interface's "E-mail settings → Own SMTP server"): its
+// smarthost's name is internal.
+func OwnServerName(user string) string { return user + "'s own SMTP server" }
 
 func (r *Router) smarthost(name string) (*smarthost.Smarthost, error) {
 	if r.opts.Smarthosts == nil {

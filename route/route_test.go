@@ -312,3 +312,19 @@ func TestOwnedSmarthostUpstream(t *testing.T) {
 		t.Fatalf("with allow_private_hosts: %+v", up)
 	}
 }
+
+// A user's own SMTP server is named for people in the SPF identity (and so
+// in the fix text of the SMTP reply and the web page), not by its internal
+// smarthost name; a provider's name still wins.
+func TestOwnSmarthostSPFIdentityName(t *testing.T) {
+	r := newRig(t, sendgrid)
+	r.add(t, smarthost.Smarthost{Name: "own-bob_example.com", Owner: "bob@example.com", SPFInclude: "_spf.mail.example.org"}, "")
+	r.add(t, smarthost.Smarthost{Name: "own-carol_example.com", Owner: "carol@example.com", Host: "smtp.eu.mailgun.org", Port: 465, TLS: "implicit"}, "")
+	p := r.Policy(&auth.User{Name: "bob@example.com", Route: "own-bob_example.com"})
+	if p.SPF.Name != "bob@example.com's own SMTP server" || p.SPF.Include != "_spf.mail.example.org" {
+		t.Fatalf("SPF identity = %+v, want bob@example.com's own SMTP server", p.SPF)
+	}
+	if p := r.Policy(&auth.User{Name: "carol@example.com", Route: "own-carol_example.com"}); p.SPF.Name != "Mailgun EU" {
+		t.Fatalf("SPF identity of an own server at a provider = %+v, want Mailgun EU", p.SPF)
+	}
+}
