@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/admin"
@@ -203,63 +200,24 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	tlsConfig := relay.ServerTLSConfig(*cert.cur.Load())
 	// Served through GetCertificate, so that SIGHUP can replace it.
 	tlsConfig.Certificates, tlsConfig.GetCertificate = nil, cert.get
-	listen := func(kind, addr string, implicit bool) error {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listening on %s: %w", addr, err)
-		}
-		s.addrs[kind] = l.Addr().String()
-		// Count connections before TLS, so a flood of handshakes is cut off
-		// too; only a plain-text listener can say why.
-		l = relay.LimitConnections(l, cfg.Submission.MaxConnections, cfg.Submission.MaxConnectionsPerIP, !implicit)
-		log.Info("submission listener", "kind", kind, "addr", l.Addr().String())
-		s.listeners.Add(1)
-		go func() {
-			defer s.listeners.Done()
-			if err := backend.Serve(l, tlsConfig, implicit); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-				s.failed <- fmt.Errorf("%s listener: %w", kind, err)
-			}
-		}()
-		return nil
-	}
 	// At stop, sessions in the middle of a message finish it and get their
 	// reply; the others get 421 4.3.2. Only then are the stores closed.
 	s.closers = append(s.closers, backend.Shutdown)
-	if cfg.Submission.ImplicitTLS != "" {
-		if err := listen("implicit", cfg.Submission.ImplicitTLS, true); err != nil {
-			return nil, err
+	for _, l := range []struct {
+		kind, addr string
+		implicit   bool
+	}{{"implicit", cfg.Submission.ImplicitTLS, true}, {"starttls", cfg.Submission.StartTLS, false}} {
+		if l.addr == "" {
+			continue
 		}
-	}
-	if cfg.Submission.StartTLS != "" {
-		if err := listen("starttls", cfg.Submission.StartTLS, false); err != nil {
+		if err := s.listenSubmission(backend, l.kind, l.addr, l.implicit, tlsConfig, cfg.Submission, log); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.Admin.Listen != "" {
-		l, err := net.Listen("tcp", cfg.Admin.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+		if err := s.listenAdmin(cfg.Admin.Listen, adminMux(api, ui), adminTLS, tokenPath, log); err != nil {
+			return nil, err
 		}
-		s.addrs["admin"] = l.Addr().String()
-		hs := &http.Server{Handler: adminMux(api, ui), ReadHeaderTimeout: 10 * time.Second}
-		scheme := "http"
-		if adminTLS {
-			// Off loopback: HTTPS with the relay's certificate (reloaded
-			// on SIGHUP like the submission listeners').
-			hs.TLSConfig = adminTLSConfig(cert.get)
-			scheme = "https"
-		}
-		s.closers = append(s.closers, hs.Shutdown)
-		log.Info("admin API and web interface", "url", scheme+"://"+l.Addr().String()+"/", "token_file", tokenPath)
-		go func() {
-			serve := hs.Serve
-			if adminTLS {
-				serve = func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
-			}
-			if err := serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.failed <- fmt.Errorf("admin API: %w", err)
-			}
-		}()
 	}
 
 	s.deliveryStarted = true
