@@ -1,0 +1,199 @@
+package events
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	eventsBucket    = []byte("events")
+	byMessageBucket = []byte("events-by-message")
+)
+
+// Bolt is the Store in the shared bbolt file.
+type Bolt struct {
+	db *bolt.DB
+	// counted is told of every event stored (a metric); may be nil.
+	counted func(Kind)
+}
+
+var _ Store = (*Bolt)(nil)
+
+// OpenBolt creates the buckets if needed. counted, when not nil, is
+// called for each event after the transaction that stored it committed
+// (metrics count events by kind).
+func OpenBolt(db *bolt.DB, counted func(Kind)) (*Bolt, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(eventsBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(byMessageBucket)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating event buckets: %w", err)
+	}
+	if counted == nil {
+		counted = func(Kind) {}
+	}
+	return &Bolt{db: db, counted: counted}, nil
+}
+
+// Put stores evs in tx, the transaction of the queue change they report
+// (wrap it as a queue.TxHook). It may run more than once for one commit
+// (groupcommit retries a failed shared transaction alone), and reads only
+// memory. Call Counted once the transaction committed.
+func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
+	all, idx := tx.Bucket(eventsBucket), tx.Bucket(byMessageBucket)
+	for _, e := range evs {
+		seq, err := all.NextSequence()
+		if err != nil {
+			return err
+		}
+		key := make([]byte, 16)
+		binary.BigEndian.PutUint64(key, uint64(e.At.UnixNano()))
+		binary.BigEndian.PutUint64(key[8:], seq)
+		e.ID = hex.EncodeToString(key)
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := all.Put(key, v); err != nil {
+			return err
+		}
+		if err := idx.Put(messageKey(e.Message, key), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Counted counts events stored by Put, after their commit.
+func (b *Bolt) Counted(evs []Event) {
+	for _, e := range evs {
+		b.counted(e.Kind)
+	}
+}
+
+func messageKey(id string, key []byte) []byte {
+	return append([]byte(id+"/"), key...)
+}
+
+// Record stores events in a transaction of their own.
+func (b *Bolt) Record(evs ...Event) error {
+	if err := b.db.Update(func(tx *bolt.Tx) error { return b.Put(tx, evs...) }); err != nil {
+		return fmt.Errorf("recording events: %w", err)
+	}
+	b.Counted(evs)
+	return nil
+}
+
+// ForMessage returns a message's events, oldest first.
+func (b *Bolt) ForMessage(id string) ([]Event, error) {
+	var out []Event
+	err := b.db.View(func(tx *bolt.Tx) error {
+		all := tx.Bucket(eventsBucket)
+		prefix := []byte(id + "/")
+		c := tx.Bucket(byMessageBucket).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			v := all.Get(k[len(prefix):])
+			if v == nil {
+				continue
+			}
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("event %x: %w", k[len(prefix):], err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// List returns a page of events in key order (time, then arrival).
+func (b *Bolt) List(q Query) (Page, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > MaxLimit {
+		limit = MaxLimit
+	}
+	var start []byte
+	if !q.Since.IsZero() {
+		start = make([]byte, 8)
+		binary.BigEndian.PutUint64(start, uint64(max(q.Since.UnixNano(), 0)))
+	}
+	var after []byte
+	if q.Cursor != "" {
+		c, err := hex.DecodeString(q.Cursor)
+		if err != nil || len(c) != 16 {
+			return Page{}, fmt.Errorf("invalid cursor %q", q.Cursor)
+		}
+		after = c
+		if bytes.Compare(c, start) > 0 {
+			start = c
+		}
+	}
+	page := Page{Events: []Event{}}
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(eventsBucket).Cursor()
+		k, v := c.First()
+		if start != nil {
+			k, v = c.Seek(start)
+		}
+		for ; k != nil; k, v = c.Next() {
+			if after != nil && bytes.Equal(k, after) {
+				continue
+			}
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("event %x: %w", k, err)
+			}
+			if q.User != "" && e.User != q.User {
+				continue
+			}
+			if len(page.Events) == limit {
+				page.Next = page.Events[limit-1].ID
+				return nil
+			}
+			page.Events = append(page.Events, e)
+		}
+		return nil
+	})
+	return page, err
+}
+
+// DeleteMessage removes a message's events in a transaction of its own.
+func (b *Bolt) DeleteMessage(id string) error {
+	return b.db.Update(func(tx *bolt.Tx) error { return DeleteTx(tx, id) })
+}
+
+// DeleteTx removes a message's events in tx: the queue's retention calls
+// it in the transaction that deletes the message's stub, so both go at
+// once. It does nothing when the buckets do not exist (a queue opened
+// without an event store).
+func DeleteTx(tx *bolt.Tx, id string) error {
+	all, idx := tx.Bucket(eventsBucket), tx.Bucket(byMessageBucket)
+	if all == nil || idx == nil {
+		return nil
+	}
+	prefix := []byte(id + "/")
+	var keys [][]byte
+	c := idx.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := all.Delete(k[len(prefix):]); err != nil {
+			return err
+		}
+		if err := idx.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
