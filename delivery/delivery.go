@@ -92,8 +92,10 @@ type Options struct {
 	// outcome again after the write failed n times in a row (nil: 1s
 	// doubling up to 30s).
 	RecordRetry func(failures int) time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// DSN says how notifications are addressed and sent (notify.go).
+	DSN    DSNOptions
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Deliverer runs the delivery workers.

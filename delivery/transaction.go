@@ -70,7 +70,8 @@ func (d *Deliverer) send(up *route.Upstream, m *queue.Message, body []byte, rcpt
 			}
 			c = &upstreamConn{Client: client, raw: raw}
 		}
-		results, keep, phase, err := transact(c, m, body, rcpts, d.opts.CommandTimeout)
+		nullRefused := func(err error) string { return d.nullSenderFallback(m, err) }
+		results, keep, phase, err := transact(c, m, body, rcpts, d.opts.CommandTimeout, nullRefused)
 		if err != nil && reused && results == nil && staleConnection(err, phase) {
 			// A pooled connection the upstream closed (or is closing with
 			// a 421 idle timeout) fails on its first command; that says
@@ -107,8 +108,10 @@ func staleConnection(err error, phase bounce.Phase) bool {
 // transact sends MAIL, RCPT for each recipient and DATA. An error fails the
 // whole transaction; phase says whether it came before the whole message
 // went out (bounce.Transaction) or after (bounce.EndOfData). keep reports
-// whether the connection is in a clean state for reuse.
-func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, timeout time.Duration) (results map[string]result, keep bool, phase bounce.Phase, err error) {
+// whether the connection is in a clean state for reuse. When the upstream
+// refuses MAIL, nullRefused names another sender to try once, or "" (see
+// Deliverer.nullSenderFallback).
+func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, timeout time.Duration, nullRefused func(error) string) (results map[string]result, keep bool, phase bounce.Phase, err error) {
 	opts := &smtp.MailOptions{Size: int64(len(body)), UTF8: m.UTF8}
 	results = make(map[string]result, len(rcpts))
 	if offered, _ := c.Extension("SMTPUTF8"); m.UTF8 && !offered {
@@ -122,7 +125,14 @@ func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, ti
 		opts.UTF8 = false
 	}
 	if err := c.Mail(m.From, opts); err != nil {
-		return nil, resetOK(c.Client, err), bounce.Transaction, err
+		// A refused MAIL opens no transaction: another MAIL may follow.
+		fb := nullRefused(err)
+		if fb == "" || !isSMTPError(err) {
+			return nil, resetOK(c.Client, err), bounce.Transaction, err
+		}
+		if err := c.Mail(fb, opts); err != nil {
+			return nil, resetOK(c.Client, err), bounce.Transaction, err
+		}
 	}
 	var accepted []string
 	for _, r := range rcpts {
