@@ -20,22 +20,15 @@ import (
 // connection (smarthost.PublicOnly), unless Options.AllowPrivateHosts.
 
 // OwnSmarthostRequest is the body of PUT /api/users/{name}/smarthost: the
-// user's own SMTP server. With Preset, the preset fills Host, Port, TLS
-// and Username where they are left empty.
+// user's own SMTP server.
+//
+// An empty Password keeps the stored one, as long as host, port and TLS
+// mode stay as they are: the stored password goes only where it went
+// before. Without a username there is none. CAFile and the SPF settings
+// are as for POST /api/smarthosts, for operators only; left empty, the
+// stored ones are kept (PUT /api/smarthosts/{name} clears them).
 type OwnSmarthostRequest struct {
-	Preset   string `json:"preset,omitempty"`
-	Host     string `json:"host,omitempty"`
-	Port     int    `json:"port,omitempty"`
-	TLS      string `json:"tls,omitempty"`
-	Username string `json:"username,omitempty"`
-	// Password is the AUTH password. Empty keeps the stored one, as long
-	// as host, port and TLS mode stay as they are: the stored password
-	// goes only where it went before. Without a username there is none.
-	Password string `json:"password,omitempty"`
-	// CAFile and the SPF settings are as for POST /api/smarthosts, for
-	// operators only; left empty, the stored ones are kept (PUT
-	// /api/smarthosts/{name} clears them).
-	CAFile     string   `json:"ca_file,omitempty"`
+	ConnectionSettings
 	SPFInclude string   `json:"spf_include,omitempty"`
 	SPFIPs     []string `json:"spf_ips,omitempty"`
 	SPFPolicy  string   `json:"spf_policy,omitempty"`
@@ -62,17 +55,9 @@ func (req *OwnSmarthostRequest) operatorFields(r *http.Request) error {
 }
 
 // ConnectionTestRequest is the body of POST /api/connection-test: settings
-// to test without saving them. With Preset, the preset fills Host, Port,
-// TLS and Username where they are left empty.
+// to test without saving them. CAFile is for operators only.
 type ConnectionTestRequest struct {
-	Preset   string `json:"preset,omitempty"`
-	Host     string `json:"host,omitempty"`
-	Port     int    `json:"port,omitempty"`
-	TLS      string `json:"tls,omitempty"`
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
-	// CAFile is a PEM file of CAs to trust besides the system roots (operators only).
-	CAFile string `json:"ca_file,omitempty"`
+	ConnectionSettings
 	// User, when Password is empty, names the user whose own SMTP server's
 	// stored password to use; Smarthost names a smarthost for the same
 	// (operators only). Either is used only while host, port and TLS mode
@@ -185,8 +170,7 @@ func (a *api) putOwnSmarthost(w http.ResponseWriter, r *http.Request) error {
 	} else if h.Name, err = a.newOwnName(user); err != nil {
 		return err
 	}
-	h.Host, h.Port, h.TLS, h.Username, h.Preset = req.Host, req.Port, req.TLS, req.Username, ""
-	if err := applyPreset(&h, req.Preset); err != nil {
+	if err := req.apply(&h); err != nil {
 		return err
 	}
 	if req.CAFile != "" {
@@ -279,12 +263,7 @@ func (a *api) deleteOwnSmarthost(w http.ResponseWriter, r *http.Request) error {
 	if u, err = a.Users.Get(user); err != nil {
 		return err
 	}
-	d, err := a.userDetail(u)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return a.writeUserDetail(w, u)
 }
 
 // testConnection tests settings without saving them; the answer is the
@@ -305,9 +284,8 @@ func (a *api) testConnection(w http.ResponseWriter, r *http.Request) error {
 	case req.User != "" && req.Smarthost != "":
 		return badRequest(`give "user" or "smarthost" (whose stored password to use), not both`)
 	}
-	h := smarthost.Smarthost{Name: "connection-test", Host: req.Host, Port: req.Port, TLS: req.TLS,
-		Username: req.Username, CAFile: req.CAFile, PublicOnly: sender != ""}
-	if err := applyPreset(&h, req.Preset); err != nil {
+	h := smarthost.Smarthost{Name: "connection-test", CAFile: req.CAFile, PublicOnly: sender != ""}
+	if err := req.apply(&h); err != nil {
 		return err
 	}
 	if err := h.Validate(); err != nil {

@@ -27,8 +27,8 @@ const (
 // ownRequest is an own SMTP server on the rig's upstream, which passes
 // its connection test (given by an operator: it has a CA file).
 func ownRequest(r *admintest.Rig) admin.OwnSmarthostRequest {
-	return admin.OwnSmarthostRequest{Host: r.Upstream.Host, Port: r.Upstream.Port, TLS: "starttls",
-		Username: admintest.UpstreamUser, Password: admintest.UpstreamPassword, CAFile: r.CAFile}
+	return admin.OwnSmarthostRequest{ConnectionSettings: admin.ConnectionSettings{Host: r.Upstream.Host, Port: r.Upstream.Port,
+		TLS: "starttls", Username: admintest.UpstreamUser, Password: admintest.UpstreamPassword, CAFile: r.CAFile}}
 }
 
 // plainUpstream is an SMTP server on loopback without TLS (allowed there),
@@ -36,7 +36,8 @@ func ownRequest(r *admintest.Rig) admin.OwnSmarthostRequest {
 // give.
 func plainUpstream(t *testing.T) (*testutil.Upstream, admin.OwnSmarthostRequest) {
 	up := testutil.StartUpstream(t, testutil.UpstreamOptions{Username: "bob-login", Password: "bob-password-abc123"})
-	return up, admin.OwnSmarthostRequest{Host: up.Host, Port: up.Port, TLS: "none", Username: "bob-login", Password: "bob-password-abc123"}
+	return up, admin.OwnSmarthostRequest{ConnectionSettings: admin.ConnectionSettings{
+		Host: up.Host, Port: up.Port, TLS: "none", Username: "bob-login", Password: "bob-password-abc123"}}
 }
 
 // actingCall sends a request with the acting-sender header, as the web
@@ -226,7 +227,7 @@ func TestSenderHostMustBePublic(t *testing.T) {
 		if statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "web.allow_private_hosts") {
 			t.Errorf("save %s: %v", host, err)
 		}
-		_, err = sender.TestConnection(admin.ConnectionTestRequest{Host: req.Host, Port: req.Port, TLS: req.TLS})
+		_, err = sender.TestConnection(admin.ConnectionTestRequest{ConnectionSettings: admin.ConnectionSettings{Host: req.Host, Port: req.Port, TLS: req.TLS}})
 		if statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), want) {
 			t.Errorf("test %s: %v", host, err)
 		}
@@ -249,7 +250,8 @@ func TestSenderHostAllowedByOperator(t *testing.T) {
 	r.AddUsers(t, bob)
 	up, req := plainUpstream(t)
 	sender := r.Client.ActingFor(bob)
-	rep, err := sender.TestConnection(admin.ConnectionTestRequest{Host: req.Host, Port: req.Port, TLS: "none", Username: req.Username, Password: req.Password})
+	rep, err := sender.TestConnection(admin.ConnectionTestRequest{ConnectionSettings: admin.ConnectionSettings{
+		Host: req.Host, Port: req.Port, TLS: "none", Username: req.Username, Password: req.Password}})
 	if err != nil || !rep.OK {
 		t.Fatalf("test: %v %+v", err, rep)
 	}
@@ -278,7 +280,7 @@ func TestSenderConnectionTestDialsPublicOnly(t *testing.T) {
 	r := admintest.NewWith(t, func(o *admin.Options) { o.Resolver = insideZone })
 	r.AddUsers(t, bob)
 	up, req := plainUpstream(t)
-	rep, err := r.Client.ActingFor(bob).TestConnection(admin.ConnectionTestRequest{Host: "localhost", Port: req.Port, TLS: "none"})
+	rep, err := r.Client.ActingFor(bob).TestConnection(admin.ConnectionTestRequest{ConnectionSettings: admin.ConnectionSettings{Host: "localhost", Port: req.Port, TLS: "none"}})
 	if err != nil || rep.OK || rep.Failed().Name != "connect" || !strings.Contains(rep.Failed().Error, "loopback address") {
 		t.Fatalf("test: %v %+v", err, rep)
 	}
@@ -290,8 +292,8 @@ func TestSenderConnectionTestDialsPublicOnly(t *testing.T) {
 func TestConnectionTestEndpoint(t *testing.T) {
 	r := admintest.New(t)
 	r.AddUsers(t, bob)
-	good := admin.ConnectionTestRequest{Host: r.Upstream.Host, Port: r.Upstream.Port, TLS: "starttls",
-		Username: admintest.UpstreamUser, Password: admintest.UpstreamPassword, CAFile: r.CAFile}
+	good := admin.ConnectionTestRequest{ConnectionSettings: admin.ConnectionSettings{Host: r.Upstream.Host, Port: r.Upstream.Port,
+		TLS: "starttls", Username: admintest.UpstreamUser, Password: admintest.UpstreamPassword, CAFile: r.CAFile}}
 	rep, err := r.Client.TestConnection(good)
 	if err != nil || !rep.OK {
 		t.Fatalf("good settings: %v %+v", err, rep)
@@ -324,7 +326,7 @@ func TestConnectionTestEndpoint(t *testing.T) {
 	if code != 200 || strings.Contains(body, admintest.UpstreamPassword) {
 		t.Fatalf("answer: %d %s", code, body)
 	}
-	if code, body := r.Call(t, "POST", "/api/connection-test", token, admin.ConnectionTestRequest{Host: "x.example", Port: 587, TLS: "none"}); code != 400 || !strings.Contains(body, "loopback") {
+	if code, body := r.Call(t, "POST", "/api/connection-test", token, admin.ConnectionTestRequest{ConnectionSettings: admin.ConnectionSettings{Host: "x.example", Port: 587, TLS: "none"}}); code != 400 || !strings.Contains(body, "loopback") {
 		t.Fatalf("bad settings: %d %s", code, body)
 	}
 }
@@ -345,6 +347,8 @@ func TestSenderActsOnlyOnItself(t *testing.T) {
 	}
 	bobs, alices := add(bob), add(alice)
 	bobPath, alicePath := "/api/users/"+bob, "/api/users/"+alice
+	conn := admin.ConnectionSettings{Host: "smtp.example.com", Port: 587, TLS: "starttls"}
+	withCA := func(caFile string) admin.ConnectionSettings { c := conn; c.CAFile = caFile; return c }
 	for _, c := range []struct {
 		method, path string
 		body         any
@@ -359,7 +363,7 @@ func TestSenderActsOnlyOnItself(t *testing.T) {
 		{"GET", alicePath, nil, 403, "only its own user, not " + alice},
 		{"GET", "/api/usage/" + alice, nil, 403, "only its own user"},
 		{"PATCH", alicePath, admin.UpdateUserRequest{DisplayName: ptr("Eve")}, 403, "only its own user"},
-		{"PUT", alicePath + "/smarthost", admin.OwnSmarthostRequest{Host: "smtp.example.com", Port: 587, TLS: "starttls"}, 403, "only its own user"},
+		{"PUT", alicePath + "/smarthost", admin.OwnSmarthostRequest{ConnectionSettings: conn}, 403, "only its own user"},
 		{"DELETE", alicePath + "/smarthost", nil, 403, "only its own user"},
 		{"PATCH", bobPath, admin.UpdateUserRequest{AllowFrom: &[]string{"example.org"}}, 403, "only an operator may set allow_from"},
 		{"PATCH", bobPath, admin.UpdateUserRequest{SPFPolicy: ptr("off")}, 403, "only an operator may set spf_policy"},
@@ -379,11 +383,11 @@ func TestSenderActsOnlyOnItself(t *testing.T) {
 		{"DELETE", "/api/smarthosts/sg", nil, 403, "only an operator"},
 		{"POST", "/api/smarthosts/sg/test", nil, 403, "only an operator"},
 		{"POST", "/api/key-rotate", nil, 403, "only an operator"},
-		{"PUT", bobPath + "/smarthost", admin.OwnSmarthostRequest{Host: "smtp.example.com", Port: 587, TLS: "starttls", CAFile: "/etc/shadow"}, 403, "only an operator may set ca_file"},
-		{"PUT", bobPath + "/smarthost", admin.OwnSmarthostRequest{Host: "smtp.example.com", Port: 587, TLS: "starttls", SPFPolicy: "off"}, 403, "only an operator may set spf"},
-		{"POST", "/api/connection-test", admin.ConnectionTestRequest{Host: "smtp.example.com", Port: 587, TLS: "starttls", User: alice}, 403, "only its own stored password"},
-		{"POST", "/api/connection-test", admin.ConnectionTestRequest{Host: "smtp.example.com", Port: 587, TLS: "starttls", Smarthost: "sg"}, 403, "only an operator may set smarthost"},
-		{"POST", "/api/connection-test", admin.ConnectionTestRequest{Host: "smtp.example.com", Port: 587, TLS: "starttls", CAFile: r.CAFile}, 403, "only an operator may set ca_file"},
+		{"PUT", bobPath + "/smarthost", admin.OwnSmarthostRequest{ConnectionSettings: withCA("/etc/shadow")}, 403, "only an operator may set ca_file"},
+		{"PUT", bobPath + "/smarthost", admin.OwnSmarthostRequest{ConnectionSettings: conn, SPFPolicy: "off"}, 403, "only an operator may set spf"},
+		{"POST", "/api/connection-test", admin.ConnectionTestRequest{ConnectionSettings: conn, User: alice}, 403, "only its own stored password"},
+		{"POST", "/api/connection-test", admin.ConnectionTestRequest{ConnectionSettings: conn, Smarthost: "sg"}, 403, "only an operator may set smarthost"},
+		{"POST", "/api/connection-test", admin.ConnectionTestRequest{ConnectionSettings: withCA(r.CAFile)}, 403, "only an operator may set ca_file"},
 		{"GET", "/api/queue/" + alices, nil, 404, "no such message"},
 		{"POST", "/api/queue/" + alices + "/retry", nil, 404, "no such message"},
 		{"POST", "/api/queue/" + alices + "/bounce", nil, 404, "no such message"},

@@ -16,9 +16,11 @@ import (
 	"outbound/spf"
 )
 
-// SmarthostView is a smarthost as the API shows it: the password only
-// masked ("****xyz789"), never whole.
-type SmarthostView struct {
+// SmarthostSummary is a smarthost's name and connection settings as the
+// API shows them, wherever it shows a smarthost (its own page, a user's):
+// the password only masked ("****xyz789"), never whole. Embedded, its
+// fields are the JSON object's own.
+type SmarthostSummary struct {
 	Name     string `json:"name"`
 	Preset   string `json:"preset,omitempty"`
 	Host     string `json:"host"`
@@ -27,7 +29,19 @@ type SmarthostView struct {
 	Username string `json:"username,omitempty"`
 	// Password is the masked password, "" when there is none.
 	Password string `json:"password,omitempty"`
-	CAFile   string `json:"ca_file,omitempty"`
+}
+
+// summary is h as SmarthostSummary shows it, the password masked.
+func (a *api) summary(h *smarthost.Smarthost) SmarthostSummary {
+	return SmarthostSummary{Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS,
+		Username: h.Username, Password: a.Smarthosts.MaskedPassword(h)}
+}
+
+// SmarthostView is a smarthost as the API shows it: the password only
+// masked, never whole.
+type SmarthostView struct {
+	SmarthostSummary
+	CAFile string `json:"ca_file,omitempty"`
 	// SPFInclude is the effective include: the smarthost's own or its preset's.
 	SPFInclude string   `json:"spf_include,omitempty"`
 	SPFIPs     []string `json:"spf_ips,omitempty"`
@@ -42,17 +56,56 @@ type SmarthostView struct {
 	Created time.Time `json:"created"`
 }
 
-// SmarthostRequest is the body of POST /api/smarthosts. With Preset, the
-// preset fills Host, Port, TLS and Username where they are left empty.
+// ConnectionSettings are how to reach an upstream and log in to it, as
+// the requests that add, set or test one give them: embedded, its fields
+// are the JSON object's own. With Preset, the preset fills Host, Port,
+// TLS and Username where they are left empty.
+type ConnectionSettings struct {
+	Preset   string `json:"preset,omitempty"`
+	Host     string `json:"host,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	TLS      string `json:"tls,omitempty"`
+	Username string `json:"username,omitempty"`
+	// Password is the AUTH password; whether an empty one keeps a stored
+	// one is for each request to say.
+	Password string `json:"password,omitempty"`
+	// CAFile is a PEM file of CAs to trust besides the system roots.
+	CAFile string `json:"ca_file,omitempty"`
+}
+
+// apply sets h's host, port, TLS mode and username to c's, filled from
+// c's preset where c leaves them empty, and records the preset ("" is
+// none). The password and the CA file are the caller's to set: whether
+// an empty one keeps the stored one depends on the request.
+func (c ConnectionSettings) apply(h *smarthost.Smarthost) error {
+	h.Host, h.Port, h.TLS, h.Username, h.Preset = c.Host, c.Port, c.TLS, c.Username, ""
+	if c.Preset == "" {
+		return nil
+	}
+	p, err := provider.Lookup(c.Preset)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	h.Preset = p.Name
+	if h.Host == "" {
+		h.Host = p.Host
+	}
+	if h.Port == 0 {
+		h.Port = p.Port
+	}
+	if h.TLS == "" {
+		h.TLS = string(p.TLS)
+	}
+	if h.Username == "" {
+		h.Username = p.Username
+	}
+	return nil
+}
+
+// SmarthostRequest is the body of POST /api/smarthosts.
 type SmarthostRequest struct {
-	Name       string   `json:"name"`
-	Preset     string   `json:"preset,omitempty"`
-	Host       string   `json:"host,omitempty"`
-	Port       int      `json:"port,omitempty"`
-	TLS        string   `json:"tls,omitempty"`
-	Username   string   `json:"username,omitempty"`
-	Password   string   `json:"password,omitempty"`
-	CAFile     string   `json:"ca_file,omitempty"`
+	Name string `json:"name"`
+	ConnectionSettings
 	SPFInclude string   `json:"spf_include,omitempty"`
 	SPFIPs     []string `json:"spf_ips,omitempty"`
 	SPFPolicy  string   `json:"spf_policy,omitempty"`
@@ -182,8 +235,7 @@ func (a *api) viewSmarthost(h *smarthost.Smarthost) (*SmarthostView, error) {
 	}
 	include, _ := h.SPFIdentityInclude()
 	return &SmarthostView{
-		Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS, Username: h.Username,
-		Password: a.Smarthosts.MaskedPassword(h), CAFile: h.CAFile, SPFInclude: include, SPFIPs: h.SPFIPs,
+		SmarthostSummary: a.summary(h), CAFile: h.CAFile, SPFInclude: include, SPFIPs: h.SPFIPs,
 		SPFPolicy: h.SPFPolicy, Fallback: h.Fallback, Owner: h.Owner, Users: users, Created: h.Created,
 	}, nil
 }
@@ -246,41 +298,14 @@ func refuseFailed(w http.ResponseWriter, rep *delivery.ConnectionReport) {
 	writeJSON(w, http.StatusUnprocessableEntity, SmarthostResult{Error: msg, Test: rep})
 }
 
-// applyPreset fills h's host, port, TLS mode and username, where they are
-// empty, from the named provider preset, and records the preset; "" is no
-// preset.
-func applyPreset(h *smarthost.Smarthost, preset string) error {
-	if preset == "" {
-		return nil
-	}
-	p, err := provider.Lookup(preset)
-	if err != nil {
-		return badRequest("%v", err)
-	}
-	h.Preset = p.Name
-	if h.Host == "" {
-		h.Host = p.Host
-	}
-	if h.Port == 0 {
-		h.Port = p.Port
-	}
-	if h.TLS == "" {
-		h.TLS = string(p.TLS)
-	}
-	if h.Username == "" {
-		h.Username = p.Username
-	}
-	return nil
-}
-
 func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
 	var req SmarthostRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	h := smarthost.Smarthost{Name: req.Name, Host: req.Host, Port: req.Port, TLS: req.TLS, Username: req.Username,
-		CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs, SPFPolicy: normalPolicy(req.SPFPolicy), Fallback: req.Fallback}
-	if err := applyPreset(&h, req.Preset); err != nil {
+	h := smarthost.Smarthost{Name: req.Name, CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs,
+		SPFPolicy: normalPolicy(req.SPFPolicy), Fallback: req.Fallback}
+	if err := req.apply(&h); err != nil {
 		return err
 	}
 	if err := h.Validate(); err != nil {

@@ -56,7 +56,8 @@ func TestSmarthostAddTestsConnectionAndMasksPassword(t *testing.T) {
 func TestSmarthostAddWithPresetFillsSettings(t *testing.T) {
 	e := admintest.New(t)
 	// The preset's host is unreachable from the test: force the save.
-	res, err := e.Client.AddSmarthost(admin.SmarthostRequest{Name: "sg", Preset: "sendgrid", Password: "SG.key-0123456789", Force: true})
+	res, err := e.Client.AddSmarthost(admin.SmarthostRequest{Name: "sg",
+		ConnectionSettings: admin.ConnectionSettings{Preset: "sendgrid", Password: "SG.key-0123456789"}, Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +108,7 @@ func TestSmarthostBadInput(t *testing.T) {
 	remote.Host, remote.TLS = "smtp.example.com", "none"
 	noPass := e.SmarthostRequest("y")
 	noPass.Password = ""
+	conn := admin.ConnectionSettings{Host: "h.example", Port: 587, TLS: "starttls"}
 	for _, c := range []struct {
 		name   string
 		method string
@@ -116,11 +118,11 @@ func TestSmarthostBadInput(t *testing.T) {
 		want   string
 	}{
 		{"unknown field", "POST", "/api/smarthosts", `{"name":"x","pasword":"p"}`, 400, "unknown field"},
-		{"unknown preset", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "x", Preset: "nope"}, 400, "valid presets"},
+		{"unknown preset", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "x", ConnectionSettings: admin.ConnectionSettings{Preset: "nope"}}, 400, "valid presets"},
 		{"tls none remote", "POST", "/api/smarthosts", remote, 400, "loopback"},
 		{"no password", "POST", "/api/smarthosts", noPass, 400, "no password"},
-		{"bad name", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "a b", Host: "h.example", Port: 587, TLS: "starttls"}, 400, "letters, digits"},
-		{"reserved name", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "default", Host: "h.example", Port: 587, TLS: "starttls"}, 400, "default route"},
+		{"bad name", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "a b", ConnectionSettings: conn}, 400, "letters, digits"},
+		{"reserved name", "POST", "/api/smarthosts", admin.SmarthostRequest{Name: "default", ConnectionSettings: conn}, 400, "default route"},
 		{"duplicate", "POST", "/api/smarthosts", e.SmarthostRequest("sg"), 409, "already exists"},
 		{"show unknown", "GET", "/api/smarthosts/nope", nil, 404, "no such smarthost"},
 		{"test unknown", "POST", "/api/smarthosts/nope/test", nil, 404, "no such smarthost"},

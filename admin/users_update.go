@@ -52,14 +52,7 @@ type UserLimits struct {
 // UserSmarthost is the smarthost a user is routed through, as far as the
 // user's page needs it. The password is only ever masked.
 type UserSmarthost struct {
-	Name     string `json:"name"`
-	Preset   string `json:"preset,omitempty"`
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
-	TLS      string `json:"tls"`
-	Username string `json:"username,omitempty"`
-	// Password is the masked password ("****xyz789"); "" when there is none.
-	Password string `json:"password,omitempty"`
+	SmarthostSummary
 	// Missing says the route names a smarthost that does not exist.
 	Missing bool `json:"missing,omitempty"`
 }
@@ -91,11 +84,11 @@ func (a *api) userDetail(u *auth.User) (UserDetail, error) {
 		h, err := a.Smarthosts.Get(u.Route)
 		switch {
 		case errors.Is(err, smarthost.ErrNotFound):
-			d.Smarthost = &UserSmarthost{Name: u.Route, Missing: true}
+			d.Smarthost = &UserSmarthost{SmarthostSummary: SmarthostSummary{Name: u.Route}, Missing: true}
 		case err != nil:
 			return d, err
 		default:
-			d.Smarthost = a.userSmarthost(h)
+			d.Smarthost = &UserSmarthost{SmarthostSummary: a.summary(h)}
 		}
 	}
 	own, err := a.ownSmarthost(u.Name)
@@ -103,15 +96,21 @@ func (a *api) userDetail(u *auth.User) (UserDetail, error) {
 		return d, err
 	}
 	if own != nil {
-		d.OwnSmarthost = a.userSmarthost(own)
+		d.OwnSmarthost = &UserSmarthost{SmarthostSummary: a.summary(own)}
 	}
 	return d, nil
 }
 
-// userSmarthost shows h as a user's page needs it, the password masked.
-func (a *api) userSmarthost(h *smarthost.Smarthost) *UserSmarthost {
-	return &UserSmarthost{Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS,
-		Username: h.Username, Password: a.Smarthosts.MaskedPassword(h)}
+// writeUserDetail answers with u's detail, as GET and PATCH
+// /api/users/{name} and DELETE /api/users/{name}/smarthost do: a user's
+// page is shown one way.
+func (a *api) writeUserDetail(w http.ResponseWriter, u *auth.User) error {
+	d, err := a.userDetail(u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
 }
 
 func (a *api) showUser(w http.ResponseWriter, r *http.Request) error {
@@ -119,12 +118,7 @@ func (a *api) showUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := a.userDetail(u)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return a.writeUserDetail(w, u)
 }
 
 // validate checks the request and returns it normalized (white space
@@ -226,10 +220,8 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := a.userDetail(u)
-	if err != nil {
+	if err := a.writeUserDetail(w, u); err != nil {
 		return fmt.Errorf("user %s updated, but showing it failed: %w", name, err)
 	}
-	writeJSON(w, http.StatusOK, d)
 	return nil
 }

@@ -185,7 +185,8 @@ func TestShowUserOnASmarthost(t *testing.T) {
 	if code != http.StatusOK || shown.Route != "sg" || shown.Smarthost == nil {
 		t.Fatalf("show: %d %s", code, body)
 	}
-	want := admin.UserSmarthost{Name: "sg", Host: e.Upstream.Host, Port: e.Upstream.Port, TLS: "starttls", Username: shUpUser, Password: "****xyz789"}
+	want := admin.UserSmarthost{SmarthostSummary: admin.SmarthostSummary{Name: "sg", Host: e.Upstream.Host, Port: e.Upstream.Port,
+		TLS: "starttls", Username: shUpUser, Password: "****xyz789"}}
 	if *shown.Smarthost != want {
 		t.Errorf("smarthost = %+v, want %+v", *shown.Smarthost, want)
 	}

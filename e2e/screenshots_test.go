@@ -168,8 +168,9 @@ func seedDemo(t *testing.T) *demo {
 	}
 	api := admin.NewClient(r.adminURL(), strings.TrimSpace(string(token)), nil)
 	if _, err := api.SetOwnSmarthost(d.ownUser, admin.OwnSmarthostRequest{
-		Host: own.Host, Port: own.Port, TLS: "starttls", Username: "alerts", Password: "own-server-secret-9b3c",
-		CAFile: r.CAFile, SPFInclude: "_spf.mail.example.org",
+		ConnectionSettings: admin.ConnectionSettings{Host: own.Host, Port: own.Port, TLS: "starttls",
+			Username: "alerts", Password: "own-server-secret-9b3c", CAFile: r.CAFile},
+		SPFInclude: "_spf.mail.example.org",
 	}); err != nil {
 		t.Fatalf("setting %s's own SMTP server: %v", d.ownUser, err)
 	}

@@ -59,25 +59,30 @@ func smtpFormOf(preset, host string, port int, tls, username, masked string) SMT
 	return f
 }
 
+// settings are the form's connection settings, as every request below
+// takes them.
+func (f SMTPForm) settings() (admin.ConnectionSettings, error) {
+	port, err := f.port()
+	return admin.ConnectionSettings{Preset: f.Preset, Host: f.Host, Port: port, TLS: f.TLS,
+		Username: f.Username, Password: f.password}, err
+}
+
 // ownRequest is the form as PUT /api/users/{name}/smarthost takes it.
 func (f SMTPForm) ownRequest(force bool) (admin.OwnSmarthostRequest, error) {
-	port, err := f.port()
-	return admin.OwnSmarthostRequest{Preset: f.Preset, Host: f.Host, Port: port, TLS: f.TLS,
-		Username: f.Username, Password: f.password, Force: force}, err
+	c, err := f.settings()
+	return admin.OwnSmarthostRequest{ConnectionSettings: c, Force: force}, err
 }
 
 // testRequest is the form as POST /api/connection-test takes it.
 func (f SMTPForm) testRequest() (admin.ConnectionTestRequest, error) {
-	port, err := f.port()
-	return admin.ConnectionTestRequest{Preset: f.Preset, Host: f.Host, Port: port, TLS: f.TLS,
-		Username: f.Username, Password: f.password}, err
+	c, err := f.settings()
+	return admin.ConnectionTestRequest{ConnectionSettings: c}, err
 }
 
 // addRequest is the form as POST /api/smarthosts takes it.
 func (f SMTPForm) addRequest(force bool) (admin.SmarthostRequest, error) {
-	port, err := f.port()
-	return admin.SmarthostRequest{Name: f.Name, Preset: f.Preset, Host: f.Host, Port: port, TLS: f.TLS,
-		Username: f.Username, Password: f.password, Fallback: f.Fallback, Force: force}, err
+	c, err := f.settings()
+	return admin.SmarthostRequest{Name: f.Name, ConnectionSettings: c, Fallback: f.Fallback, Force: force}, err
 }
 
 // updateRequest is the form as PUT /api/smarthosts/{name} takes it: every

@@ -78,9 +78,9 @@ func (e *cliEnv) smarthostAdd(args []string) error {
 	if err != nil {
 		return err
 	}
-	req := admin.SmarthostRequest{Name: pos[0], Preset: *f.preset, Host: *f.host, Port: *f.port, TLS: *f.tls,
-		Username: *f.username, Password: password, CAFile: *f.caFile, SPFInclude: *f.spfInclude,
-		SPFPolicy: *f.spfPolicy, Fallback: *f.fb, Force: *f.force}
+	req := admin.SmarthostRequest{Name: pos[0], ConnectionSettings: admin.ConnectionSettings{Preset: *f.preset,
+		Host: *f.host, Port: *f.port, TLS: *f.tls, Username: *f.username, Password: password, CAFile: *f.caFile},
+		SPFInclude: *f.spfInclude, SPFPolicy: *f.spfPolicy, Fallback: *f.fb, Force: *f.force}
 	return e.saveSmarthost(func(c *admin.Client) (*admin.SmarthostResult, error) { return c.AddSmarthost(req) }, *f.asJSON, "added")
 }
 

@@ -121,8 +121,9 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 // SmarthostRequest is a smarthost called name that passes its connection
 // test: Upstream, with its CA and credentials, and an SPF include.
 func (r *Rig) SmarthostRequest(name string) admin.SmarthostRequest {
-	return admin.SmarthostRequest{Name: name, Host: r.Upstream.Host, Port: r.Upstream.Port, TLS: "starttls",
-		Username: UpstreamUser, Password: UpstreamPassword, CAFile: r.CAFile, SPFInclude: "sendgrid.net"}
+	return admin.SmarthostRequest{Name: name, ConnectionSettings: admin.ConnectionSettings{Host: r.Upstream.Host,
+		Port: r.Upstream.Port, TLS: "starttls", Username: UpstreamUser, Password: UpstreamPassword, CAFile: r.CAFile},
+		SPFInclude: "sendgrid.net"}
 }
 
 // AddSmarthost adds the smarthost of SmarthostRequest(name) through the API.
