@@ -64,6 +64,11 @@ type User struct {
 	// replaces a Reply-To the client set. Checked by ValidateReplyTo; read
 	// by the relay.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// DSNOff turns off the delivery status notifications (bounces, delay
+	// warnings) the relay sends about the user's messages, for a user
+	// that learns their fate from webhooks instead; the zero value keeps
+	// them on. Read by delivery when it would queue one.
+	DSNOff bool `json:"dsn_off,omitempty"`
 	// Created is when the user was added.
 	Created time.Time `json:"created"`
 }

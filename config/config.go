@@ -34,6 +34,7 @@ type Config struct {
 	Delivery     Delivery   `toml:"delivery"`
 	Retry        Retry      `toml:"retry"`
 	Retention    Retention  `toml:"retention"`
+	DSN          DSN        `toml:"dsn"`
 	Limits       Limits     `toml:"limits"`
 	DNS          DNS        `toml:"dns"`
 	Log          Log        `toml:"log"`
@@ -117,6 +118,18 @@ type Retention struct {
 	Stub    Duration `toml:"stub" doc:"Delete the remaining stub (ids, envelope, status, reply) after this."`
 }
 
+// DSN configures the delivery status notifications (bounces, delay
+// warnings) the relay sends back to senders. They leave through the
+// original message's route, from the null reverse-path (MAIL FROM:<>, RFC
+// 5321 section 4.5.5). Providers such as Mailgun and Amazon SES refuse
+// senders outside the domains verified with them, so the header From is
+// at the original sender's own domain by default: the one domain sure to
+// be verified with the upstream that took the sender's mail.
+type DSN struct {
+	From           string `toml:"from" doc:"Header From of notifications: an address, in which {domain} stands for the domain of the original message's sender (the domain the sender verified with its provider). A fixed address works only where the upstream accepts its domain for every sender."`
+	FallbackSender string `toml:"fallback_sender" doc:"Envelope sender (MAIL FROM) of a notification when the upstream refuses the null reverse-path with a 5xx; {domain} as in from. Nothing is ever sent about a notification, whichever sender it went out with. Empty: no fallback, the notification fails and is logged."`
+}
+
 // Limits are the per-user sending allowances.
 type Limits struct {
 	DefaultRoutePerHour int `toml:"default_route_per_hour" doc:"Recipients per hour for users on the default route."`
@@ -187,6 +200,7 @@ func Default() Config {
 			Content: Duration(30 * 24 * time.Hour),
 			Stub:    Duration(90 * 24 * time.Hour),
 		},
+		DSN: DSN{From: "postmaster@{domain}", FallbackSender: "postmaster@{domain}"},
 		Limits: Limits{
 			DefaultRoutePerHour: 2,
 			DefaultRoutePerDay:  2,
@@ -334,6 +348,14 @@ func (c *Config) Validate() error {
 	if c.Web.SessionIdle <= 0 {
 		bad("web.session_idle", "must be positive, got %q", c.Web.SessionIdle)
 	}
+	if err := dsnAddress(c.DSN.From); err != nil {
+		bad("dsn.from", "%v", err)
+	}
+	if c.DSN.FallbackSender != "" {
+		if err := dsnAddress(c.DSN.FallbackSender); err != nil {
+			bad("dsn.fallback_sender", "%v (empty disables the fallback)", err)
+		}
+	}
 	if c.Retention.Content <= 0 {
 		bad("retention.content", "must be positive")
 	}
@@ -408,4 +430,15 @@ func (u Upstream) ResolvePassword() (string, error) {
 		return "", fmt.Errorf("default_route.password_file: %w", err)
 	}
 	return strings.TrimRight(string(data), "\r\n"), nil
+}
+
+// dsnAddress checks a dsn address setting: a bare address such as
+// "postmaster@{domain}" or "bounces@example.com".
+func dsnAddress(s string) error {
+	a := strings.ReplaceAll(s, "{domain}", "example.com")
+	at := strings.LastIndexByte(a, '@')
+	if at < 1 || at == len(a)-1 || strings.ContainsAny(a, " <>\t\r\n\"") || strings.Contains(strings.ReplaceAll(s, "{domain}", ""), "{") {
+		return fmt.Errorf("%q is not an address such as postmaster@{domain} ({domain} is the original sender's domain)", s)
+	}
+	return nil
 }

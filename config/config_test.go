@@ -108,6 +108,9 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		"[retry]\nmax_lifetime = \"5 days\"":                           "retry.max_lifetime: invalid duration",
 		"[limits]\nown_smarthost_per_day = 20000":                      "exceeds the ceiling limits.max_per_day",
 		"[log]\nlevel = \"loud\"":                                      "log.level",
+		"[dsn]\nfrom = \"\"":                                           "dsn.from",
+		"[dsn]\nfrom = \"Postmaster <postmaster@{domain}>\"":           "dsn.from",
+		"[dsn]\nfallback_sender = \"bounces@{domian}\"":                "dsn.fallback_sender",
 		"[tls]\ncert = \"a.pem\"":                                      "tls.cert",
 		"hostname = ":                                                  "line 1",
 	} {
@@ -182,5 +185,11 @@ func TestWebAllowPrivateHosts(t *testing.T) {
 	}
 	if !cfg.Web.AllowPrivateHosts {
 		t.Fatal("web.allow_private_hosts = true not read")
+	}
+}
+
+func TestDSNFallbackSenderMayBeEmpty(t *testing.T) {
+	if err := loadText(t, "[dsn]\nfrom = \"bounces@relay.example.com\"\nfallback_sender = \"\""); err != nil {
+		t.Fatalf("a fixed from and no fallback sender: %v", err)
 	}
 }

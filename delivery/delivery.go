@@ -60,6 +60,7 @@ type Queue interface {
 	Next(done <-chan struct{}) (*queue.Message, error)
 	Body(id string) ([]byte, error)
 	Update(m *queue.Message, additions ...queue.Addition) error
+	UpdateAlso(m *queue.Message, alsoWrite []queue.TxHook, additions ...queue.Addition) error
 	Release(id string, when time.Time)
 	Take(id string) (*queue.Message, error)
 }
@@ -92,6 +93,12 @@ type Options struct {
 	// outcome again after the write failed n times in a row (nil: 1s
 	// doubling up to 30s).
 	RecordRetry func(failures int) time.Duration
+	// Events, when set, records each recipient's outcome and each
+	// notification in the message's timeline (tracking.go).
+	Events EventWriter
+	// Suppressions, when set, suppresses recipients whose permanent
+	// failure says the address will not work (tracking.go).
+	Suppressions Suppressor
 	// DSN says how notifications are addressed and sent (notify.go).
 	DSN    DSNOptions
 	Logger *slog.Logger
@@ -233,6 +240,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 
 	n := notices{}
 	var tally attemptTally
+	var track tracking
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
 		res, ok := results[r.Addr]
@@ -246,6 +254,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 		result := map[queue.Status]string{queue.Delivered: "delivered", queue.Failed: "failed", queue.Queued: "deferred"}[r.Status]
 		metrics.Deliveries.WithLabelValues(upName, result, category).Inc()
 		tally.add(r)
+		track.recipient(m, r, upName, res.verdict, now)
 		d.log.Info("delivery attempt", "id", m.ID, "user", m.User, "from", m.From, "rcpt", r.Addr,
 			"upstream", upName, "status", r.Status, "reply", r.Reply, "duration", elapsed)
 	}
@@ -255,7 +264,7 @@ func (d *Deliverer) attempt(m *queue.Message, done <-chan struct{}) {
 	}
 	m.RecordAttempt(queue.Attempt{At: start, Upstream: upName, Duration: elapsed, Result: summary})
 	m.NextAttempt = d.nextAttempt(m, now)
-	d.record(m, d.notifications(m, body, upHost, n, now), done)
+	d.record(m, &track, d.notifications(m, body, upHost, n, now), now, done)
 }
 
 // attemptTally counts what one attempt did to its recipients, for the
@@ -303,10 +312,12 @@ func (t attemptTally) String() string {
 // old record is all there is, so the message is attempted again and
 // recipients the upstream had already accepted get it twice. That is the
 // at-least-once delivery of package queue: a duplicate, never a loss.
-func (d *Deliverer) record(m *queue.Message, additions []queue.Addition, done <-chan struct{}) {
+func (d *Deliverer) record(m *queue.Message, track *tracking, additions []queue.Addition, now time.Time, done <-chan struct{}) {
+	also, committed := d.writes(track, m, additions, now)
 	for failures := 1; ; failures++ {
-		err := d.q.Update(m, additions...)
+		err := d.q.UpdateAlso(m, also, additions...)
 		if err == nil {
+			committed()
 			if failures > 1 {
 				d.log.Info("delivery outcome recorded after failed writes", "id", m.ID, "failed_writes", failures-1)
 			}
@@ -352,6 +363,7 @@ func (d *Deliverer) hold(m *queue.Message, up *route.Upstream, until, now time.T
 	}
 	n := notices{}
 	expired := 0
+	var track tracking
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
 		if r.Status != queue.Queued {
@@ -371,7 +383,9 @@ func (d *Deliverer) hold(m *queue.Message, up *route.Upstream, until, now time.T
 		if r.DSNStatus == "" {
 			r.DSNStatus = "4.4.7" // RFC 3463: delivery time expired
 		}
-		metrics.Deliveries.WithLabelValues(up.Name, "failed", string(bounce.Classify(0, "", reply).Category)).Inc()
+		v := bounce.Classify(0, "", reply)
+		metrics.Deliveries.WithLabelValues(up.Name, "failed", string(v.Category)).Inc()
+		track.recipient(m, r, up.Name, bounce.Verdict{Category: v.Category}, now)
 		d.log.Info("gave up while the upstream is backed off", "id", m.ID, "user", m.User, "from", m.From, "rcpt", r.Addr,
 			"upstream", up.Name, "status", r.Status, "reply", r.Reply)
 	}
@@ -385,7 +399,7 @@ func (d *Deliverer) hold(m *queue.Message, up *route.Upstream, until, now time.T
 		d.log.Error("reading the message for its notifications failed", "id", m.ID, "err", err)
 	}
 	m.NextAttempt = when
-	d.record(m, d.notifications(m, body, "", n, now), done)
+	d.record(m, &track, d.notifications(m, body, "", n, now), now, done)
 }
 
 // heldUntil reports whether messages for up must wait, and until when: up
@@ -461,12 +475,14 @@ func (d *Deliverer) Bounce(id, reason string) error {
 	}
 	now := d.opts.Now()
 	n := notices{}
+	var track tracking
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
 		if r.Status != queue.Queued {
 			continue
 		}
 		r.Status, r.Reply, r.DSNStatus, r.Updated = queue.Failed, reason, "5.0.0", now
+		track.recipient(m, r, "-", bounce.Verdict{}, now)
 		if wants(r, "FAILURE") {
 			n.failed = append(n.failed, r)
 		}
@@ -474,12 +490,15 @@ func (d *Deliverer) Bounce(id, reason string) error {
 	body, _ := d.q.Body(m.ID)
 	m.RecordAttempt(queue.Attempt{At: now, Upstream: "-", Result: reason})
 	next := m.NextAttempt
-	if err := d.q.Update(m, d.notifications(m, body, "", n, now)...); err != nil {
+	additions := d.notifications(m, body, "", n, now)
+	also, committed := d.writes(&track, m, additions, now)
+	if err := d.q.UpdateAlso(m, also, additions...); err != nil {
 		// Nothing was written: the message goes back as it was, and the
 		// operator sees the error and can try again.
 		d.q.Release(m.ID, next)
 		return err
 	}
+	committed()
 	d.log.Info("message bounced by the operator", "id", m.ID, "user", m.User)
 	return nil
 }

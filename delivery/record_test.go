@@ -23,13 +23,13 @@ type failingWrites struct {
 	calls    atomic.Int32
 }
 
-func (f *failingWrites) Update(m *queue.Message, additions ...queue.Addition) error {
+func (f *failingWrites) UpdateAlso(m *queue.Message, also []queue.TxHook, additions ...queue.Addition) error {
 	f.calls.Add(1)
 	if f.failures.Add(-1) >= 0 {
 		poison := queue.Addition{Message: &queue.Message{ID: strings.Repeat("x", bolt.MaxKeySize+1)}, Body: []byte("x")}
 		additions = append(additions[:len(additions):len(additions)], poison)
 	}
-	return f.Queue.Update(m, additions...)
+	return f.Queue.UpdateAlso(m, also, additions...)
 }
 
 // An outcome the queue cannot store at first is kept and its write

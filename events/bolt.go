@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -197,3 +198,15 @@ func DeleteTx(tx *bolt.Tx, id string) error {
 	}
 	return nil
 }
+
+// Redacted records, in the retention sweep's transaction, that the
+// message's content was removed (queue.Journal). It is not counted in the
+// metrics: the sweep's transaction may be retried, and the sweep logs its
+// own counts.
+func (b *Bolt) Redacted(tx *bolt.Tx, id, user string, at time.Time) error {
+	return b.Put(tx, Event{At: at, Kind: Redacted, Message: id, User: user})
+}
+
+// Removed deletes the message's events in the transaction that deletes it
+// (queue.Journal): they are kept exactly as long as its stub.
+func (b *Bolt) Removed(tx *bolt.Tx, id string) error { return DeleteTx(tx, id) }

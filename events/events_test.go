@@ -133,3 +133,17 @@ func equal(a, b []Kind) bool {
 	}
 	return true
 }
+
+func TestRemovedDeletesWithTheStubAndRedactedIsRecorded(t *testing.T) {
+	b, db := openTest(t)
+	now := time.Now()
+	must(t, b.Record(Event{At: now, Kind: Received, Message: "m1", User: "alice"}))
+	must(t, db.Update(func(tx *bolt.Tx) error { return b.Redacted(tx, "m1", "alice", now) }))
+	if evs, _ := b.ForMessage("m1"); len(evs) != 2 || evs[1].Kind != Redacted {
+		t.Fatalf("events = %+v", evs)
+	}
+	must(t, db.Update(func(tx *bolt.Tx) error { return b.Removed(tx, "m1") }))
+	if p, _ := b.List(Query{}); len(p.Events) != 0 {
+		t.Errorf("left = %+v", p.Events)
+	}
+}

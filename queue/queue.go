@@ -176,7 +176,26 @@ type Queue struct {
 	// arrived holds when each unfinished message was accepted, for the
 	// age of the oldest one (a monitoring gauge).
 	arrived map[string]time.Time
+	// journal is told of redactions and deletions in their transactions
+	// (SetJournal); nil when no one listens.
+	journal Journal
 }
+
+// Journal is another storage owner that keeps records about messages (the
+// event log) and must hear, in the very transaction that makes the change,
+// when a message's content is redacted and when the message is deleted for
+// good, so that its records go with the stub and never outlive it. Like a
+// TxHook its methods may run more than once per commit and must read only
+// memory and tx.
+type Journal interface {
+	// Redacted: the content of message id (of user) was removed at at.
+	Redacted(tx *bolt.Tx, id, user string, at time.Time) error
+	// Removed: message id is deleted for good.
+	Removed(tx *bolt.Tx, id string) error
+}
+
+// SetJournal sets the Journal; call it before RunRetention and Delete.
+func (q *Queue) SetJournal(j Journal) { q.journal = j }
 
 // Open creates the queue's buckets if needed and loads every unfinished
 // message into the timetable. now is the clock (nil means time.Now).
@@ -351,6 +370,14 @@ type Addition struct {
 // again. The caller must call Update again (delivery retries the write
 // until it succeeds) or Release.
 func (q *Queue) Update(m *Message, additions ...Addition) error {
+	return q.UpdateAlso(m, nil, additions...)
+}
+
+// UpdateAlso is Update with further writes of other storage owners in the
+// same transaction (the attempt's events, the suppressions it calls for),
+// as Add's alsoWrite: they are durable exactly when the outcome is. They
+// run after the additions have their IDs.
+func (q *Queue) UpdateAlso(m *Message, alsoWrite []TxHook, additions ...Addition) error {
 	if !m.Pending() {
 		if m.Finished.IsZero() {
 			m.Finished = q.now()
@@ -374,6 +401,11 @@ func (q *Queue) Update(m *Message, additions ...Addition) error {
 	err = q.commit.Update(func(tx *bolt.Tx) error {
 		for i, a := range additions {
 			if err := putNew(tx, a.Message.ID, added[i], a.Body); err != nil {
+				return err
+			}
+		}
+		for _, write := range alsoWrite {
+			if err := write(tx); err != nil {
 				return err
 			}
 		}
@@ -548,6 +580,11 @@ func (q *Queue) Delete(id string) error {
 		}
 		if err := tx.Bucket(bodiesBucket).Delete([]byte(id)); err != nil {
 			return err
+		}
+		if q.journal != nil {
+			if err := q.journal.Removed(tx, id); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(messagesBucket).Delete([]byte(id))
 	})

@@ -200,6 +200,12 @@ func (q *Queue) sweepApply(r Retention, now time.Time, keys [][]byte) (redacted,
 				if err := msgs.Delete(k); err != nil {
 					return err
 				}
+				if q.journal != nil {
+					// The message's events go with its stub.
+					if err := q.journal.Removed(tx, m.ID); err != nil {
+						return err
+					}
+				}
 				deleted++
 			case redact:
 				m.Redacted = now
@@ -212,6 +218,11 @@ func (q *Queue) sweepApply(r Retention, now time.Time, keys [][]byte) (redacted,
 				}
 				if err := msgs.Put(k, meta); err != nil {
 					return err
+				}
+				if q.journal != nil {
+					if err := q.journal.Redacted(tx, m.ID, m.User, now); err != nil {
+						return err
+					}
 				}
 				redacted++
 			}

@@ -104,6 +104,7 @@ func deliveryOptions(cfg config.Config, log *slog.Logger) delivery.Options {
 		RetryDelay:             retrySchedule(cfg.Retry),
 		MaxLifetime:            cfg.Retry.MaxLifetime.D(),
 		DelayWarning:           cfg.Retry.DelayWarning.D(),
+		DSN:                    delivery.DSNOptions{From: cfg.DSN.From, FallbackSender: cfg.DSN.FallbackSender},
 		Logger:                 log,
 	}
 }

@@ -179,7 +179,14 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	ro := relayOptions(cfg, log.With("component", "relay"))
 	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, checker, routes
 	backend := relay.New(ro)
-	d := delivery.New(s.queue, routes, deliveryOptions(cfg, log.With("component", "delivery")))
+	do := deliveryOptions(cfg, log.With("component", "delivery"))
+	// Read when a notification is due, so that turning them off applies
+	// to messages already queued; a user that cannot be read gets them.
+	do.DSN.Off = func(user string) bool {
+		u, err := s.users.Get(user)
+		return err == nil && u.DSNOff
+	}
+	d := delivery.New(s.queue, routes, do)
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
