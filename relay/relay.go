@@ -84,6 +84,12 @@ type Options struct {
 	Spool    Spool
 	// Quota, when set, enforces Routes.Policy(user).Limits.
 	Quota Quota
+	// Suppressions, when set, refuses RCPT to a recipient on the user's
+	// suppression list (suppression.go).
+	Suppressions Suppressions
+	// Events, when set, records a received event per recipient in the
+	// transaction that queues the message (suppression.go).
+	Events Events
 	// SPF, when set, checks sender domains under Routes.Policy(user).SPFPolicy.
 	SPF SPFChecker
 	// Routes gives the limits and SPF settings of a user's route, asked
@@ -384,6 +390,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *reply {
 			return quotaReply(err)
 		}
 	}
+	if r := s.suppressed(to); r != nil {
+		return r
+	}
 	r := queue.Recipient{Addr: to, Status: queue.Queued}
 	if opts != nil {
 		for _, n := range opts.Notify {
@@ -605,6 +614,8 @@ func (s *session) data(r io.Reader) *reply {
 		}
 		alsoWrite = append(alsoWrite, reservation.Write)
 	}
+	received, counted := s.receivedEvents(m, start)
+	alsoWrite = append(alsoWrite, received...)
 	if err := s.b.opts.Spool.Add(m, body, alsoWrite...); err != nil {
 		s.b.log.Error("queue write failed", "user", s.user.Name, "err", err)
 		if q := s.b.opts.Quota; q != nil {
@@ -612,6 +623,7 @@ func (s *session) data(r io.Reader) *reply {
 		}
 		return errStorage
 	}
+	counted()
 	s.b.log.Info("message queued", "id", id, "user", s.user.Name, "from", s.from,
 		"rcpts", len(m.Recipients), "size", len(body), "message_id", m.MessageID,
 		"duration", s.b.opts.Now().Sub(start))

@@ -9,6 +9,7 @@ import (
 
 	"outbound/quota"
 	"outbound/spf"
+	"outbound/suppression"
 )
 
 // Every reply the relay sends on its own account is built here, so that the
@@ -178,6 +179,21 @@ func errNotAllowed(field, addr, user string) *reply {
 
 func errBadAddress(what, addr string) *reply {
 	return newReply(outcomeRefused, 501, smtp.EnhancedCode{5, 1, 3}, "Bad %s address syntax: <%s>", what, addr)
+}
+
+// errSuppressed refuses a recipient on the user's suppression list with
+// 550 5.1.1, as its server did: since when, the original reason, and how
+// to lift it, so that whoever reads the bounce knows what to do.
+func errSuppressed(addr string, e *suppression.Entry) *reply {
+	return newReply(outcomeRefused, 550, smtp.EnhancedCode{5, 1, 1},
+		"Recipient <%s> is suppressed since %s (%s: %s); if the address works again, lift it with "+
+			"\"outbound suppression del %s\" or ask the relay's operator",
+		addr, e.Created.UTC().Format("2006-01-02"), e.Kind, oneLine(e.Reason), addr)
+}
+
+// oneLine keeps a quoted reply on one line of ours.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // errOverQuota answers a recipient or message over the user's sending

@@ -19,6 +19,7 @@ import (
 	"outbound/metrics"
 	"outbound/quota"
 	"outbound/spf"
+	"outbound/suppression"
 )
 
 // replyLiteral matches a reply written out by hand: "421 4.7.0 ..." or
@@ -198,6 +199,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 		{"errLoginThrottled", errLoginThrottled(time.Minute), outcomeTemporary},
 		{"errTooManyErrors", errTooManyErrors(10, "no"), outcomeTemporary},
 		{"queuedReply", queuedReply("ID"), outcomeQueued},
+		{"errSuppressed", errSuppressed("gone@example.net", &suppression.Entry{Kind: suppression.Bounce, Reason: "550 5.1.1 no such user"}), outcomeRefused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.r.outcome != tc.want {
@@ -235,7 +237,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 		"errHeaderLineNoColon", "errHeaderUnparseable", "errLineTooLong", "errLongLineNotEncodable",
 		"errTooLarge", "errTooLargeAsQueued", "errFromNotAllowed", "errNotAllowed", "errBadAddress",
 		"errOverQuota", "errSPFTemporary", "errSPFNotAligned", "errSourceThrottled",
-		"errLoginThrottled", "errTooManyErrors", "queuedReply",
+		"errLoginThrottled", "errTooManyErrors", "queuedReply", "errSuppressed",
 	} {
 		listed[n] = true
 	}
