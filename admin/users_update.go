@@ -27,6 +27,9 @@ type UserDetail struct {
 	// not its route's.
 	SPFPolicy           string `json:"spf_policy"`
 	SPFPolicyOverridden bool   `json:"spf_policy_overridden"`
+	// DSN says whether the relay sends the user delivery status
+	// notifications (bounces, delay warnings) by e-mail.
+	DSN bool `json:"dsn"`
 	// Limits are the limits in force: the user's own when Overridden,
 	// else its route's defaults.
 	Limits UserLimits `json:"limits"`
@@ -61,11 +64,14 @@ type UserSmarthost struct {
 // out (or null) is unchanged. "allow_from": [] clears the allowed senders;
 // "display_name": "" and "reply_to": "" clear those settings;
 // "spf_policy": "" puts the user back on its route's SPF policy.
+// "dsn": false turns off the notifications (DSNs) the relay mails the
+// user, for an app that learns its messages' fate from webhooks.
 type UpdateUserRequest struct {
 	AllowFrom   *[]string `json:"allow_from,omitempty"`
 	DisplayName *string   `json:"display_name,omitempty"`
 	ReplyTo     *string   `json:"reply_to,omitempty"`
 	SPFPolicy   *string   `json:"spf_policy,omitempty"`
+	DSN         *bool     `json:"dsn,omitempty"`
 }
 
 // userDetail builds the UserDetail of u.
@@ -79,6 +85,7 @@ func (a *api) userDetail(u *auth.User) (UserDetail, error) {
 		Usage:               a.usage(u, p),
 		SPFPolicy:           string(p.SPFPolicy),
 		SPFPolicyOverridden: p.SPFPolicyOverridden,
+		DSN:                 !u.DSNOff,
 	}
 	if u.Route != "" && a.Smarthosts != nil {
 		h, err := a.Smarthosts.Get(u.Route)
@@ -124,8 +131,8 @@ func (a *api) showUser(w http.ResponseWriter, r *http.Request) error {
 // validate checks the request and returns it normalized (white space
 // around the settings trimmed); errors name the field and what to fix.
 func (req UpdateUserRequest) validate() (UpdateUserRequest, error) {
-	if req.AllowFrom == nil && req.DisplayName == nil && req.ReplyTo == nil && req.SPFPolicy == nil {
-		return req, badRequest(`nothing to update: give "allow_from" (a list of addresses and domains), "display_name", "reply_to" or "spf_policy"`)
+	if req.AllowFrom == nil && req.DisplayName == nil && req.ReplyTo == nil && req.SPFPolicy == nil && req.DSN == nil {
+		return req, badRequest(`nothing to update: give "allow_from" (a list of addresses and domains), "display_name", "reply_to", "spf_policy" or "dsn" (true or false)`)
 	}
 	if req.AllowFrom != nil {
 		list := make([]string, 0, len(*req.AllowFrom))
@@ -209,6 +216,10 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) error {
 		if req.SPFPolicy != nil {
 			u.SPFPolicy = *req.SPFPolicy
 			changed = append(changed, "spf_policy")
+		}
+		if req.DSN != nil {
+			u.DSNOff = !*req.DSN
+			changed = append(changed, "dsn")
 		}
 		return nil
 	})
