@@ -98,7 +98,7 @@ func printUsers(w io.Writer, users []admin.UserView) error {
 	return tw.Flush()
 }
 
-const userSetUsage = `usage: outbound user set USER [--allow-from ADDR_OR_DOMAIN]... [--clear-allow-from] [--display-name NAME] [--reply-to ADDR] [--spf-policy off|warn|enforce|route] (at least one; "" clears a setting)`
+const userSetUsage = `usage: outbound user set USER [--allow-from ADDR_OR_DOMAIN]... [--clear-allow-from] [--display-name NAME] [--reply-to ADDR] [--spf-policy off|warn|enforce|route] [--dsn on|off] (at least one; "" clears a setting)`
 
 // userSet changes a user's allowed senders and sender settings (PATCH
 // /api/users/{name}): only the options given change. --allow-from replaces
@@ -111,13 +111,14 @@ func (e *cliEnv) userSet(args []string) error {
 	displayName := fs.String("display-name", "", "display name put in From headers that have only an address (\"\" clears)")
 	replyTo := fs.String("reply-to", "", "Reply-To added to messages without one (\"\" clears)")
 	spfPolicy := fs.String("spf-policy", "", "the user's own SPF policy: off, warn or enforce; \"route\" (or \"\") follows its route's")
+	dsn := fs.String("dsn", "", "notifications (DSNs) mailed to the user's senders: on, or off for an app that reads webhooks")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	set := given(fs)
-	if len(pos) != 1 || !(set["allow-from"] || *clearAllow || set["display-name"] || set["reply-to"] || set["spf-policy"]) {
+	if len(pos) != 1 || !(set["allow-from"] || *clearAllow || set["display-name"] || set["reply-to"] || set["spf-policy"] || set["dsn"]) {
 		return usagef(userSetUsage)
 	}
 	var req admin.UpdateUserRequest
@@ -146,6 +147,13 @@ func (e *cliEnv) userSet(args []string) error {
 			*spfPolicy = ""
 		}
 		req.SPFPolicy = spfPolicy
+	}
+	if set["dsn"] {
+		on := *dsn == "on"
+		if !on && *dsn != "off" {
+			return usagef("--dsn %q: give on or off", *dsn)
+		}
+		req.DSN = &on
 	}
 	update := func(c *admin.Client) (*admin.UserDetail, error) { return c.UpdateUser(pos[0], req) }
 	return fetch(e, *asJSON, update, func(w io.Writer, d *admin.UserDetail) error {
@@ -204,6 +212,11 @@ func printSenderSettings(w io.Writer, d *admin.UserDetail) {
 		whose = "own"
 	}
 	fmt.Fprintf(w, "SPF policy:      %s (%s)\n", dash(d.SPFPolicy), whose)
+	dsn := "by e-mail (DSNs to the sender)"
+	if !d.DSN {
+		dsn = "off (no DSN e-mails)"
+	}
+	fmt.Fprintf(w, "Notifications:   %s\n", dsn)
 }
 
 const userRouteUsage = "usage: outbound user route USER... --smarthost NAME | outbound user route --from NAME --smarthost OTHER | outbound user route USER... --default"
