@@ -24,20 +24,21 @@ import (
 // Default) and a doc tag that the reference in docs/config.md is checked
 // against.
 type Config struct {
-	Hostname     string     `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
-	DataDir      string     `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the admin token and the secrets key. Created with mode 0700."`
-	TLS          TLS        `toml:"tls"`
-	Submission   Submission `toml:"submission"`
-	Admin        Admin      `toml:"admin"`
-	Web          Web        `toml:"web"`
-	DefaultRoute Upstream   `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
-	Delivery     Delivery   `toml:"delivery"`
-	Retry        Retry      `toml:"retry"`
-	Retention    Retention  `toml:"retention"`
-	DSN          DSN        `toml:"dsn"`
-	Limits       Limits     `toml:"limits"`
-	DNS          DNS        `toml:"dns"`
-	Log          Log        `toml:"log"`
+	Hostname     string      `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
+	DataDir      string      `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the admin token and the secrets key. Created with mode 0700."`
+	TLS          TLS         `toml:"tls"`
+	Submission   Submission  `toml:"submission"`
+	Admin        Admin       `toml:"admin"`
+	Web          Web         `toml:"web"`
+	DefaultRoute Upstream    `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
+	Delivery     Delivery    `toml:"delivery"`
+	Retry        Retry       `toml:"retry"`
+	Retention    Retention   `toml:"retention"`
+	Suppression  Suppression `toml:"suppression"`
+	DSN          DSN         `toml:"dsn"`
+	Limits       Limits      `toml:"limits"`
+	DNS          DNS         `toml:"dns"`
+	Log          Log         `toml:"log"`
 }
 
 // TLS is the certificate the submission listeners present.
@@ -116,6 +117,15 @@ type Retry struct {
 type Retention struct {
 	Content Duration `toml:"content" doc:"Redact body and headers of finished messages after this. A notification (DSN) quoting a message loses its copy no later than the message."`
 	Stub    Duration `toml:"stub" doc:"Delete the remaining stub (ids, envelope, status, reply) after this."`
+}
+
+// Suppression is the list of recipients mail is no longer sent to: those
+// whose server said the address does not exist (unknown user or domain),
+// and those who complained. RCPT to one is refused with 550 5.1.1 naming
+// the reason; `outbound suppression del` lifts it.
+type Suppression struct {
+	Scope  string   `toml:"scope" doc:"Whose list a suppression goes on: \"user\" (the sending user's own, the default) or \"relay\" (one list for every user)."`
+	Expire Duration `toml:"expire" doc:"How long a bounce's suppression lasts (default 2160h, 90 days). Complaints never expire."`
 }
 
 // DSN configures the delivery status notifications (bounces, delay
@@ -200,7 +210,8 @@ func Default() Config {
 			Content: Duration(30 * 24 * time.Hour),
 			Stub:    Duration(90 * 24 * time.Hour),
 		},
-		DSN: DSN{From: "postmaster@{domain}", FallbackSender: "postmaster@{domain}"},
+		Suppression: Suppression{Scope: "user", Expire: Duration(90 * 24 * time.Hour)},
+		DSN:         DSN{From: "postmaster@{domain}", FallbackSender: "postmaster@{domain}"},
 		Limits: Limits{
 			DefaultRoutePerHour: 2,
 			DefaultRoutePerDay:  2,
@@ -355,6 +366,12 @@ func (c *Config) Validate() error {
 		if err := dsnAddress(c.DSN.FallbackSender); err != nil {
 			bad("dsn.fallback_sender", "%v (empty disables the fallback)", err)
 		}
+	}
+	if s := c.Suppression.Scope; s != "user" && s != "relay" {
+		bad("suppression.scope", `must be "user" or "relay", not %q`, s)
+	}
+	if c.Suppression.Expire <= 0 {
+		bad("suppression.expire", "must be positive")
 	}
 	if c.Retention.Content <= 0 {
 		bad("retention.content", "must be positive")

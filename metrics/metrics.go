@@ -18,7 +18,7 @@ var Registry = prometheus.NewRegistry()
 // Registry; cmd/outbound calls it once at start.
 func Register() {
 	registerOnce.Do(func() {
-		Registry.MustRegister(Submissions, AuthFailures, QuotaRefusals, Deliveries, UpstreamLatency,
+		Registry.MustRegister(Submissions, AuthFailures, QuotaRefusals, Deliveries, UpstreamLatency, Events,
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	})
 }
@@ -51,6 +51,13 @@ var (
 		Name: "outbound_deliveries_total",
 		Help: "Per-recipient outcomes of delivery attempts, by upstream, result and bounce category.",
 	}, []string{"upstream", "result", "category"})
+	// Events counts the delivery tracking events recorded, by kind
+	// (package events: received, relayed, failed, provider_bounced, ...):
+	// the provider-reported kinds are what became of mail after the 250.
+	Events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outbound_events_total",
+		Help: "Delivery tracking events recorded, by kind.",
+	}, []string{"kind"})
 	// UpstreamLatency is the duration of delivery attempts per upstream.
 	UpstreamLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "outbound_upstream_attempt_seconds",

@@ -18,6 +18,7 @@ import (
 	"outbound/auth"
 	"outbound/config"
 	"outbound/delivery"
+	"outbound/events"
 	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
@@ -25,6 +26,7 @@ import (
 	"outbound/route"
 	"outbound/smarthost"
 	"outbound/spf"
+	"outbound/suppression"
 	"outbound/web"
 )
 
@@ -146,6 +148,20 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if s.quota, err = quota.Open(s.db, nil); err != nil {
 		return nil, err
 	}
+	// Delivery tracking: the events are deleted with their message's stub.
+	evlog, err := events.OpenBolt(s.db, func(k events.Kind) { metrics.Events.WithLabelValues(string(k)).Inc() })
+	if err != nil {
+		return nil, err
+	}
+	s.queue.SetJournal(evlog)
+	scope, err := suppression.ParseScope(cfg.Suppression.Scope)
+	if err != nil {
+		return nil, err
+	}
+	suppressed, err := suppression.OpenBolt(s.db, scope, cfg.Suppression.Expire.D(), nil)
+	if err != nil {
+		return nil, err
+	}
 	hosts, err := smarthost.Open(s.db, filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
 		return nil, err
@@ -178,6 +194,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	checker := &spf.Checker{Resolver: resolver}
 	ro := relayOptions(cfg, log.With("component", "relay"))
 	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, checker, routes
+	ro.Suppressions, ro.Events = suppressed, evlog
 	backend := relay.New(ro)
 	do := deliveryOptions(cfg, log.With("component", "delivery"))
 	// Read when a notification is due, so that turning them off applies
@@ -186,6 +203,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		u, err := s.users.Get(user)
 		return err == nil && u.DSNOff
 	}
+	do.Events, do.Suppressions = evlog, suppressed
 	d := delivery.New(s.queue, routes, do)
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
