@@ -17,12 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"outbound/auth"
+	"outbound/events"
 	"outbound/internal/netutil"
 	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/route"
 	"outbound/smarthost"
+	"outbound/suppression"
 )
 
 // Routes answers for users' routes (package route): the limits and SPF
@@ -65,6 +67,13 @@ type Options struct {
 	// Operators are the web interface's operator accounts; nil: the
 	// /api/operators endpoints answer 501.
 	Operators *auth.Operators
+	// Events is the delivery tracking log, for a message's timeline and
+	// GET /api/events; nil: that endpoint answers 501 and messages show
+	// no events.
+	Events events.Store
+	// Suppressions is the suppression list; nil: the /api/suppressions
+	// endpoints answer 501.
+	Suppressions suppression.Store
 }
 
 type api struct {
@@ -102,6 +111,11 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("POST /api/queue/{id}/bounce", a.guarded(a.ownMessage, a.bounceMessage))
 	mux.Handle("DELETE /api/queue/{id}", a.guarded(a.ownMessage, a.deleteMessage))
 	mux.Handle("POST /api/queue-flush", a.authed(a.flushQueue))
+	mux.Handle("GET /api/messages/{id}", a.guarded(a.ownMessage, a.showMessageDetail))
+	mux.Handle("GET /api/events", a.guarded(anyone, a.listEvents))
+	mux.Handle("GET /api/suppressions", a.guarded(anyone, a.listSuppressions))
+	mux.Handle("POST /api/suppressions", a.authed(a.addSuppression))
+	mux.Handle("DELETE /api/suppressions/{addr}", a.guarded(anyone, a.deleteSuppression))
 	a.registerSmarthosts(mux)
 	a.registerOperators(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

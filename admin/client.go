@@ -7,9 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"outbound/delivery"
 	"outbound/queue"
+	"outbound/suppression"
 )
 
 // Client is a typed client of the admin API: one method per endpoint, each
@@ -319,4 +322,69 @@ func (c *Client) SetRoutes(req RouteRequest) (*RouteResult, error) {
 // RotateKey is POST /api/key-rotate.
 func (c *Client) RotateKey() (*KeyRotation, error) {
 	return get[KeyRotation](c, "POST", "/api/key-rotate", nil)
+}
+
+// MessageDetail is GET /api/messages/{id}: the message with its events.
+func (c *Client) MessageDetail(id string) (*MessageDetail, error) {
+	return get[MessageDetail](c, "GET", "/api/messages/"+url.PathEscape(id), nil)
+}
+
+// EventFilter chooses events for Events; the zero value is the first
+// page of all.
+type EventFilter struct {
+	// User keeps that login's messages' events.
+	User string
+	// Since keeps events at or after this time.
+	Since time.Time
+	// Cursor continues after an earlier page (its NextCursor).
+	Cursor string
+	// Limit is the most events in the page (0: the server's maximum).
+	Limit int
+}
+
+// Events is GET /api/events?user=&since=&cursor=&limit=: one page.
+func (c *Client) Events(f EventFilter) (*EventsPage, error) {
+	q := url.Values{}
+	if f.User != "" {
+		q.Set("user", f.User)
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339))
+	}
+	if f.Cursor != "" {
+		q.Set("cursor", f.Cursor)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	path := "/api/events"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return get[EventsPage](c, "GET", path, nil)
+}
+
+// Suppressions is GET /api/suppressions?user=U: the active entries of
+// user's list ("" for every one).
+func (c *Client) Suppressions(user string) ([]suppression.Entry, error) {
+	path := "/api/suppressions"
+	if user != "" {
+		path += "?user=" + url.QueryEscape(user)
+	}
+	return list[suppression.Entry](c, path)
+}
+
+// AddSuppression is POST /api/suppressions: the entry as stored.
+func (c *Client) AddSuppression(req SuppressionRequest) (*suppression.Entry, error) {
+	return get[suppression.Entry](c, "POST", "/api/suppressions", req)
+}
+
+// DeleteSuppression is DELETE /api/suppressions/{addr}?user=U: lifts the
+// suppression of addr on user's list, or on every list for "".
+func (c *Client) DeleteSuppression(addr, user string) error {
+	path := "/api/suppressions/" + url.PathEscape(addr)
+	if user != "" {
+		path += "?user=" + url.QueryEscape(user)
+	}
+	return c.do("DELETE", path, nil, nil)
 }

@@ -18,8 +18,9 @@ import (
 // messages; change its own sender settings (display_name, reply_to), its
 // own SMTP server (which must then be on a public address, unless the
 // operator allows others: Options.AllowPrivateHosts) or go back to the
-// default route; test a connection; and retry, bounce or delete its own
-// messages. Everything else is refused with 403: limits, allowed senders,
+// default route; test a connection; retry, bounce or delete its own
+// messages; read its own messages' events; and list and lift its own
+// suppressions. Everything else is refused with 403: limits, allowed senders,
 // SPF policy, passwords, routes, named smarthosts, the key, other users.
 const ActingSenderHeader = "Outbound-Acting-Sender"
 

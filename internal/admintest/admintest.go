@@ -17,12 +17,14 @@ import (
 	"outbound/admin"
 	"outbound/auth"
 	"outbound/delivery"
+	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/route"
 	"outbound/smarthost"
 	"outbound/spf"
+	"outbound/suppression"
 )
 
 // The rig's secrets, for tests that check they never come back.
@@ -52,6 +54,10 @@ type Rig struct {
 	Queue      *queue.Queue
 	Quota      *quota.Store
 	Smarthosts *smarthost.Store
+	// Events and Suppressions are the event log and the suppression list
+	// (scope "user", the default expiry).
+	Events       *events.Bolt
+	Suppressions *suppression.Bolt
 
 	// Upstream is a STARTTLS smarthost on 127.0.0.1 whose certificate
 	// comes from a test CA, the one in CAFile; it takes UpstreamUser and
@@ -84,6 +90,14 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	evlog, err := events.OpenBolt(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suppressed, err := suppression.OpenBolt(db, suppression.PerUser, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
 	if err != nil {
@@ -107,14 +121,15 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 	})
 	opts := admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes,
 		Bouncer: delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}), Token: Token,
-		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second}
+		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
+		Events: evlog, Suppressions: suppressed}
 	if change != nil {
 		change(&opts)
 	}
 	srv := httptest.NewServer(admin.Handler(opts))
 	t.Cleanup(srv.Close)
 	return &Rig{URL: srv.URL, Client: admin.NewClient(srv.URL, Token, srv.Client()),
-		Users: users, Queue: q, Quota: qs, Smarthosts: hosts,
+		Users: users, Queue: q, Quota: qs, Smarthosts: hosts, Events: evlog, Suppressions: suppressed,
 		Upstream: up, CAFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
 }
 
