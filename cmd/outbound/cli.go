@@ -47,14 +47,16 @@ func (e *cliEnv) client() (*admin.Client, error) {
 // commands are the CLI's nouns, each in its file (cli_user.go, ...).
 func (e *cliEnv) commands() map[string]func(args []string) error {
 	return map[string]func([]string) error{
-		"user":      e.userCommand,
-		"smarthost": e.smarthostCommand,
-		"key":       e.keyCommand,
-		"queue":     e.queueCommand,
-		"usage":     e.usageCommand,
-		"limits":    e.limitsCommand,
-		"spf":       e.spfCommand,
-		"operator":  e.operatorCommand,
+		"user":        e.userCommand,
+		"smarthost":   e.smarthostCommand,
+		"key":         e.keyCommand,
+		"queue":       e.queueCommand,
+		"usage":       e.usageCommand,
+		"limits":      e.limitsCommand,
+		"spf":         e.spfCommand,
+		"operator":    e.operatorCommand,
+		"events":      e.eventsCommand,
+		"suppression": e.suppressionCommand,
 	}
 }
 

@@ -76,6 +76,16 @@ Commands:
   queue flush [--upstream NAME] retry every pending message now, spread out
   queue bounce ID               fail a pending message; the sender gets a DSN
   queue delete ID               delete a message without notification
+  events [--user U] [--since T] [--follow] [--json]
+                                what happened to each message and recipient
+                                (T: RFC 3339, a date, or a duration ago: 24h);
+                                --follow keeps printing new events
+  suppression list [--user U]   recipients mail is no longer sent to, and why
+  suppression add ADDR [--user U] [--reason R]
+                                stop mail to ADDR (--user required under
+                                [suppression] scope = "user")
+  suppression del ADDR [--user U]
+                                lift a suppression (without --user: on every list)
   bounce classify               classify upstream replies read from stdin
                                 (CODE<TAB>ENHANCED<TAB>TEXT per line)
   config check                  validate the configuration and exit
