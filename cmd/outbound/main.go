@@ -31,11 +31,12 @@ Commands:
   user show USER                a user's route, limits, sender settings, usage
                                 and smarthost (password masked)
   user set USER [--allow-from ADDR_OR_DOMAIN]... [--clear-allow-from]
-        [--display-name NAME] [--reply-to ADDR]
+        [--display-name NAME] [--reply-to ADDR] [--spf-policy P] [--dsn on|off]
                                 change what is given: --allow-from replaces the
                                 allowed senders; the display name fills From
                                 headers without one, Reply-To is added when
-                                absent (never replacing the client's); "" clears
+                                absent (never replacing the client's); --dsn off
+                                stops delivery notices by e-mail; "" clears
   user del NAME                 delete a user
   user passwd NAME              set a user's password (stdin or prompt)
   user route USER... --smarthost NAME
