@@ -167,9 +167,9 @@ func TestBrowserOperatorAndSender(t *testing.T) {
 			p.fatalf("the message's page has no section %s", section)
 		}
 	}
-	p.within("Envelope").waitText(sender, "own-")
+	p.within("Envelope").waitText(sender, "Own SMTP server of "+sender)
 	p.within("Recipients").waitText("customer@example.net delivered", "250 2.0.0")
-	p.within("Attempts").waitText("own-")
+	p.within("Attempts").waitText("Own SMTP server of " + sender)
 
 	// Phone width: the operator's main pages fit.
 	p.resize(390, 844, true)

@@ -14,6 +14,8 @@ type MessagePage struct {
 	Pending bool
 	// Back is the list the message belongs to: /queue or /messages.
 	Back string
+	// Routes names its route and its attempts' upstreams.
+	Routes Routes
 }
 
 // messageShow is GET /queue/{id}. The API answers a sender only for its
@@ -25,7 +27,12 @@ func (h *handler) messageShow(w http.ResponseWriter, r *http.Request) {
 		h.apiFail(w, r, err)
 		return
 	}
-	h.page(w, r, "message_show", listNav(r), MessagePage{M: m, Pending: m.Pending(), Back: "/" + listNav(r)})
+	rs, err := h.routeNames(r)
+	if err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
+	h.page(w, r, "message_show", listNav(r), MessagePage{M: m, Pending: m.Pending(), Back: "/" + listNav(r), Routes: rs})
 }
 
 // listNav is the navigation entry of the messages for the actor:

@@ -12,13 +12,15 @@ import (
 // a glance, from GET /api/queue-stats.
 type OperatorOverview struct {
 	Stats *admin.QueueStats
+	// Routes names the upstreams backed off.
+	Routes Routes
 }
 
 // SenderOverview is a sender's Overview: its own usage against its
 // limits, and its latest messages.
 type SenderOverview struct {
 	Usage  Usage
-	Recent []*queue.Message
+	Recent MessageTable
 }
 
 // recentOnOverview is how many of a sender's messages the Overview lists.
@@ -33,7 +35,12 @@ func (h *handler) overview(w http.ResponseWriter, r *http.Request) {
 			h.apiFail(w, r, err)
 			return
 		}
-		h.page(w, r, "overview", "overview", OperatorOverview{Stats: st})
+		rs, err := h.routeNames(r)
+		if err != nil {
+			h.apiFail(w, r, err)
+			return
+		}
+		h.page(w, r, "overview", "overview", OperatorOverview{Stats: st, Routes: rs})
 		return
 	}
 	u, err := api.UserUsage(a.Name)
@@ -47,7 +54,12 @@ func (h *handler) overview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	newestFirst(msgs)
-	h.page(w, r, "overview", "overview", SenderOverview{Usage: newUsage(u, h.Now()), Recent: msgs[:min(len(msgs), recentOnOverview)]})
+	recent, err := h.messageTable(r, msgs[:min(len(msgs), recentOnOverview)])
+	if err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
+	h.page(w, r, "overview", "overview", SenderOverview{Usage: newUsage(u, h.Now()), Recent: recent})
 }
 
 // newestFirst sorts messages by arrival, the latest first.

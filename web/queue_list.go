@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"outbound/admin"
 	"outbound/queue"
@@ -15,10 +16,25 @@ type QueueList struct {
 	Filter          admin.QueueFilter
 	// Operator shows the user filter.
 	Operator bool
-	Messages []*queue.Message
-	// Total is how many matched; Messages holds at most listLimit of
-	// them, the newest.
+	// Table holds at most listLimit of the messages, the newest.
+	Table MessageTable
+	// Total is how many matched.
 	Total int
+}
+
+// MessageTable is what the message-table partial draws: messages, each
+// linking to its page, their routes named for people, and their arrival
+// as short as is clear next to Now.
+type MessageTable struct {
+	Messages []*queue.Message
+	Routes   Routes
+	Now      time.Time
+}
+
+// messageTable makes the table of msgs for the request's actor.
+func (h *handler) messageTable(r *http.Request, msgs []*queue.Message) (MessageTable, error) {
+	rs, err := h.routeNames(r)
+	return MessageTable{Messages: msgs, Routes: rs, Now: h.Now()}, err
 }
 
 // listLimit bounds a page of messages: the newest are shown, and the
@@ -51,6 +67,9 @@ func (h *handler) listMessages(w http.ResponseWriter, r *http.Request, p QueueLi
 	}
 	newestFirst(msgs)
 	p.Total = len(msgs)
-	p.Messages = msgs[:min(len(msgs), listLimit)]
+	if p.Table, err = h.messageTable(r, msgs[:min(len(msgs), listLimit)]); err != nil {
+		h.apiFail(w, r, err)
+		return
+	}
 	h.page(w, r, "queue_list", nav, p)
 }

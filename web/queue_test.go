@@ -88,7 +88,7 @@ func TestMessagePageShowsEnvelopeRecipientsAndAttempts(t *testing.T) {
 	if page.status != http.StatusOK {
 		t.Fatalf("message page: %d", page.status)
 	}
-	for _, want := range []string{"Envelope", "alice@example.com", "Route</dt><dd>default", "Recipients", "bob@example.net",
+	for _, want := range []string{"Envelope", "alice@example.com", "Route</dt><dd>Default route", "Recipients", "bob@example.net",
 		"carol@example.net", "550 5.1.1 no such user", ">permanent<", ">temporary<", "Attempts", "451 4.3.0 try later",
 		">Retry now</button>", ">Bounce</button>", ">Delete</button>"} {
 		if !strings.Contains(page.body, want) {

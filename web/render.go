@@ -64,6 +64,12 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprint(t)
 	},
+	// short formats a time for a list, compared with now (both in UTC):
+	// the time alone today, the day and time this year, else the date.
+	// The list's cell carries the full time (when) as its title.
+	"short": shortTime,
+	// iso is a time for a <time datetime> attribute.
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	// took formats how long something took, to the millisecond.
 	"took": func(d time.Duration) string {
 		if d < time.Millisecond {
@@ -84,13 +90,6 @@ var funcs = template.FuncMap{
 	"sub": func(a, b int) int { return a - b },
 	// messageState is a message's state in one word, for its badge.
 	"messageState": messageState,
-	// routeName names a message's or user's route: "default" for "".
-	"routeName": func(r string) string {
-		if r == "" {
-			return "default"
-		}
-		return r
-	},
 	// dsnClass reads an RFC 3463 status: 2.x.x delivered, 4.x.x a
 	// temporary failure, 5.x.x a permanent one.
 	"dsnClass": func(status string) string {
@@ -113,6 +112,23 @@ var funcs = template.FuncMap{
 		step := (used*10 + limit - 1) / limit
 		return min(max(step, 0), 10)
 	},
+}
+
+// shortTime is t for a list of messages, as short as is clear next to
+// now: "15:04" on the same day, "Jan 2, 15:04" in the same year, else
+// "2006-01-02". A message list is read for what came in lately.
+func shortTime(t, now time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	t, now = t.UTC(), now.UTC()
+	switch {
+	case t.Year() == now.Year() && t.YearDay() == now.YearDay():
+		return t.Format("15:04")
+	case t.Year() == now.Year():
+		return t.Format("Jan 2, 15:04")
+	}
+	return t.Format("2006-01-02")
 }
 
 // messageState is "queued" while any recipient waits, else "delivered",

@@ -6,11 +6,13 @@ import (
 	"outbound/admin"
 )
 
-// SmarthostsPage is the Smarthosts page: every smarthost, and the Add
-// smarthost form with the result of its last test or refused save.
+// SmarthostsPage is the Smarthosts page: the shared smarthosts, the
+// users' own SMTP servers apart (each is set on its owner's page, and
+// its smarthost name is internal), and the Add smarthost form with the
+// result of its last test or refused save.
 type SmarthostsPage struct {
-	Smarthosts []admin.SmarthostView
-	Add        SMTPFields
+	Shared, Own []admin.SmarthostView
+	Add         SMTPFields
 }
 
 // smarthostsList is GET /smarthosts.
@@ -28,7 +30,15 @@ func (h *handler) showSmarthosts(w http.ResponseWriter, r *http.Request, status 
 	}
 	add := smtpFields(f)
 	add.AddName, add.Test, add.Fallbacks = true, t, fallbacks(hosts, "")
-	h.render(w, r, status, "smarthosts", "smarthosts", SmarthostsPage{Smarthosts: hosts, Add: add})
+	p := SmarthostsPage{Add: add}
+	for _, s := range hosts {
+		if s.Owner == "" {
+			p.Shared = append(p.Shared, s)
+		} else {
+			p.Own = append(p.Own, s)
+		}
+	}
+	h.render(w, r, status, "smarthosts", "smarthosts", p)
 }
 
 // fallbacks are the smarthosts that self (a smarthost's name, "" for a new

@@ -95,7 +95,7 @@ func TestUsersPageShowsRoutesAndUsageAgainstLimits(t *testing.T) {
 	}
 	wantIn(t, "/users", page, `href="/users/alice@example.com"`, `href="/users/bob@example.com"`,
 		"1 of 2", "bar-5", // alice: one of two this hour, a half bar
-		`aria-label="Select alice@example.com"`, `<label for="route">Route</label>`, `<option value="default">Default route</option>`,
+		`<label for="select-alice@example.com" class="visually-hidden">Select alice@example.com</label>`, `<label for="route">Route</label>`, `<option value="default">Default route</option>`,
 		`<option value="sg">sg</option>`, ">Move selected</button>",
 		`<label for="login">Login</label>`, `<label for="new-password">Password</label>`, `<label for="allow_from">Allowed From</label>`,
 		">Add user</button>", `aria-current="page">Users<`, `<th scope="col">Name</th>`)
@@ -237,7 +237,7 @@ func TestPasswordNeverInAnyPage(t *testing.T) {
 	}
 	own := r.routeOf(t, "alice@example.com")
 	sender := r.signedIn(t, "alice@example.com")
-	wantIn(t, "/users", op.get("/users"), "<td>Own SMTP server</td>")
+	wantIn(t, "/users", op.get("/users"), `<td data-label="Route">Own SMTP server</td>`)
 	for _, c := range []struct {
 		b    *browser
 		path string
@@ -420,7 +420,7 @@ func TestSPFSection(t *testing.T) {
 	page := b.get("/users/alice@example.com")
 	wantIn(t, "the SPF section", page, `hx-get="/users/alice@example.com/spf" hx-trigger="load"`, `<a href="/users/alice@example.com/spf">Check SPF</a>`)
 	spfPage := b.get("/users/alice@example.com/spf")
-	wantIn(t, "the SPF page", spfPage, "<th scope=\"row\">example.com</th>", "aligned", "<th scope=\"row\">example.org</th>",
+	wantIn(t, "the SPF page", spfPage, `<th scope="row" class="col-domain">example.com</th>`, "aligned", `<th scope="row" class="col-domain">example.org</th>`,
 		"not aligned", "include:_spf.example.net", `example.org TXT "v=spf1 ip4:198.51.100.0/24 -all"`)
 	req, _ := http.NewRequest("GET", r.srv.URL+"/users/alice@example.com/spf", nil)
 	req.Header.Set("HX-Request", "true")
