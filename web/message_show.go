@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 
+	"outbound/events"
 	"outbound/queue"
 )
 
@@ -16,23 +17,26 @@ type MessagePage struct {
 	Back string
 	// Routes names its route and its attempts' upstreams.
 	Routes Routes
+	// Events is the message's timeline, per recipient, oldest first.
+	Events []events.Event
 }
 
 // messageShow is GET /queue/{id}. The API answers a sender only for its
 // own messages (404 otherwise, the same page as a message that does not
 // exist).
 func (h *handler) messageShow(w http.ResponseWriter, r *http.Request) {
-	m, err := h.api(r).Message(r.PathValue("id"))
+	d, err := h.api(r).MessageDetail(r.PathValue("id"))
 	if err != nil {
 		h.apiFail(w, r, err)
 		return
 	}
+	m := d.Message
 	rs, err := h.routeNames(r)
 	if err != nil {
 		h.apiFail(w, r, err)
 		return
 	}
-	h.page(w, r, "message_show", listNav(r), MessagePage{M: m, Pending: m.Pending(), Back: "/" + listNav(r), Routes: rs})
+	h.page(w, r, "message_show", listNav(r), MessagePage{M: m, Pending: m.Pending(), Back: "/" + listNav(r), Routes: rs, Events: d.Events})
 }
 
 // listNav is the navigation entry of the messages for the actor:

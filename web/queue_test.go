@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"outbound/events"
 	"outbound/queue"
 )
 
@@ -97,6 +98,32 @@ func TestMessagePageShowsEnvelopeRecipientsAndAttempts(t *testing.T) {
 	}
 	if strings.Contains(page.body, "body") && strings.Contains(page.body, "Subject: hello") {
 		t.Error("the message page shows the message's content")
+	}
+}
+
+// The message page shows the message's timeline from the event log: each
+// event with its recipient, upstream reply and the provider's message ID.
+func TestMessagePageShowsTheTimeline(t *testing.T) {
+	r := newRig(t)
+	m := r.addMessage(t, "alice@example.com", "bob@example.net")
+	at := r.clock.Now()
+	if err := r.events.Record(
+		events.Event{At: at, Kind: events.Received, Message: m.ID, User: m.User, Recipient: "bob@example.net"},
+		events.Event{At: at.Add(time.Second), Kind: events.Relayed, Message: m.ID, User: m.User, Recipient: "bob@example.net",
+			Upstream: "default", Reply: "250 2.0.0 Ok: queued as 4Xq9", ProviderID: "4Xq9"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	b := r.browser(t)
+	b.signIn(operatorName, operatorPassword)
+	page := b.get("/queue/" + m.ID)
+	for _, want := range []string{"Timeline", ">received<", ">relayed<", "250 2.0.0 Ok: queued as 4Xq9", "message ID", ">4Xq9<"} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("message page lacks %q", want)
+		}
+	}
+	if strings.Index(page.body, ">received<") > strings.Index(page.body, ">relayed<") {
+		t.Error("the timeline is not in the order the events happened")
 	}
 }
 

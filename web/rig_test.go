@@ -16,6 +16,7 @@ import (
 	"outbound/admin"
 	"outbound/auth"
 	"outbound/delivery"
+	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/queue"
 	"outbound/quota"
@@ -60,6 +61,7 @@ type rig struct {
 	quota     *quota.Store
 	hosts     *smarthost.Store
 	clock     *clock
+	events    *events.Bolt
 }
 
 type rigOptions struct {
@@ -104,6 +106,10 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	evlog, err := events.OpenBolt(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes, err := route.New(route.Options{
 		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
 			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
@@ -119,7 +125,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
 		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
 		Bouncer:           delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
-		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf})
+		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
 		Throttle: opts.throttle, Now: c.Now})
@@ -133,7 +139,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c}
+	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog}
 }
 
 // addMessage queues a message user submitted to rcpts, all queued.
