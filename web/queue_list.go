@@ -20,6 +20,9 @@ type QueueList struct {
 	Table MessageTable
 	// Total is how many matched.
 	Total int
+	// Suppressions is a sender's suppression list, on its Messages page;
+	// nil for operators (theirs is a page) or when the relay keeps none.
+	Suppressions *SuppressionTable
 }
 
 // MessageTable is what the message-table partial draws: messages, each
@@ -56,7 +59,18 @@ func (h *handler) messagesList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := admin.QueueFilter{Status: r.URL.Query().Get("status"), User: a.Name}
-	h.listMessages(w, r, QueueList{Heading: "Messages", Action: "/messages", Filter: f}, "messages")
+	p := QueueList{Heading: "Messages", Action: "/messages", Filter: f}
+	// The recipients the relay refuses for this sender, with how to lift
+	// them: the 550 5.1.1 reply sends the sender here.
+	t, err := h.suppressionTable(r)
+	switch {
+	case err == nil:
+		p.Suppressions = t
+	case apiStatus(err) != http.StatusNotImplemented:
+		h.apiFail(w, r, err)
+		return
+	}
+	h.listMessages(w, r, p, "messages")
 }
 
 func (h *handler) listMessages(w http.ResponseWriter, r *http.Request, p QueueList, nav string) {

@@ -160,7 +160,7 @@ type Page struct {
 	CSRF  string
 	Flash *Flash
 	// Nav is the navigation entry of this page: "overview", "users",
-	// "smarthosts", "queue", "settings", "messages".
+	// "smarthosts", "queue", "suppressions", "settings", "messages".
 	Nav  string
 	Data any
 }

@@ -23,6 +23,7 @@ import (
 	"outbound/route"
 	"outbound/smarthost"
 	"outbound/spf"
+	"outbound/suppression"
 )
 
 const (
@@ -62,6 +63,7 @@ type rig struct {
 	hosts     *smarthost.Store
 	clock     *clock
 	events    *events.Bolt
+	supp      *suppression.Bolt
 }
 
 type rigOptions struct {
@@ -73,6 +75,8 @@ type rigOptions struct {
 	// spf checks users' SPF for their page's SPF section; nil: not
 	// configured (the API answers 501).
 	spf admin.SPFChecker
+	// suppressionScope is [suppression] scope; "": per user.
+	suppressionScope suppression.Scope
 }
 
 func newRig(t *testing.T, o ...rigOptions) *rig {
@@ -110,6 +114,10 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	supp, err := suppression.OpenBolt(db, opts.suppressionScope, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes, err := route.New(route.Options{
 		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
 			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
@@ -125,7 +133,8 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
 		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
 		Bouncer:           delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
-		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog})
+		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog,
+		Suppressions: supp})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
 		Throttle: opts.throttle, Now: c.Now})
@@ -139,7 +148,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog}
+	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp}
 }
 
 // addMessage queues a message user submitted to rcpts, all queued.

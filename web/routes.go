@@ -56,6 +56,11 @@ func (h *handler) routes() http.Handler {
 	mux.Handle("GET /queue/{id}/delete", h.signedIn(h.messageConfirm(deleteAction)))
 	mux.Handle("POST /queue/{id}/delete", h.signedIn(h.messageDelete))
 
+	mux.Handle("GET /suppressions", h.signedIn(h.suppressionsList))
+	mux.Handle("POST /suppressions", h.operatorOnly(h.suppressionAdd))
+	mux.Handle("GET /suppressions/lift", h.signedIn(h.suppressionLiftConfirm))
+	mux.Handle("POST /suppressions/lift", h.signedIn(h.suppressionLift))
+
 	// Anything else: a signed-out visitor is sent to sign in (and learns
 	// nothing about which pages exist), a signed-in one gets 404.
 	mux.Handle("/", h.signedIn(h.notFound))

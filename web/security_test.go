@@ -125,7 +125,7 @@ func TestEveryAnswerCarriesTheCSPAndNoInlineScript(t *testing.T) {
 var (
 	operatorPages = []string{"/",
 		"/queue", "/queue?status=queued&user=alice%40example.com", "/queue/{msg}",
-		"/queue/{msg}/retry", "/queue/{msg}/bounce", "/queue/{msg}/delete"}
+		"/queue/{msg}/retry", "/queue/{msg}/bounce", "/queue/{msg}/delete", "/suppressions"}
 	senderPages = []string{"/",
 		"/messages", "/messages?status=failed", "/queue/{msg}", "/queue/{msg}/delete"}
 )

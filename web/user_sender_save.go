@@ -7,13 +7,15 @@ import (
 	"outbound/admin"
 )
 
-// userSenderSave is POST /users/{name}/sender: Display name and Reply-To,
-// and for an operator Allowed From (what a sender may send as is the
+// userSenderSave is POST /users/{name}/sender: Display name, Reply-To and
+// whether to send delivery notifications by e-mail (an unticked checkbox
+// sends nothing, so its absence means off), and for an operator Allowed From (what a sender may send as is the
 // operator's to decide; the API refuses it from a sender too).
 func (h *handler) userSenderSave(w http.ResponseWriter, r *http.Request) {
 	f := SenderForm{DisplayName: strings.TrimSpace(r.PostFormValue("display_name")),
-		ReplyTo: strings.TrimSpace(r.PostFormValue("reply_to")), AllowFrom: r.PostFormValue("allow_from")}
-	req := admin.UpdateUserRequest{DisplayName: &f.DisplayName, ReplyTo: &f.ReplyTo}
+		ReplyTo: strings.TrimSpace(r.PostFormValue("reply_to")), AllowFrom: r.PostFormValue("allow_from"),
+		DSN: r.PostFormValue("dsn") != ""}
+	req := admin.UpdateUserRequest{DisplayName: &f.DisplayName, ReplyTo: &f.ReplyTo, DSN: &f.DSN}
 	if currentActor(r).Operator() {
 		list := splitList(f.AllowFrom)
 		req.AllowFrom = &list

@@ -36,7 +36,10 @@ type UserPage struct {
 // SenderForm is the Sender section as entered, and the API's refusal.
 type SenderForm struct {
 	DisplayName, ReplyTo, AllowFrom string
-	Error                           string
+	// DSN is "Send delivery notifications by e-mail": off for a user
+	// whose app takes its messages' fate from webhooks instead.
+	DSN   bool
+	Error string
 }
 
 // LimitsForm is the Limits section as entered, and the API's refusal.
@@ -76,7 +79,7 @@ func (h *handler) userPage(r *http.Request) (*UserPage, error) {
 		form = smtpFormOf(s.Preset, s.Host, s.Port, s.TLS, s.Username, s.Password)
 	}
 	p.SMTP = smtpFields(form)
-	p.Sender = SenderForm{DisplayName: d.DisplayName, ReplyTo: d.ReplyTo, AllowFrom: joinList(d.AllowFrom)}
+	p.Sender = SenderForm{DisplayName: d.DisplayName, ReplyTo: d.ReplyTo, AllowFrom: joinList(d.AllowFrom), DSN: d.DSN}
 	p.Limits = LimitsForm{PerHour: strconv.Itoa(d.Limits.PerHour), PerDay: strconv.Itoa(d.Limits.PerDay)}
 	return p, nil
 }

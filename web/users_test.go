@@ -243,7 +243,7 @@ func TestPasswordNeverInAnyPage(t *testing.T) {
 		path string
 	}{
 		{op, "/users"}, {op, "/users/alice@example.com"}, {op, "/users/alice@example.com/spf"}, {op, "/smarthosts"},
-		{op, "/smarthosts/" + own}, {op, "/"}, {sender, "/"}, {sender, "/users/alice@example.com"}, {sender, "/users/alice@example.com/spf"},
+		{op, "/smarthosts/" + own}, {op, "/"}, {op, "/suppressions"}, {sender, "/messages"}, {sender, "/"}, {sender, "/users/alice@example.com"}, {sender, "/users/alice@example.com/spf"},
 	} {
 		page := c.b.get(c.path)
 		if page.status != http.StatusOK {
@@ -431,4 +431,34 @@ func TestSPFSection(t *testing.T) {
 	r = newRig(t)
 	r.addSender(t, "alice@example.com")
 	wantIn(t, "no checker", r.signedIn(t, "alice@example.com").get("/users/alice@example.com/spf"), "SPF checks are not configured")
+}
+
+// The Sender section's checkbox turns delivery notifications by e-mail
+// off and on again, saved with the other sender settings; a sender may
+// change its own.
+func TestDSNCheckboxSavesOnAndOff(t *testing.T) {
+	r := newRig(t)
+	r.addSender(t, "alice@example.com")
+	for _, login := range []string{operatorName, "alice@example.com"} {
+		b := r.signedIn(t, login)
+		page := b.get("/users/alice@example.com")
+		wantIn(t, login+": the Sender section", page, `<label class="check" for="dsn">`,
+			`<input id="dsn" name="dsn" type="checkbox" value="on" checked`, "Send delivery notifications by e-mail")
+		// Unticked: the browser sends no "dsn".
+		res := b.submit("/users/alice@example.com", "/users/alice@example.com/sender", url.Values{"display_name": {"Alice"}})
+		if res.status != http.StatusSeeOther {
+			t.Fatalf("%s: saving with the box unticked: %d\n%s", login, res.status, res.body)
+		}
+		if u, _ := r.users.Get("alice@example.com"); !u.DSNOff || u.DisplayName != "Alice" {
+			t.Fatalf("%s: after unticking: DSNOff %v, display name %q", login, u.DSNOff, u.DisplayName)
+		}
+		wantNotIn(t, login+": unticked", b.get("/users/alice@example.com"), `type="checkbox" value="on" checked`)
+		res = b.submit("/users/alice@example.com", "/users/alice@example.com/sender", url.Values{"display_name": {"Alice"}, "dsn": {"on"}})
+		if res.status != http.StatusSeeOther {
+			t.Fatalf("%s: saving with the box ticked: %d\n%s", login, res.status, res.body)
+		}
+		if u, _ := r.users.Get("alice@example.com"); u.DSNOff {
+			t.Fatalf("%s: ticked, yet DSNs stay off", login)
+		}
+	}
 }
