@@ -21,7 +21,25 @@ type Bolt struct {
 	db *bolt.DB
 	// counted is told of every event stored (a metric); may be nil.
 	counted func(Kind)
+	// outbox, when set, is given every event in the transaction that
+	// stores it (SetOutbox).
+	outbox Outbox
 }
+
+// Outbox is another owner that acts on events where they are stored
+// (package webhooks queues them for users' endpoints): its Put runs in the
+// transaction that stores the events, so an event is queued exactly when
+// it is stored, never for one rolled back nor lost for one committed. Put
+// may run more than once for one commit, like Bolt.Put. Committed is told
+// after a commit that Counted reports (a hint to look now: retention's
+// Redacted events are not reported).
+type Outbox interface {
+	Put(tx *bolt.Tx, evs []Event) error
+	Committed()
+}
+
+// SetOutbox sets the Outbox; call it before events are recorded.
+func (b *Bolt) SetOutbox(o Outbox) { b.outbox = o }
 
 var _ Store = (*Bolt)(nil)
 
@@ -51,6 +69,7 @@ func OpenBolt(db *bolt.DB, counted func(Kind)) (*Bolt, error) {
 // memory. Call Counted once the transaction committed.
 func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
 	all, idx := tx.Bucket(eventsBucket), tx.Bucket(byMessageBucket)
+	stored := make([]Event, 0, len(evs))
 	for _, e := range evs {
 		seq, err := all.NextSequence()
 		if err != nil {
@@ -70,6 +89,10 @@ func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
 		if err := idx.Put(messageKey(e.Message, key), nil); err != nil {
 			return err
 		}
+		stored = append(stored, e)
+	}
+	if b.outbox != nil {
+		return b.outbox.Put(tx, stored)
 	}
 	return nil
 }
@@ -78,6 +101,9 @@ func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
 func (b *Bolt) Counted(evs []Event) {
 	for _, e := range evs {
 		b.counted(e.Kind)
+	}
+	if b.outbox != nil && len(evs) > 0 {
+		b.outbox.Committed()
 	}
 }
 

@@ -52,12 +52,16 @@ const (
 	ProviderComplained Kind = "provider_complained"
 	// ProviderDropped: the provider did not even try (its own suppression).
 	ProviderDropped Kind = "provider_dropped"
+	// WebhookDisabled: one of the user's webhook endpoints kept failing
+	// and was disabled (package webhooks); Detail names it and why. It
+	// concerns no message.
+	WebhookDisabled Kind = "webhook_disabled"
 )
 
 // Kinds lists every Kind, for metrics and validation.
 func Kinds() []Kind {
 	return []Kind{Received, Deferred, Relayed, Failed, DSNQueued, Redacted,
-		ProviderDelivered, ProviderBounced, ProviderComplained, ProviderDropped}
+		ProviderDelivered, ProviderBounced, ProviderComplained, ProviderDropped, WebhookDisabled}
 }
 
 // Event is one entry of a message's timeline.
