@@ -332,4 +332,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-

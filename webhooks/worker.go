@@ -359,4 +359,3 @@ func headTx(tx *bolt.Tx, ep stored) (head, bool, error) {
 	}
 	return head{ep: ep, key: append([]byte(nil), k...), d: d}, true, nil
 }
-
