@@ -77,6 +77,8 @@ func TestBrowserMainPages(t *testing.T) {
 	shoot(p, "smarthosts", "/smarthosts", nil)
 	shoot(p, "queue", "/queue", nil)
 	shoot(p, "message", "/queue/"+d.failedID, nil)
+	// The refused recipient is suppressed for its sender.
+	shoot(p, "suppressions", "/suppressions", nil)
 	p.checkConsole()
 
 	s := b.newTab(d.r.adminURL())

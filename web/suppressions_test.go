@@ -137,7 +137,7 @@ func TestSenderSeesAndLiftsOnlyItsOwnSuppressions(t *testing.T) {
 		t.Errorf("/suppressions as a sender: %d %q, want a redirect to her Messages", res.status, res.location)
 	}
 	msgs := b.get("/messages")
-	wantIn(t, "alice's Messages", msgs, `<section id="suppressions"`, "gone@example.net", "550 5.1.1 User unknown", ">Lift</button>")
+	wantIn(t, "alice's Messages", msgs, `<a href="#suppressions">1 suppressed recipient</a>`, `<section id="suppressions"`, "gone@example.net", "550 5.1.1 User unknown", ">Lift</button>")
 	wantNotIn(t, "alice's Messages", msgs, "bobs-dead@example.org", "bob's reason", `href="/suppressions"`, "Add suppression", `data-label="User"`)
 
 	// Bob's entry, named outright: not found, untouched.
