@@ -16,7 +16,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -86,10 +85,28 @@ func (m *snsMessage) stringToSign() (string, error) {
 	return b.String(), nil
 }
 
-// snsHost matches the hosts SNS serves signing certificates and
-// subscription URLs from: sns.<region>.amazonaws.com, and
+// isSNSHost reports whether host is one SNS serves signing certificates
+// and subscription URLs from: sns.<region>.amazonaws.com, and
 // sns.<region>.amazonaws.com.cn in the China regions.
-var snsHost = regexp.MustCompile(`^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`)
+func isSNSHost(host string) bool {
+	rest, ok := strings.CutPrefix(host, "sns.")
+	if !ok {
+		return false
+	}
+	region, ok := strings.CutSuffix(rest, ".amazonaws.com")
+	if !ok {
+		region, ok = strings.CutSuffix(rest, ".amazonaws.com.cn")
+	}
+	if !ok || region == "" {
+		return false
+	}
+	for _, c := range region {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // CheckSNSURL refuses any URL that is not https on Amazon's SNS hosts
 // (default port, no user info). Every URL taken from a message (the signing
@@ -101,7 +118,7 @@ func CheckSNSURL(raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SNS URL %q does not parse", raw)
 	}
-	if u.Scheme != "https" || u.User != nil || u.Port() != "" || !snsHost.MatchString(u.Hostname()) {
+	if u.Scheme != "https" || u.User != nil || u.Port() != "" || !isSNSHost(u.Hostname()) {
 		return nil, fmt.Errorf("SNS URL %q is not https on an sns.<region>.amazonaws.com host", raw)
 	}
 	return u, nil
