@@ -25,6 +25,7 @@ import (
 	"outbound/route"
 	"outbound/smarthost"
 	"outbound/suppression"
+	"outbound/webhooks"
 )
 
 // Routes answers for users' routes (package route): the limits and SPF
@@ -74,6 +75,9 @@ type Options struct {
 	// Suppressions is the suppression list; nil: the /api/suppressions
 	// endpoints answer 501.
 	Suppressions suppression.Store
+	// Webhooks are users' webhook endpoints; nil: the
+	// /api/users/{name}/webhooks endpoints answer 501.
+	Webhooks webhooks.Store
 }
 
 type api struct {
@@ -118,6 +122,7 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("DELETE /api/suppressions/{addr}", a.guarded(anyone, a.deleteSuppression))
 	a.registerSmarthosts(mux)
 	a.registerOperators(mux)
+	a.registerWebhooks(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})

@@ -25,6 +25,7 @@ import (
 	"outbound/smarthost"
 	"outbound/spf"
 	"outbound/suppression"
+	"outbound/webhooks"
 )
 
 // The rig's secrets, for tests that check they never come back.
@@ -58,6 +59,9 @@ type Rig struct {
 	// (scope "user", the default expiry).
 	Events       *events.Bolt
 	Suppressions *suppression.Bolt
+	// Webhooks are the users' webhook endpoints (Policy{}: https at
+	// public addresses only); the event log queues deliveries for them.
+	Webhooks *webhooks.Bolt
 
 	// Upstream is a STARTTLS smarthost on 127.0.0.1 whose certificate
 	// comes from a test CA, the one in CAFile; it takes UpstreamUser and
@@ -98,6 +102,12 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Endpoints at public addresses only; literal addresses need no DNS.
+	hooks, err := webhooks.OpenBolt(db, webhooks.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evlog.SetOutbox(hooks)
 	dir := t.TempDir()
 	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
 	if err != nil {
@@ -122,7 +132,7 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 	opts := admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes,
 		Bouncer: delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}), Token: Token,
 		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
-		Events: evlog, Suppressions: suppressed}
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks}
 	if change != nil {
 		change(&opts)
 	}
@@ -130,7 +140,7 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 	t.Cleanup(srv.Close)
 	return &Rig{URL: srv.URL, Client: admin.NewClient(srv.URL, Token, srv.Client()),
 		Users: users, Queue: q, Quota: qs, Smarthosts: hosts, Events: evlog, Suppressions: suppressed,
-		Upstream: up, CAFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
+		Webhooks: hooks, Upstream: up, CAFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
 }
 
 // SmarthostRequest is a smarthost called name that passes its connection
