@@ -80,6 +80,8 @@ func Verifiers(guard Guard) map[string]Verifier {
 	return map[string]Verifier{
 		"mailgun":  Mailgun{Guard: guard},
 		"sendgrid": SendGrid{Guard: guard},
+		"postmark": Postmark{},
+		"ses":      NewSES(guard.Now, nil, nil),
 		"generic":  Generic{Guard: guard},
 	}
 }
