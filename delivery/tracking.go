@@ -52,6 +52,7 @@ func (t *tracking) recipient(m *queue.Message, r *queue.Recipient, upstream stri
 	case queue.Delivered:
 		e.Kind = events.Relayed
 		e.ProviderID = events.ParseProviderID(r.Reply)
+		e.MessageID = m.MessageID
 	case queue.Failed:
 		e.Kind = events.Failed
 		e.Detail = string(v.Category)

@@ -51,6 +51,9 @@ func OpenBolt(db *bolt.DB, counted func(Kind)) (*Bolt, error) {
 		if _, err := tx.CreateBucketIfNotExists(eventsBucket); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(refsBucket); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(byMessageBucket)
 		return err
 	})
@@ -87,6 +90,9 @@ func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
 			return err
 		}
 		if err := idx.Put(messageKey(e.Message, key), nil); err != nil {
+			return err
+		}
+		if err := putRefs(tx, e); err != nil {
 			return err
 		}
 		stored = append(stored, e)
@@ -215,6 +221,9 @@ func DeleteTx(tx *bolt.Tx, id string) error {
 		keys = append(keys, append([]byte(nil), k...))
 	}
 	for _, k := range keys {
+		if err := deleteRefs(tx, id, all.Get(k[len(prefix):])); err != nil {
+			return err
+		}
 		if err := all.Delete(k[len(prefix):]); err != nil {
 			return err
 		}

@@ -88,6 +88,10 @@ type Event struct {
 	// ProviderID is the provider's own id for the message, from its 250
 	// reply (ParseProviderID) or its webhook: webhooks are matched by it.
 	ProviderID string `json:"provider_id,omitempty"`
+	// MessageID is the message's header Message-ID without angle
+	// brackets, on relayed events: providers' webhooks name messages by
+	// it (Match).
+	MessageID string `json:"message_id,omitempty"`
 	// Attempt is the recipient's attempt count at a delivery event.
 	Attempt int `json:"attempt,omitempty"`
 	// Detail is anything else worth saying (the DSN's queue ID, a bounce's

@@ -15,21 +15,16 @@ import (
 	"outbound/suppression"
 )
 
-// Match is our message an event is about.
-type Match struct {
-	// Message is its queue ID.
-	Message string
-	// User is the login that submitted it: the suppression list it goes on.
-	User string
-}
-
 // Messages finds our message for a provider's event (events.Bolt).
 type Messages interface {
-	// Match looks up the message relayed with this Message-ID (without
-	// angle brackets) and, failing that, with this provider id (from the
-	// upstream's 250 reply); ok is false when neither is known.
-	Match(messageID, providerID string) (m Match, ok bool, err error)
+	// Match returns the queue ID and user of the message relayed with
+	// this Message-ID (without angle brackets) or, failing that, with this
+	// provider id (from the upstream's 250 reply); ok is false when
+	// neither is known.
+	Match(messageID, providerID string) (message, user string, ok bool, err error)
 }
+
+var _ Messages = (*events.Bolt)(nil)
 
 // Recorder stores events that come from no queue change (events.Bolt).
 type Recorder interface {
@@ -226,8 +221,10 @@ func (h *Handler) record(smarthost string, e Event) (string, error) {
 	return outcome, err
 }
 
-func (h *Handler) store(smarthost string, e Event) (string, error) {
-	m, ok, err := h.opts.Messages.Match(e.MessageID, e.ProviderID)
+func (h *Handler) store(smarthost string, e Event) (outcome string, err error) {
+	var ok bool
+	var m struct{ Message, User string }
+	m.Message, m.User, ok, err = h.opts.Messages.Match(e.MessageID, e.ProviderID)
 	if err != nil {
 		return "", err
 	}

@@ -45,16 +45,6 @@ const (
 	ourProviderID = "14c5d75ce93.dfd.64b469"
 )
 
-// fakeMessages knows one message by Message-ID and provider id.
-type fakeMessages struct{}
-
-func (fakeMessages) Match(messageID, providerID string) (Match, bool, error) {
-	if messageID == ourMessageID || providerID == ourProviderID {
-		return Match{Message: "Q1", User: "app"}, true, nil
-	}
-	return Match{}, false, nil
-}
-
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
@@ -82,6 +72,12 @@ func newRig(t *testing.T) *rig {
 	r.secrets = Secrets{MailgunSigningKey: "key-mailgun-test", SendGridPublicKey: base64.StdEncoding.EncodeToString(der),
 		GenericSecret: "generic-test-secret"}
 	clock := func() time.Time { return r.now }
+	// Q1 of user app was relayed with our Message-ID and provider id.
+	err = ev.Record(events.Event{At: r.now.Add(-time.Hour), Kind: events.Relayed, Message: "Q1", User: "app",
+		Recipient: "alice@example.com", MessageID: "<" + ourMessageID + ">", ProviderID: ourProviderID})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.h = NewHandler(Options{
 		Secrets: func(name string) (Secrets, error) {
 			if name == "mg" {
@@ -90,7 +86,7 @@ func newRig(t *testing.T) *rig {
 			return Secrets{}, nil
 		},
 		Verifiers:    Verifiers(NewGuard(clock, 0)),
-		Messages:     fakeMessages{},
+		Messages:     ev,
 		Events:       ev,
 		Suppressions: r.sup,
 		Now:          clock,
@@ -145,13 +141,20 @@ func mailgunSigned(t *testing.T, payload []byte, key string, ts time.Time, token
 	return b
 }
 
+// timeline is what providers reported of Q1 (its relayed event left out).
 func (r *rig) timeline() []events.Event {
 	r.t.Helper()
 	evs, err := r.events.ForMessage("Q1")
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	return evs
+	var out []events.Event
+	for _, e := range evs {
+		if e.Kind != events.Relayed {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (r *rig) suppressed(addr string) *suppression.Entry {
