@@ -35,6 +35,7 @@ type Config struct {
 	Retry        Retry       `toml:"retry"`
 	Retention    Retention   `toml:"retention"`
 	Suppression  Suppression `toml:"suppression"`
+	Webhooks     Webhooks    `toml:"webhooks"`
 	DSN          DSN         `toml:"dsn"`
 	Limits       Limits      `toml:"limits"`
 	DNS          DNS         `toml:"dns"`
@@ -126,6 +127,15 @@ type Retention struct {
 type Suppression struct {
 	Scope  string   `toml:"scope" doc:"Whose list a suppression goes on: \"user\" (the sending user's own, the default) or \"relay\" (one list for every user)."`
 	Expire Duration `toml:"expire" doc:"How long a bounce's suppression lasts (default 2160h, 90 days). Complaints never expire."`
+}
+
+// Webhooks are the endpoints users register to receive their messages
+// events (package webhooks). A user chooses the URL, so by default it must
+// be https at a public address, checked when registered and again at
+// every connection (a name that later resolves inside is refused).
+type Webhooks struct {
+	AllowHTTP    bool `toml:"allow_http" doc:"Accept http:// endpoint URLs; off: https only, so events and signatures never cross networks in the clear."`
+	AllowPrivate bool `toml:"allow_private" doc:"Accept endpoints on loopback, private, link-local, carrier-grade NAT or cloud metadata addresses, or names resolving to one; off: refused at registration and at every connection."`
 }
 
 // DSN configures the delivery status notifications (bounces, delay

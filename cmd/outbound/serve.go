@@ -28,6 +28,7 @@ import (
 	"outbound/spf"
 	"outbound/suppression"
 	"outbound/web"
+	"outbound/webhooks"
 )
 
 // openDB opens the shared bbolt file. A short lock timeout turns "another
@@ -105,6 +106,9 @@ type server struct {
 	delivered chan struct{}
 	// deliveryStarted says whether delivered will ever be closed.
 	deliveryStarted bool
+	// webhooksDone is closed when the webhook worker stopped; nil when
+	// it never started.
+	webhooksDone chan struct{}
 	// failed reports a listener that stopped on its own.
 	failed chan error
 }
@@ -154,6 +158,14 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	s.queue.SetJournal(evlog)
+	// Users' webhooks: events are queued for their endpoints in the
+	// transaction that records them, so set before anything records.
+	hookPolicy := webhooks.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivate: cfg.Webhooks.AllowPrivate}
+	hooks, err := webhooks.OpenBolt(s.db, hookPolicy)
+	if err != nil {
+		return nil, err
+	}
+	evlog.SetOutbox(hooks)
 	scope, err := suppression.ParseScope(cfg.Suppression.Scope)
 	if err != nil {
 		return nil, err
@@ -209,7 +221,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators, SPF: checker,
-		Events: evlog, Suppressions: suppressed})
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
@@ -252,6 +264,12 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		close(s.delivered)
 	}()
 	go s.sweep(cfg.Retention, log.With("component", "retention"))
+	hookWorker := webhooks.NewWorker(hooks, webhooks.Options{Policy: hookPolicy, Events: evlog, Logger: log.With("component", "webhooks")})
+	s.webhooksDone = make(chan struct{})
+	go func() {
+		hookWorker.Run(s.done)
+		close(s.webhooksDone)
+	}()
 
 	log.Info("outbound started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "certificate", cert.path,
 		"default_route", fmt.Sprintf("%s:%d", cfg.DefaultRoute.Host, cfg.DefaultRoute.Port))
@@ -280,6 +298,9 @@ func (s *server) stop() {
 	}
 	if s.deliveryStarted {
 		<-s.delivered
+	}
+	if s.webhooksDone != nil {
+		<-s.webhooksDone // its last outcome is stored before the DB closes
 	}
 	if s.db != nil {
 		s.db.Close()
