@@ -93,6 +93,11 @@ type Smarthost struct {
 	// SealedPassword is nonce || AES-256-GCM(password) under the master key,
 	// the name as additional data. Only Store.Password opens it.
 	SealedPassword []byte `json:"sealed_password,omitempty"`
+	// SealedWebhookSecrets is nonce || AES-256-GCM(JSON of the provider's
+	// webhook secrets) under the master key, the name and
+	// "/webhook-secrets" as additional data. Only Store.WebhookSecrets
+	// opens it (webhook_secrets.go).
+	SealedWebhookSecrets []byte `json:"sealed_webhook_secrets,omitempty"`
 	// CAFile, when set, is a PEM file of CAs trusted besides the system
 	// roots for this upstream's certificate.
 	CAFile string `json:"ca_file,omitempty"`
@@ -648,15 +653,26 @@ func (s *Store) RotateKey(newKey []byte) error {
 			return err
 		}
 		for _, h := range all {
-			if len(h.SealedPassword) == 0 {
+			if len(h.SealedPassword) == 0 && len(h.SealedWebhookSecrets) == 0 {
 				continue
 			}
-			p, err := open(oldA, []byte(h.Name), h.SealedPassword)
-			if err != nil {
-				return fmt.Errorf("cannot decrypt the password of smarthost %s under the current key; nothing was changed", h.Name)
+			if len(h.SealedPassword) > 0 {
+				p, err := open(oldA, []byte(h.Name), h.SealedPassword)
+				if err != nil {
+					return fmt.Errorf("cannot decrypt the password of smarthost %s under the current key; nothing was changed", h.Name)
+				}
+				if h.SealedPassword, err = seal(newA, []byte(h.Name), p); err != nil {
+					return err
+				}
 			}
-			if h.SealedPassword, err = seal(newA, []byte(h.Name), p); err != nil {
-				return err
+			if len(h.SealedWebhookSecrets) > 0 {
+				p, err := open(oldA, webhookAD(h.Name), h.SealedWebhookSecrets)
+				if err != nil {
+					return fmt.Errorf("cannot decrypt the webhook secrets of smarthost %s under the current key; nothing was changed", h.Name)
+				}
+				if h.SealedWebhookSecrets, err = seal(newA, webhookAD(h.Name), p); err != nil {
+					return err
+				}
 			}
 			if err := put(b, h); err != nil {
 				return err
