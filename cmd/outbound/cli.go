@@ -57,6 +57,7 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"operator":    e.operatorCommand,
 		"events":      e.eventsCommand,
 		"suppression": e.suppressionCommand,
+		"webhook":     e.webhookCommand,
 	}
 }
 

@@ -87,6 +87,12 @@ Commands:
                                 [suppression] scope = "user")
   suppression del ADDR [--user U]
                                 lift a suppression (without --user: on every list)
+  webhook list USER             where USER's message events are POSTed
+  webhook add USER URL [--events KIND,...]
+                                add an endpoint (https, public address); prints
+                                its signing secret once (docs/webhooks.md)
+  webhook del USER ID           delete an endpoint and what waits for it
+  webhook enable USER ID        send to a disabled endpoint again
   bounce classify               classify upstream replies read from stdin
                                 (CODE<TAB>ENHANCED<TAB>TEXT per line)
   config check                  validate the configuration and exit
