@@ -24,22 +24,23 @@ import (
 // Default) and a doc tag that the reference in docs/config.md is checked
 // against.
 type Config struct {
-	Hostname     string      `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
-	DataDir      string      `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the admin token and the secrets key. Created with mode 0700."`
-	TLS          TLS         `toml:"tls"`
-	Submission   Submission  `toml:"submission"`
-	Admin        Admin       `toml:"admin"`
-	Web          Web         `toml:"web"`
-	DefaultRoute Upstream    `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
-	Delivery     Delivery    `toml:"delivery"`
-	Retry        Retry       `toml:"retry"`
-	Retention    Retention   `toml:"retention"`
-	Suppression  Suppression `toml:"suppression"`
-	Webhooks     Webhooks    `toml:"webhooks"`
-	DSN          DSN         `toml:"dsn"`
-	Limits       Limits      `toml:"limits"`
-	DNS          DNS         `toml:"dns"`
-	Log          Log         `toml:"log"`
+	Hostname         string           `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
+	DataDir          string           `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the admin token and the secrets key. Created with mode 0700."`
+	TLS              TLS              `toml:"tls"`
+	Submission       Submission       `toml:"submission"`
+	Admin            Admin            `toml:"admin"`
+	Web              Web              `toml:"web"`
+	DefaultRoute     Upstream         `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
+	Delivery         Delivery         `toml:"delivery"`
+	Retry            Retry            `toml:"retry"`
+	Retention        Retention        `toml:"retention"`
+	Suppression      Suppression      `toml:"suppression"`
+	Webhooks         Webhooks         `toml:"webhooks"`
+	ProviderWebhooks ProviderWebhooks `toml:"provider_webhooks"`
+	DSN              DSN              `toml:"dsn"`
+	Limits           Limits           `toml:"limits"`
+	DNS              DNS              `toml:"dns"`
+	Log              Log              `toml:"log"`
 }
 
 // TLS is the certificate the submission listeners present.
@@ -127,6 +128,16 @@ type Retention struct {
 type Suppression struct {
 	Scope  string   `toml:"scope" doc:"Whose list a suppression goes on: \"user\" (the sending user's own, the default) or \"relay\" (one list for every user)."`
 	Expire Duration `toml:"expire" doc:"How long a bounce's suppression lasts (default 2160h, 90 days). Complaints never expire."`
+}
+
+// ProviderWebhooks is the listener for providers' event callbacks
+// (package providerhooks): Mailgun, SendGrid, Postmark, Amazon SES through
+// SNS and a generic signed form post what became of relayed mail to
+// /hooks/{smarthost}/{provider}, verified with that smarthost's webhook
+// secrets (docs/provider-webhooks.md).
+type ProviderWebhooks struct {
+	Listen       string `toml:"listen" doc:"Address of the providers' webhook listener. Empty (the default) disables it. On a loopback address it is plain HTTP (behind a reverse proxy that terminates TLS); on any other it is HTTPS with the submission listeners' certificate, which the providers must trust (a public CA's)."`
+	MaxBodyBytes int64  `toml:"max_body_bytes" doc:"Largest request body taken, in bytes; a larger one is refused with 413."`
 }
 
 // Webhooks are the endpoints users register to receive their messages
@@ -220,8 +231,9 @@ func Default() Config {
 			Content: Duration(30 * 24 * time.Hour),
 			Stub:    Duration(90 * 24 * time.Hour),
 		},
-		Suppression: Suppression{Scope: "user", Expire: Duration(90 * 24 * time.Hour)},
-		DSN:         DSN{From: "postmaster@{domain}", FallbackSender: "postmaster@{domain}"},
+		Suppression:      Suppression{Scope: "user", Expire: Duration(90 * 24 * time.Hour)},
+		ProviderWebhooks: ProviderWebhooks{MaxBodyBytes: 1 << 20},
+		DSN:              DSN{From: "postmaster@{domain}", FallbackSender: "postmaster@{domain}"},
 		Limits: Limits{
 			DefaultRoutePerHour: 2,
 			DefaultRoutePerDay:  2,
@@ -300,7 +312,7 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls.cert", "tls.cert and tls.key must be set together")
 	}
-	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen} {
+	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen, "provider_webhooks.listen": c.ProviderWebhooks.Listen} {
 		if addr == "" {
 			continue
 		}
@@ -379,6 +391,9 @@ func (c *Config) Validate() error {
 	}
 	if s := c.Suppression.Scope; s != "user" && s != "relay" {
 		bad("suppression.scope", `must be "user" or "relay", not %q`, s)
+	}
+	if c.ProviderWebhooks.MaxBodyBytes < 1024 {
+		bad("provider_webhooks.max_body_bytes", "must be at least 1024, got %d", c.ProviderWebhooks.MaxBodyBytes)
 	}
 	if c.Suppression.Expire <= 0 {
 		bad("suppression.expire", "must be positive")

@@ -108,6 +108,8 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		"[retry]\nmax_lifetime = \"5 days\"":                           "retry.max_lifetime: invalid duration",
 		"[limits]\nown_smarthost_per_day = 20000":                      "exceeds the ceiling limits.max_per_day",
 		"[log]\nlevel = \"loud\"":                                      "log.level",
+		"[provider_webhooks]\nlisten = \"8443\"":                       "provider_webhooks.listen",
+		"[provider_webhooks]\nmax_body_bytes = 10":                     "provider_webhooks.max_body_bytes",
 		"[dsn]\nfrom = \"\"":                                           "dsn.from",
 		"[dsn]\nfrom = \"Postmaster <postmaster@{domain}>\"":           "dsn.from",
 		"[dsn]\nfallback_sender = \"bounces@{domian}\"":                "dsn.fallback_sender",
