@@ -88,8 +88,8 @@ func (v *SES) Verify(r *http.Request, body []byte, s Secrets) ([]Event, error) {
 	}
 	cert, err := v.certs.get(r.Context(), m.SigningCertURL, now)
 	if err != nil {
-		// Fetching may fail for a while (network, Amazon): answered 500,
-		// SNS retries.
+		// A failed fetch is answered 500 (SNS retries), an expired
+		// certificate 401.
 		return nil, err
 	}
 	if err := m.verifySignature(cert); err != nil {

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -55,8 +54,9 @@ func testSigner(t *testing.T) *snsSigner {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(1),
 			Subject:      pkix.Name{CommonName: "sns.amazonaws.com"},
-			NotBefore:    time.Now().Add(-24 * time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
+			// Valid whatever a test's clock says.
+			NotBefore: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
+			NotAfter:  time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC),
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 		if err != nil {
@@ -121,7 +121,7 @@ func (f *fakeFetcher) urls() []string {
 
 func newTestSES(t *testing.T) (*SES, *fakeFetcher) {
 	f := &fakeFetcher{certs: map[string][]byte{testCertURL: testSigner(t).certPEM}}
-	return NewSES(nil, f, slog.New(slog.NewTextHandler(io.Discard, nil))), f
+	return NewSES(nil, f, slog.New(slog.DiscardHandler)), f
 }
 
 // notification wraps the SES notification in testdata/file in a signed SNS
@@ -341,6 +341,17 @@ func TestSESCertificateFetchFailureIsNotARefusal(t *testing.T) {
 	f.fail = nil
 	if _, err := v.Verify(post(body), body, sesSecrets); err != nil {
 		t.Errorf("SNS's retry after the fetch came back: %v", err)
+	}
+}
+
+func TestSESExpiredCertificateRefused(t *testing.T) {
+	f := &fakeFetcher{certs: map[string][]byte{testCertURL: testSigner(t).certPEM}}
+	later := time.Date(2101, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := NewSES(func() time.Time { return later }, f, slog.New(slog.DiscardHandler))
+	body := notification(t, "ses-bounce.json", func(m *snsMessage) { m.Timestamp = later.Format(time.RFC3339) })
+	_, err := v.Verify(post(body), body, sesSecrets)
+	if StatusOf(err) != http.StatusUnauthorized {
+		t.Errorf("got %v, want 401", err)
 	}
 }
 

@@ -207,7 +207,9 @@ func newSNSCerts(f Fetcher) *snsCerts {
 }
 
 // get returns the certificate at raw, which must pass CheckSNSURL (checked
-// here before any fetch), currently valid and with an RSA key.
+// here before any fetch), currently valid and with an RSA key. A failure to
+// get it is a plain error (answered 500: SNS retries, and the next fetch
+// may work); a certificate that is not valid now is Unauthorized.
 //
 // The certificate's chain is not verified against the system roots: SNS
 // serves the signing certificate alone, without its intermediate, so such
@@ -246,7 +248,7 @@ func (c *snsCerts) get(ctx context.Context, raw string, now time.Time) (*x509.Ce
 		c.mu.Unlock()
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return nil, fmt.Errorf("the SNS signing certificate at %s is not valid now", raw)
+		return nil, Unauthorized("the SNS signing certificate at %s is not valid now", raw)
 	}
 	return cert, nil
 }
