@@ -18,7 +18,7 @@ var Registry = prometheus.NewRegistry()
 // Registry; cmd/outbound calls it once at start.
 func Register() {
 	registerOnce.Do(func() {
-		Registry.MustRegister(Submissions, AuthFailures, QuotaRefusals, Deliveries, UpstreamLatency, Events,
+		Registry.MustRegister(Submissions, AuthFailures, QuotaRefusals, Deliveries, UpstreamLatency, Events, ProviderWebhooks,
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	})
 }
@@ -51,6 +51,16 @@ var (
 		Name: "outbound_deliveries_total",
 		Help: "Per-recipient outcomes of delivery attempts, by upstream, result and bounce category.",
 	}, []string{"upstream", "result", "category"})
+	// ProviderWebhooks counts the providers' webhook requests and events,
+	// by provider (mailgun, sendgrid, postmark, ses, generic) and result:
+	// "refused" (a request failing its provider's check, or malformed),
+	// "recorded", "unmatched" (an event for no message of ours),
+	// "duplicate" (an event id seen before), "ignored" (a request with no
+	// delivery outcome in it), "error" (storage).
+	ProviderWebhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outbound_provider_webhooks_total",
+		Help: "Providers' webhook requests and events, by provider and result.",
+	}, []string{"provider", "result"})
 	// Events counts the delivery tracking events recorded, by kind
 	// (package events: received, relayed, failed, provider_bounced, ...):
 	// the provider-reported kinds are what became of mail after the 250.

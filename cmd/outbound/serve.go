@@ -257,6 +257,12 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
+	if a := cfg.ProviderWebhooks.Listen; a != "" {
+		plog := log.With("component", "provider-webhooks")
+		if err := s.listenProviderHooks(a, providerHooksHandler(cfg.ProviderWebhooks, hosts, evlog, suppressed, plog), plog); err != nil {
+			return nil, err
+		}
+	}
 
 	s.deliveryStarted = true
 	go func() {
