@@ -155,6 +155,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			log.Error("provider webhook: recording an event", "err", err, "kind", e.Kind, "message_id", e.MessageID)
 			h.opts.Count(provider, "error")
+			// Let the provider's retry of this request past the
+			// Verifier's replay memory.
+			if f, ok := v.(interface{ Forget(body []byte) }); ok {
+				f.Forget(body)
+			}
 			// Nothing is answered 2xx that is not stored: the provider
 			// retries, and the events recorded already are skipped then
 			// by their ids.

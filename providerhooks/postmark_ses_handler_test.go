@@ -2,6 +2,7 @@ package providerhooks
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -124,6 +125,36 @@ func TestSESHardBounceThroughTheHandlerIsRecordedAndSuppresses(t *testing.T) {
 	}
 	if evs := r.providerEvents(t, "Q-ses"); len(evs) != 1 {
 		t.Errorf("after the replay: %d events", len(evs))
+	}
+}
+
+// failOnce fails the first Record.
+type failOnce struct {
+	Recorder
+	failed bool
+}
+
+func (f *failOnce) Record(evs ...events.Event) error {
+	if !f.failed {
+		f.failed = true
+		return errors.New("disk full")
+	}
+	return f.Recorder.Record(evs...)
+}
+
+func TestSESRetryAfterAFailedRecordIsTaken(t *testing.T) {
+	r := newPMSESRig(t)
+	r.h.opts.Events = &failOnce{Recorder: r.events}
+	body := notification(t, "ses-bounce.json", nil)
+	if w := r.post("/hooks/ses1/ses", body, "", ""); w.Code != http.StatusInternalServerError {
+		t.Fatalf("got %d, want 500 so that SNS retries", w.Code)
+	}
+	// SNS's retry: the same message id, not a replay.
+	if w := r.post("/hooks/ses1/ses", body, "", ""); w.Code != http.StatusOK {
+		t.Fatalf("retry: got %d %s", w.Code, w.Body)
+	}
+	if evs := r.providerEvents(t, "Q-ses"); len(evs) != 1 {
+		t.Errorf("recorded %+v, want the bounce once", evs)
 	}
 }
 

@@ -123,6 +123,16 @@ func (v *SES) Verify(r *http.Request, body []byte, s Secrets) ([]Event, error) {
 	return evs, nil
 }
 
+// Forget lets the SNS message in body be taken again. The Handler calls it
+// when recording the message's events failed: SNS retries a 500 with the
+// same message id, and refusing that retry as a replay (409, which SNS
+// does not retry) would lose the events.
+func (v *SES) Forget(body []byte) {
+	if m, err := parseSNS(body); err == nil {
+		v.replay.Forget("sns:" + m.MessageID)
+	}
+}
+
 // sesNotification is the JSON in an SNS notification's Message, in the
 // form of "Amazon SNS notification contents for Amazon SES"
 // (docs.aws.amazon.com/ses/latest/dg/notification-contents.html) and of
