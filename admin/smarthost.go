@@ -168,6 +168,7 @@ func (a *api) registerSmarthosts(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/users/{name}/smarthost", a.guarded(selfOnly, a.deleteOwnSmarthost))
 	mux.Handle("POST /api/connection-test", a.guarded(anyone, a.testConnection))
 	mux.Handle("POST /api/key-rotate", a.authed(a.rotateKey))
+	a.registerWebhookSecrets(mux)
 }
 
 // rotateKey re-encrypts every smarthost password under a fresh master key.

@@ -2,6 +2,7 @@ package providerhooks
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 )
@@ -25,4 +26,19 @@ func SecretsFromMap(m map[string]string) Secrets {
 	b, _ := json.Marshal(m)
 	json.Unmarshal(b, &s)
 	return s
+}
+
+// Validate says what is wrong with s, so that a secret that could never
+// verify anything is refused when it is set rather than at the first
+// callback: the SendGrid key must be a base64 DER ECDSA public key.
+func (s Secrets) Validate() error {
+	if s.SendGridPublicKey != "" {
+		if _, err := sendGridKey(s.SendGridPublicKey); err != nil {
+			return err
+		}
+	}
+	if (s.PostmarkUser == "") != (s.PostmarkPassword == "") {
+		return errors.New("postmark_user and postmark_password go together")
+	}
+	return nil
 }

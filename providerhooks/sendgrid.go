@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,14 +52,9 @@ func (sg SendGrid) Verify(r *http.Request, body []byte, s Secrets) ([]Event, err
 	if s.SendGridPublicKey == "" {
 		return nil, Unauthorized("no SendGrid verification key is set for this smarthost")
 	}
-	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s.SendGridPublicKey))
+	pub, err := sendGridKey(s.SendGridPublicKey)
 	if err != nil {
-		return nil, Unauthorized("the smarthost's SendGrid verification key is not base64")
-	}
-	key, err := x509.ParsePKIXPublicKey(der)
-	pub, ok := key.(*ecdsa.PublicKey)
-	if err != nil || !ok {
-		return nil, Unauthorized("the smarthost's SendGrid verification key is not an ECDSA public key")
+		return nil, Unauthorized("the smarthost's %v", err)
 	}
 	ts := r.Header.Get(SendGridTimestampHeader)
 	sig, err := base64.StdEncoding.DecodeString(r.Header.Get(SendGridSignatureHeader))
@@ -143,4 +139,19 @@ func sendGridReply(status, reason string) string {
 		return reason[:3] + " " + status + " " + reason[4:]
 	}
 	return status + " " + reason
+}
+
+// sendGridKey reads the verification key as SendGrid shows it: base64 of
+// the DER (PKIX) ECDSA public key.
+func sendGridKey(b64 string) (*ecdsa.PublicKey, error) {
+	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return nil, errors.New("SendGrid verification key is not base64")
+	}
+	key, err := x509.ParsePKIXPublicKey(der)
+	pub, ok := key.(*ecdsa.PublicKey)
+	if err != nil || !ok {
+		return nil, errors.New("SendGrid verification key is not an ECDSA public key (base64 DER)")
+	}
+	return pub, nil
 }
