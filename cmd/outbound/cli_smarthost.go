@@ -86,13 +86,30 @@ func (e *cliEnv) smarthostAdd(args []string) error {
 
 func (e *cliEnv) smarthostUpdate(args []string) error {
 	f := newSmarthostFlags("smarthost update")
+	hooks := addWebhookFlags(f.fs)
 	pos, err := parseInterspersed(f.fs, args)
 	if err != nil {
 		return err
 	}
 	set := given(f.fs)
+	if secrets, err := hooks.collect(f.fs, set); err != nil || secrets != nil {
+		if err != nil || len(pos) != 1 {
+			return cmpErr(err, usagef("usage: outbound smarthost update NAME [--webhook-signing-key-file F] [--sendgrid-public-key-file F] [--postmark-user U --postmark-password-file F] [--sns-topic-arn ARN] [--generic-webhook-secret-file F] [--clear-webhook-secrets a,b]"))
+		}
+		if err := e.setWebhookSecrets(pos[0], secrets); err != nil {
+			return err
+		}
+		// Only webhook secrets given: the connection is left alone.
+		others := false
+		for name := range set {
+			others = others || (!hooks.isWebhookFlag(name) && name != "json")
+		}
+		if !others {
+			return nil
+		}
+	}
 	if len(pos) != 1 || set["preset"] {
-		return usagef("usage: outbound smarthost update NAME [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]")
+		return usagef("usage: outbound smarthost update NAME [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force] [webhook secrets: see outbound help]")
 	}
 	var req admin.SmarthostUpdateRequest
 	for name, dst := range map[string]**string{"host": &req.Host, "tls": &req.TLS, "username": &req.Username,

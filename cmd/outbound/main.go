@@ -57,6 +57,11 @@ Commands:
         [--password-stdin | --password-file F] [--ca-file F] [--spf-include D]
         [--fallback NAME] [--force]
                                 change settings (tested again before saving)
+  smarthost update NAME [--webhook-signing-key-file F] [--sendgrid-public-key-file F]
+        [--postmark-user U --postmark-password-file F] [--sns-topic-arn ARN]
+        [--generic-webhook-secret-file F] [--clear-webhook-secrets a,b]
+                                set the provider's webhook secrets (sealed; shown
+                                masked), see docs/provider-webhooks.md
   smarthost del NAME            delete a smarthost no user is routed through
   operator add NAME             add an operator of the web interface; password
                                 from stdin (one line) or a prompt
