@@ -3,6 +3,7 @@ package providerhooks
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +132,26 @@ func TestPostmarkMalformedRefused(t *testing.T) {
 			t.Errorf("%s: %v, want 400", name, err)
 		}
 	}
+}
+
+// FuzzParsePostmark: the parser never panics, and an event it returns
+// always names a recipient and its event id.
+func FuzzParsePostmark(f *testing.F) {
+	for _, name := range []string{"postmark-bounce.json", "postmark-spam-complaint.json", "postmark-delivery.json"} {
+		f.Add(mustReadF(f, "testdata/"+name))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := parsePostmark(b)
+		if err == nil && e != nil && (e.Recipient == "" || e.EventID == "" || e.ProviderID == "") {
+			t.Errorf("event without recipient, event id or message id: %+v", e)
+		}
+	})
+}
+
+func mustReadF(f *testing.F, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
 }

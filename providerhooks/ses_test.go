@@ -500,3 +500,23 @@ func TestSESSubscriptionOfAnotherTopicNotConfirmed(t *testing.T) {
 		t.Errorf("fetched %v", got)
 	}
 }
+
+// FuzzParseSNSAndSES feeds both parsers of an SNS POST: neither may panic,
+// and a parsed SNS message always has a string to sign.
+func FuzzParseSNSAndSES(f *testing.F) {
+	for _, name := range []string{"ses-bounce.json", "ses-complaint.json", "ses-delivery.json", "sns-subscription-confirmation.json"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parseSESNotification("id", b)
+		if m, err := parseSNS(b); err == nil {
+			if _, err := m.stringToSign(); err != nil {
+				t.Errorf("parsed, but no string to sign: %v", err)
+			}
+		}
+	})
+}
