@@ -78,6 +78,9 @@ type Options struct {
 	// Webhooks are users' webhook endpoints; nil: the
 	// /api/users/{name}/webhooks endpoints answer 501.
 	Webhooks webhooks.Store
+	// TLS reports the listeners' certificate for GET /api/tls (doctor);
+	// nil: that endpoint answers 501.
+	TLS func() TLSStatus
 }
 
 type api struct {
@@ -123,6 +126,7 @@ func Handler(opts Options) http.Handler {
 	a.registerSmarthosts(mux)
 	a.registerOperators(mux)
 	a.registerWebhooks(mux)
+	a.registerTLS(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
