@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"outbound/events"
+	"outbound/internal/testutil"
+	"outbound/suppression"
+)
+
+// A message relayed to the upstream is reported by Mailgun as failed
+// permanently (550 5.1.1, Mailgun's documented payload signed with the
+// smarthost's webhook signing key): the event is on the message's
+// timeline, the recipient is suppressed, and the next RCPT to it gets
+// 550 5.1.1 naming Mailgun's reason. The same request again is refused.
+func TestMailgunPermanentFailureWebhookSuppressesRecipient(t *testing.T) {
+	const (
+		sender = "app@example.com"
+		gone   = "alice@example.net"
+		key    = "key-e2e-mailgun-signing-0123456789"
+		msgID  = "e2e-mailgun-1@example.com"
+	)
+	up := testutil.StartUpstream(t, testutil.UpstreamOptions{})
+	r := newRelay(t, up.Addr())
+	hooksAddr := testutil.FreePort(t)
+	r.cfg.set("provider_webhooks", "listen", q(hooksAddr))
+	r.start()
+	r.addUser(sender, "app password 1")
+	r.addLoopbackSmarthost("mg", up)
+	keyFile := testutil.WriteFile(t, t.TempDir(), "mailgun.key", []byte(key+"\n"))
+	if res := r.cli("", "smarthost", "update", "mg", "--webhook-signing-key-file", keyFile); res.Code != 0 || strings.Contains(res.Stdout, key) {
+		t.Fatalf("smarthost update: %s", res)
+	}
+
+	c, err := r.login(true, sender, "app password 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := []byte("From: " + sender + "\r\nTo: " + gone + "\r\nSubject: hello\r\nMessage-ID: <" + msgID + ">\r\n\r\nhello\r\n")
+	id, err := sendMessage(c, sender, []string{gone}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeline := func() []events.Event {
+		var all []events.Event
+		res := r.cli("", "events", "--json")
+		for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+			var e events.Event
+			if json.Unmarshal([]byte(line), &e) == nil && e.Message == id {
+				all = append(all, e)
+			}
+		}
+		return all
+	}
+	has := func(kind events.Kind) bool {
+		for _, e := range timeline() {
+			if e.Kind == kind {
+				return true
+			}
+		}
+		return false
+	}
+	waitUntil(t, 30*time.Second, "the message to be relayed", func() bool { return has(events.Relayed) })
+
+	// Mailgun's documented "failed / permanent" event for our message.
+	reason := "5.1.1 The email account that you tried to reach does not exist."
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(ts + "e2e-token-1"))
+	body, _ := json.Marshal(map[string]any{
+		"signature": map[string]string{"timestamp": ts, "token": "e2e-token-1", "signature": hex.EncodeToString(mac.Sum(nil))},
+		"event-data": map[string]any{
+			"event": "failed", "severity": "permanent", "reason": "bounce", "id": "G9Bn5sl1TC6nu79C8C0bwg",
+			"timestamp": float64(time.Now().Unix()), "recipient": gone,
+			"message":         map[string]any{"headers": map[string]string{"message-id": msgID}},
+			"delivery-status": map[string]any{"code": 550, "message": reason, "attempt-no": 1},
+		},
+	})
+	post := func() int {
+		resp, err := http.Post("http://"+hooksAddr+"/hooks/mg/mailgun", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(); code != http.StatusOK {
+		t.Fatalf("webhook: %d", code)
+	}
+
+	if !has(events.ProviderBounced) {
+		t.Fatalf("the message's timeline lacks the provider's bounce: %+v", timeline())
+	}
+	var list []suppression.Entry
+	if res := r.cli("", "suppression", "list", "--json"); res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &list) != nil ||
+		len(list) != 1 || list[0].Addr != gone || list[0].Kind != suppression.Bounce {
+		t.Fatalf("suppression list: %s", res)
+	}
+	if err := c.Mail(sender, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Rcpt(gone, nil)
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 1, 1}) || !strings.Contains(se.Message, "does not exist") {
+		t.Fatalf("RCPT to the suppressed recipient: %v", err)
+	}
+	if code := post(); code != http.StatusConflict {
+		t.Fatalf("the same request again: %d, want 409", code)
+	}
+}
