@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ type Config struct {
 	Hostname         string           `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
 	DataDir          string           `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the admin token and the secrets key. Created with mode 0700."`
 	TLS              TLS              `toml:"tls"`
+	ACME             ACME             `toml:"acme"`
 	Submission       Submission       `toml:"submission"`
 	Admin            Admin            `toml:"admin"`
 	Web              Web              `toml:"web"`
@@ -47,6 +49,22 @@ type Config struct {
 type TLS struct {
 	Cert string `toml:"cert" doc:"PEM certificate chain. Empty: a self-signed ECDSA certificate is generated in data_dir/tls on first start."`
 	Key  string `toml:"key" doc:"PEM private key for cert."`
+}
+
+// ACME has the relay obtain and renew its certificate itself from an RFC
+// 8555 CA (Let's Encrypt by default), instead of [tls] cert and key: the
+// one certificate of 465, 587, the admin listener and the provider webhook
+// listener. Certificates and the account key are kept in data_dir/acme and
+// renewed ahead of expiry without a restart (docs/acme.md).
+type ACME struct {
+	Enabled    bool     `toml:"enabled" doc:"Obtain and renew the certificate over ACME. Excludes tls.cert and tls.key. Until the first certificate is obtained, TLS handshakes on every listener are refused (clients retry later) and issuance is retried with backoff."`
+	Email      string   `toml:"email" doc:"Contact address given to the CA for expiry notices and account recovery. Empty: no contact."`
+	Directory  string   `toml:"directory" doc:"The CA's ACME directory URL: Let's Encrypt production by default; its staging is https://acme-staging-v02.api.letsencrypt.org/directory."`
+	Challenge  string   `toml:"challenge" doc:"How the CA checks this host controls the names: \"http-01\" (the CA fetches a token over HTTP from port 80, served on http_listen) or \"tls-alpn-01\" (the CA connects with TLS to port 443, served on tls_listen)."`
+	HTTPListen string   `toml:"http_listen" doc:"Address answering the http-01 challenge; the CA connects to port 80 of each name."`
+	TLSListen  string   `toml:"tls_listen" doc:"Address answering the tls-alpn-01 challenge; the CA connects to port 443 of each name."`
+	CAFile     string   `toml:"ca_file" doc:"Extra PEM CA to trust for the ACME directory's HTTPS, besides the system roots (a test CA such as Pebble)."`
+	Names      []string `toml:"names" doc:"DNS names the certificate covers. Empty: hostname."`
 }
 
 // Submission configures the two listeners clients submit mail to.
@@ -203,6 +221,12 @@ func Default() Config {
 			AuthLockout:         Duration(15 * time.Minute),
 			MaxErrors:           20,
 		},
+		ACME: ACME{
+			Directory:  "https://acme-v02.api.letsencrypt.org/directory",
+			Challenge:  "http-01",
+			HTTPListen: ":80",
+			TLSListen:  ":443",
+		},
 		Admin: Admin{Listen: "127.0.0.1:8025"},
 		Web:   Web{SessionIdle: Duration(30 * time.Minute)},
 		DefaultRoute: Upstream{
@@ -290,7 +314,7 @@ func Parse(cfg *Config, text string) error {
 }
 
 func (c *Config) resolvePaths(base string) {
-	for _, p := range []*string{&c.DataDir, &c.TLS.Cert, &c.TLS.Key, &c.DefaultRoute.PasswordFile, &c.DefaultRoute.CAFile} {
+	for _, p := range []*string{&c.DataDir, &c.TLS.Cert, &c.TLS.Key, &c.ACME.CAFile, &c.DefaultRoute.PasswordFile, &c.DefaultRoute.CAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -312,6 +336,7 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls.cert", "tls.cert and tls.key must be set together")
 	}
+	c.validateACME(bad)
 	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen, "provider_webhooks.listen": c.ProviderWebhooks.Listen} {
 		if addr == "" {
 			continue
@@ -483,4 +508,48 @@ func dsnAddress(s string) error {
 		return fmt.Errorf("%q is not an address such as postmaster@{domain} ({domain} is the original sender's domain)", s)
 	}
 	return nil
+}
+
+// validateACME checks [acme] when it is enabled: the names must be ones a
+// CA can issue for, and the files and the ACME certificate exclude
+// each other.
+func (c *Config) validateACME(bad func(key, format string, args ...any)) {
+	a := c.ACME
+	if !a.Enabled {
+		return
+	}
+	if c.TLS.Cert != "" || c.TLS.Key != "" {
+		bad("acme.enabled", "[acme] and tls.cert/tls.key are mutually exclusive: remove tls.cert and tls.key to have the certificate obtained over ACME, or set acme.enabled = false to use the files")
+	}
+	if a.Directory == "" {
+		bad("acme.directory", "must be the CA's ACME directory URL")
+	} else if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		bad("acme.directory", "must be an https:// URL, got %q", a.Directory)
+	}
+	key := "acme.http_listen"
+	addr := a.HTTPListen
+	switch a.Challenge {
+	case "http-01":
+	case "tls-alpn-01":
+		key, addr = "acme.tls_listen", a.TLSListen
+	default:
+		bad("acme.challenge", "must be \"http-01\" or \"tls-alpn-01\", got %q", a.Challenge)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		bad(key, "must be host:port, got %q", addr)
+	}
+	for _, n := range c.ACMENames() {
+		if n == "localhost" || net.ParseIP(n) != nil || !strings.Contains(n, ".") || strings.ContainsAny(n, " \t\r\n/:") {
+			bad("acme.names", "%q is not a public DNS name a CA can issue for (set hostname or acme.names)", n)
+		}
+	}
+}
+
+// ACMENames are the names the ACME certificate covers: acme.names, or
+// hostname when that is empty.
+func (c *Config) ACMENames() []string {
+	if len(c.ACME.Names) > 0 {
+		return c.ACME.Names
+	}
+	return []string{c.Hostname}
 }

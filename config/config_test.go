@@ -41,6 +41,9 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	if len(cfg.DefaultRoute.SPFIPs) == 0 {
 		cfg.DefaultRoute.SPFIPs = nil
 	}
+	if len(cfg.ACME.Names) == 0 {
+		cfg.ACME.Names = nil
+	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("example differs from defaults:\n got %+v\nwant %+v", cfg, want)
 	}
