@@ -103,7 +103,7 @@ func Malformed(format string, a ...any) error {
 }
 
 // Replayed: a correctly signed request whose token (Mailgun token, SNS
-// message id, SendGrid or generic signature) was already seen within
+// message id, SendGrid's signed timestamp and body, generic signature) was already seen within
 // MaxAge. Answered 409 Conflict and nothing is recorded: the first copy was
 // recorded already, and a signed request can only come again by replay or
 // by a provider retry of one we answered (whose events we have).

@@ -48,9 +48,9 @@ func (r *Replay) Seen(token string, now time.Time) bool {
 	return false
 }
 
-// Forget drops token, so it is accepted again: the Handler calls it when
-// recording the events of a request failed, so the provider's retry of it
-// is not refused as a replay.
+// Forget drops token, so it is accepted again: the Handler forgets an
+// event's id when recording the event failed, so that the provider's retry
+// records it.
 func (r *Replay) Forget(token string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
