@@ -226,6 +226,8 @@ type Store struct {
 	mu      sync.RWMutex
 	aead    cipher.AEAD
 	keyPath string // "" when the key comes from the environment
+	// resealers re-seal other stores' values at RotateKey (AlsoReseal).
+	resealers []Resealer
 	// version counts changes, so that caches (the delivery router) know
 	// when to drop what they built.
 	version atomic.Uint64
@@ -675,6 +677,18 @@ func (s *Store) RotateKey(newKey []byte) error {
 				}
 			}
 			if err := put(b, h); err != nil {
+				return err
+			}
+		}
+		for _, f := range s.resealers {
+			err := f(tx, func(ad, sealed []byte) ([]byte, error) {
+				p, err := open(oldA, ad, sealed)
+				if err != nil {
+					return nil, fmt.Errorf("cannot decrypt %s under the current key; nothing was changed", ad)
+				}
+				return seal(newA, ad, p)
+			})
+			if err != nil {
 				return err
 			}
 		}
