@@ -1,0 +1,317 @@
+package doctor
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"outbound/admin"
+	"outbound/internal/admintest"
+	"outbound/internal/dnstest"
+	"outbound/internal/testutil"
+	"outbound/spf"
+)
+
+// refuseBackend is a submission server that greets, offers STARTTLS and
+// refuses everything else: all the checks need of a listener.
+type refuseBackend struct{}
+
+func (refuseBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return refuseSession{}, nil }
+
+type refuseSession struct{}
+
+var errRefused = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "no"}
+
+func (refuseSession) Mail(string, *smtp.MailOptions) error { return errRefused }
+func (refuseSession) Rcpt(string, *smtp.RcptOptions) error { return errRefused }
+func (refuseSession) Data(io.Reader) error                 { return errRefused }
+func (refuseSession) Reset()                               {}
+func (refuseSession) Logout() error                        { return nil }
+
+// startListeners serves cert on an implicit-TLS and a STARTTLS listener
+// on loopback, as the relay's 465 and 587, and returns their addresses.
+func startListeners(t *testing.T, cert tls.Certificate) (implicit, starttls string) {
+	t.Helper()
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true}
+	serve := func(l net.Listener, tlsCfg *tls.Config) {
+		srv := smtp.NewServer(refuseBackend{})
+		srv.Domain = "relay.test"
+		srv.TLSConfig = tlsCfg
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+	}
+	l1, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(l1, nil)
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(l2, cfg)
+	return l1.Addr().String(), l2.Addr().String()
+}
+
+// zone publishes SPF for example.org (authorizing the rig's default
+// route, _spf.example.net) and a wrong one for example.com.
+const zone = `$TTL 300
+example.org. TXT "v=spf1 include:_spf.example.net -all"
+example.com. TXT "v=spf1 ip4:203.0.113.9 -all"
+_spf.example.net. TXT "v=spf1 ip4:192.0.2.1 -all"
+`
+
+// healthy is a deployment where every check passes: a certificate of a
+// trusted CA for relay.test on both listeners, relay.test resolving to
+// this host, a passing smarthost, a sender domain whose SPF authorizes
+// the default route, private files, room on disk and the admin listener
+// in HTTPS. Tests break one part each.
+func healthy(t *testing.T) (Options, *admintest.Rig) {
+	t.Helper()
+	ca := testutil.NewCA(t)
+	implicit, starttls := startListeners(t, ca.Issue(t, "relay.test"))
+	dns := dnstest.Start(t, zone)
+	resolver, err := spf.NewResolver([]string{dns.Addr()}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig := admintest.NewWith(t, func(o *admin.Options) { o.SPF = &spf.Checker{Resolver: resolver} })
+	rig.AddSmarthost(t, "sendgrid")
+	if _, err := rig.Client.CreateUser(admin.CreateUserRequest{Name: "alice@example.org", Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	token := testutil.WriteFile(t, data, "admin.token", []byte("secret"))
+	if err := os.Chmod(token, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(adminSrv.Close)
+	return Options{
+		Hostname: "relay.test", ImplicitTLS: implicit, StartTLS: starttls,
+		Roots: ca.Pool,
+		// The test CA's certificates live a day.
+		MinValidity: time.Hour,
+		AdminAddr:   adminSrv.Listener.Addr().String(), AdminExposed: true,
+		DataDir: data, KeyFiles: []string{token, filepath.Join(data, "secrets.key")}, UID: os.Getuid(),
+		MinFree: 1 << 30,
+		API:     rig.Client,
+		LookupIP: func(ctx context.Context, host string) ([]net.IP, error) {
+			if host != "relay.test" {
+				return nil, errors.New("NXDOMAIN")
+			}
+			return []net.IP{net.ParseIP("198.51.100.7")}, nil
+		},
+		InterfaceAddrs: func() ([]net.Addr, error) {
+			return []net.Addr{&net.IPNet{IP: net.ParseIP("198.51.100.7"), Mask: net.CIDRMask(24, 32)}}, nil
+		},
+		Statfs: func(string) (uint64, uint64, error) { return 50 << 30, 100 << 30, nil },
+	}, rig
+}
+
+// failures returns the failed results whose name contains substr.
+func failures(rs []Result, substr string) []Result {
+	var out []Result
+	for _, r := range rs {
+		if !r.OK && strings.Contains(r.Name, substr) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// onlyFailure asserts that exactly the checks named with substr failed,
+// each with a fix containing fix.
+func onlyFailure(t *testing.T, rs []Result, substr, fix string) {
+	t.Helper()
+	got := failures(rs, substr)
+	if len(got) == 0 {
+		t.Fatalf("no failed check named %q in %+v", substr, rs)
+	}
+	for _, r := range rs {
+		if !r.OK && !strings.Contains(r.Name, substr) {
+			t.Errorf("unexpected failure: %+v", r)
+		}
+	}
+	for _, r := range got {
+		if !strings.Contains(r.Fix, fix) {
+			t.Errorf("%s: fix %q, want it to say %q", r.Name, r.Fix, fix)
+		}
+	}
+}
+
+func TestHealthySetupPasses(t *testing.T) {
+	o, _ := healthy(t)
+	rs := Run(context.Background(), o)
+	for _, r := range rs {
+		if !r.OK {
+			t.Errorf("failed: %+v", r)
+		}
+	}
+	if Failed(rs) {
+		t.Error("Failed says a check failed")
+	}
+	for _, want := range []string{"listener " + o.ImplicitTLS, "listener " + o.StartTLS, "certificate on " + o.StartTLS,
+		"smarthost sendgrid", "SPF of example.org", "permissions of " + o.DataDir, "free space", "admin listener"} {
+		if len(findAll(rs, want)) == 0 {
+			t.Errorf("no check named %q in %+v", want, rs)
+		}
+	}
+}
+
+func findAll(rs []Result, substr string) []Result {
+	var out []Result
+	for _, r := range rs {
+		if strings.Contains(r.Name, substr) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestExpiredCertificate(t *testing.T) {
+	o, _ := healthy(t)
+	// The test CA's certificate, two days later: expired.
+	o.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	rs := Run(context.Background(), o)
+	onlyFailure(t, rs, "certificate on", "renew the certificate")
+	if got := failures(rs, "certificate on"); len(got) != 2 || !strings.Contains(got[0].Detail, "expired") {
+		t.Errorf("want both listeners' certificate expired, got %+v", got)
+	}
+}
+
+func TestCertificateExpiringSoon(t *testing.T) {
+	o, _ := healthy(t)
+	o.MinValidity = 14 * 24 * time.Hour
+	onlyFailure(t, Run(context.Background(), o), "certificate on", "renew the certificate now")
+}
+
+func TestCertificateForAnotherName(t *testing.T) {
+	o, _ := healthy(t)
+	o.Hostname = "mail.example.org"
+	o.LookupIP = func(context.Context, string) ([]net.IP, error) { return []net.IP{net.ParseIP("198.51.100.7")}, nil }
+	onlyFailure(t, Run(context.Background(), o), "certificate on", "covering mail.example.org")
+}
+
+func TestSelfSignedCertificate(t *testing.T) {
+	o, _ := healthy(t)
+	cert := selfSigned(t, "relay.test")
+	o.ImplicitTLS, o.StartTLS = startListeners(t, cert)
+	onlyFailure(t, Run(context.Background(), o), "certificate on", "configure [tls] cert/key or [acme]")
+}
+
+func TestListenerDown(t *testing.T) {
+	o, _ := healthy(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.StartTLS = l.Addr().String()
+	l.Close()
+	rs := Run(context.Background(), o)
+	if got := failures(rs, o.StartTLS); len(got) != 2 || !strings.Contains(got[0].Fix, "starttls") {
+		t.Errorf("want the listener and its certificate failed, naming [submission] starttls: %+v", got)
+	}
+}
+
+func TestWrongSPF(t *testing.T) {
+	o, rig := healthy(t)
+	if _, err := rig.Client.CreateUser(admin.CreateUserRequest{Name: "bob@example.com", Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
+	rs := Run(context.Background(), o)
+	onlyFailure(t, rs, "SPF of example.com", "include:_spf.example.net")
+	if got := failures(rs, "SPF"); !strings.Contains(got[0].Detail, "ip4:203.0.113.9") {
+		t.Errorf("detail does not show the published record: %+v", got[0])
+	}
+}
+
+func TestUnreachableSmarthost(t *testing.T) {
+	o, rig := healthy(t)
+	rig.Upstream.Close()
+	onlyFailure(t, Run(context.Background(), o), "smarthost sendgrid", "outbound smarthost update sendgrid")
+}
+
+func TestWorldReadableKeyFile(t *testing.T) {
+	o, _ := healthy(t)
+	if err := os.Chmod(o.KeyFiles[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	onlyFailure(t, Run(context.Background(), o), "permissions of "+o.KeyFiles[0], "chmod 0600 "+o.KeyFiles[0])
+}
+
+func TestOpenDataDir(t *testing.T) {
+	o, _ := healthy(t)
+	if err := os.Chmod(o.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	onlyFailure(t, Run(context.Background(), o), "permissions of "+o.DataDir, "chmod 0700")
+}
+
+func TestFilesOfAnotherUser(t *testing.T) {
+	o, _ := healthy(t)
+	o.UID = os.Getuid() + 1
+	onlyFailure(t, Run(context.Background(), o), "permissions of", "chown")
+}
+
+func TestLowDisk(t *testing.T) {
+	o, _ := healthy(t)
+	o.Statfs = func(string) (uint64, uint64, error) { return 100 << 20, 100 << 30, nil }
+	onlyFailure(t, Run(context.Background(), o), "free space", "free space on that file system")
+
+	o.MinFree, o.MinFreePercent = 0, 5
+	o.Statfs = func(string) (uint64, uint64, error) { return 4 << 30, 100 << 30, nil }
+	onlyFailure(t, Run(context.Background(), o), "free space", "free space on that file system")
+}
+
+func TestHostnameNotResolving(t *testing.T) {
+	o, _ := healthy(t)
+	o.LookupIP = func(context.Context, string) ([]net.IP, error) { return nil, errors.New("no such host") }
+	onlyFailure(t, Run(context.Background(), o), "hostname", "publish an A")
+}
+
+func TestHostnameElsewhere(t *testing.T) {
+	o, _ := healthy(t)
+	o.LookupIP = func(context.Context, string) ([]net.IP, error) { return []net.IP{net.ParseIP("203.0.113.1")}, nil }
+	onlyFailure(t, Run(context.Background(), o), "hostname", "publish an A")
+}
+
+func TestHostnameBehindNATCannotTell(t *testing.T) {
+	o, _ := healthy(t)
+	o.InterfaceAddrs = func() ([]net.Addr, error) {
+		return []net.Addr{&net.IPNet{IP: net.ParseIP("10.0.0.5"), Mask: net.CIDRMask(8, 32)}}, nil
+	}
+	rs := Run(context.Background(), o)
+	h := findAll(rs, "hostname")
+	if len(h) != 1 || !h[0].OK || !strings.Contains(h[0].Detail, "cannot tell") {
+		t.Errorf("want a pass that cannot tell, got %+v", h)
+	}
+}
+
+func TestAdminInPlainHTTP(t *testing.T) {
+	o, _ := healthy(t)
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	o.AdminAddr = plain.Listener.Addr().String()
+	onlyFailure(t, Run(context.Background(), o), "admin listener", "serve it over HTTPS")
+
+	o.AdminExposed = false // on loopback plain HTTP is the rule
+	if rs := Run(context.Background(), o); Failed(rs) {
+		t.Errorf("plain HTTP on loopback failed: %+v", failures(rs, ""))
+	}
+}

@@ -1,0 +1,108 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"outbound/delivery"
+)
+
+// checkRoutes runs the connection test of the default route and of every
+// smarthost: the test delivery itself would fail.
+func checkRoutes(ctx context.Context, o *Options) []Result {
+	var out []Result
+	if o.DefaultRoute != nil {
+		out = append(out, connectionResult("default route", o.DefaultRoute(ctx),
+			"fix [default_route] in the configuration (host, port, tls, credentials), then restart"))
+	}
+	if o.API == nil {
+		return out
+	}
+	hosts, err := o.API.Smarthosts()
+	if err != nil {
+		return append(out, fail("smarthosts", err.Error(), "start `outbound serve` and check [admin] listen"))
+	}
+	for _, h := range hosts {
+		res, err := o.API.TestSmarthost(h.Name)
+		if err != nil {
+			out = append(out, fail("smarthost "+h.Name, err.Error(), "check `outbound smarthost test "+h.Name+"`"))
+			continue
+		}
+		if res.Test == nil {
+			out = append(out, fail("smarthost "+h.Name, "the relay answered without a connection test", "check `outbound smarthost test "+h.Name+"`"))
+			continue
+		}
+		out = append(out, connectionResult("smarthost "+h.Name, *res.Test,
+			"fix it with `outbound smarthost update "+h.Name+"` (host, port, --tls, credentials, --ca-file)"))
+	}
+	return out
+}
+
+// connectionResult turns a connection test's report into a result: the
+// failing step and its reply are the detail.
+func connectionResult(name string, rep delivery.ConnectionReport, fix string) Result {
+	if rep.OK {
+		return pass(name, "connection test passed: "+rep.Target)
+	}
+	detail := "connection test of " + rep.Target + " failed"
+	if s := rep.Failed(); s != nil {
+		detail = fmt.Sprintf("%s failed at %s", rep.Target, s.Name)
+		if s.Error != "" {
+			detail += ": " + s.Error
+		}
+		if s.Reply != "" {
+			detail += " (" + s.Reply + ")"
+		}
+		if s.Hint != "" {
+			fix = s.Hint + "; " + fix
+		}
+	}
+	return fail(name, detail, fix)
+}
+
+// checkSPF checks, for each domain a user may send from, that its SPF
+// authorizes the upstream of the user's route; the fix is the record to
+// publish. A domain shared by users of one route is reported once.
+func checkSPF(o *Options) []Result {
+	if o.API == nil {
+		return nil
+	}
+	users, err := o.API.Users()
+	if err != nil {
+		return []Result{fail("SPF", err.Error(), "start `outbound serve` and check [admin] listen")}
+	}
+	seen := map[string]bool{}
+	var out []Result
+	for _, u := range users {
+		rep, err := o.API.UserSPF(u.Name)
+		if err != nil {
+			out = append(out, fail("SPF of user "+u.Name, err.Error(), "check `outbound spf check DOMAIN`"))
+			continue
+		}
+		for _, d := range rep.Domains {
+			key := d.Domain + "\x00" + rep.Route
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			name := fmt.Sprintf("SPF of %s authorizes %s (route %s)", d.Domain, rep.Upstream, rep.Route)
+			if d.Aligned {
+				out = append(out, pass(name, "pass"))
+				continue
+			}
+			detail := "verdict " + d.Verdict
+			if d.Error != "" {
+				detail += ": " + d.Error
+			}
+			for _, r := range d.Records {
+				if r.Domain == d.Domain {
+					detail += fmt.Sprintf("; published: %q", r.Text)
+				}
+			}
+			out = append(out, fail(name, detail, d.Fix))
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
