@@ -110,6 +110,7 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("DELETE /api/users/{name}/limits", a.authed(a.clearLimits))
 	mux.Handle("GET /api/usage", a.authed(a.listUsage))
 	mux.Handle("GET /api/users/{name}/spf", a.guarded(selfOnly, a.userSPF))
+	mux.Handle("GET /api/dns-records/{domain}", a.authed(a.dnsRecords))
 	mux.Handle("GET /api/usage/{name}", a.guarded(selfOnly, a.showUsage))
 	mux.Handle("GET /api/queue", a.guarded(anyone, a.listQueue))
 	mux.Handle("GET /api/queue/{id}", a.guarded(a.ownMessage, a.showMessage))

@@ -1,0 +1,121 @@
+package admin
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+
+	"outbound/route"
+)
+
+// DNSRecords is the answer to GET /api/dns-records/{domain}: every record
+// the domain should publish for this relay, ready to paste into a zone.
+type DNSRecords struct {
+	Domain string `json:"domain"`
+	// Hostname is the relay's host name, the target of the SRV and CNAME
+	// records.
+	Hostname string `json:"hostname"`
+	// Users are the users that may send from the domain.
+	Users   []string    `json:"users"`
+	Records []DNSRecord `json:"records"`
+	// Notes say what the records cannot: a route with no SPF identity,
+	// that the SPF record is to be merged into an existing one.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// DNSRecord is one resource record: Name is the owner name (fully
+// qualified, with the final dot), Value the record data in zone-file
+// form, Purpose what it is for.
+type DNSRecord struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Value   string `json:"value"`
+	Purpose string `json:"purpose"`
+}
+
+// dnsRecords lists the records of a domain some user sends from. The
+// submission SRV records name the standard ports (465 and 587), the ones
+// clients are told everywhere else; Outlook's _autodiscover SRV points
+// at the relay's host name on 443, so Outlook reaches the autodiscover
+// answer with the relay's own certificate.
+func (a *api) dnsRecords(w http.ResponseWriter, r *http.Request) error {
+	domain := strings.ToLower(strings.TrimSuffix(r.PathValue("domain"), "."))
+	if domain == "" || strings.ContainsAny(domain, " /@") {
+		return badRequest("%q is not a domain name", r.PathValue("domain"))
+	}
+	users, err := a.Users.List()
+	if err != nil {
+		return err
+	}
+	rep := DNSRecords{Domain: domain, Hostname: a.LocalName, Users: []string{}, Records: []DNSRecord{}}
+	var includes, ips []string
+	seen := map[string]bool{}
+	add := func(list *[]string, term string) {
+		if !seen[term] {
+			seen[term] = true
+			*list = append(*list, term)
+		}
+	}
+	for _, u := range users {
+		sends := false
+		for _, d := range senderDomains(u) {
+			sends = sends || d == domain
+		}
+		if !sends {
+			continue
+		}
+		rep.Users = append(rep.Users, u.Name)
+		id := a.Routes.Policy(u).SPF
+		if id.Include == "" && len(id.IPs) == 0 {
+			name := u.Route
+			if name == "" {
+				name = route.DefaultName
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("route %s (user %s) has no SPF identity: set its SPF include or IPs so SPF can authorize it", name, u.Name))
+			continue
+		}
+		if id.Include != "" {
+			add(&includes, "include:"+id.Include)
+		}
+		for _, ip := range id.IPs {
+			add(&ips, spfIPTerm(ip))
+		}
+	}
+	if len(rep.Users) == 0 {
+		return &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no user may send from %s: add it to a user's allowed senders first", domain)}
+	}
+	sort.Strings(includes)
+	sort.Strings(ips)
+	fqdn := func(name string) string { return name + "." }
+	host := fqdn(strings.TrimSuffix(a.LocalName, "."))
+	if terms := append(includes, ips...); len(terms) > 0 {
+		rep.Records = append(rep.Records, DNSRecord{Name: fqdn(domain), Type: "TXT",
+			Value:   fmt.Sprintf(`"v=spf1 %s ~all"`, strings.Join(terms, " ")),
+			Purpose: "SPF: authorizes the upstreams this domain's users send through"})
+		rep.Notes = append(rep.Notes, "a domain has one SPF record: if it publishes one already, add "+strings.Join(terms, " ")+" to it instead")
+	}
+	rep.Records = append(rep.Records,
+		DNSRecord{Name: fqdn("_submissions._tcp." + domain), Type: "SRV", Value: "0 1 465 " + host,
+			Purpose: "RFC 8314: mail submission over implicit TLS"},
+		DNSRecord{Name: fqdn("_submission._tcp." + domain), Type: "SRV", Value: "0 1 587 " + host,
+			Purpose: "RFC 6186: mail submission with STARTTLS"},
+		DNSRecord{Name: fqdn("autoconfig." + domain), Type: "CNAME", Value: host,
+			Purpose: "Thunderbird's autoconfig (the certificate must name autoconfig." + domain + " for HTTPS)"},
+		DNSRecord{Name: fqdn("autodiscover." + domain), Type: "CNAME", Value: host,
+			Purpose: "Outlook's autodiscover (the certificate must name autodiscover." + domain + ")"},
+		DNSRecord{Name: fqdn("_autodiscover._tcp." + domain), Type: "SRV", Value: "0 1 443 " + host,
+			Purpose: "Outlook's autodiscover at the relay's own name, with its own certificate"},
+	)
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// spfIPTerm is "ip4:192.0.2.1" or "ip6:2001:db8::1".
+func spfIPTerm(ip net.IP) string {
+	if ip.To4() != nil {
+		return "ip4:" + ip.String()
+	}
+	return "ip6:" + ip.String()
+}

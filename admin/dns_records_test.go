@@ -1,0 +1,64 @@
+package admin_test
+
+import (
+	"net/http"
+	"testing"
+
+	"outbound/admin"
+	"outbound/auth"
+	"outbound/internal/admintest"
+)
+
+// A domain with one user on the default route and one on a smarthost
+// gets an SPF record authorizing both upstreams, the submission SRV
+// records and the autoconfig names, all pointing at the relay.
+func TestDNSRecordsForDefaultRouteAndSmarthost(t *testing.T) {
+	r := admintest.New(t)
+	r.AddSmarthost(t, "sg")
+	r.AddUsers(t, "app@example.com", "shop-key", "other@elsewhere.example")
+	if err := r.Users.Update("shop-key", func(u *auth.User) error {
+		u.AllowFrom = []string{"Example.com"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Client.SetRoutes(admin.RouteRequest{Users: []string{"shop-key"}, Smarthost: "sg"}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Client.DNSRecords("EXAMPLE.com.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Domain != "example.com" || rep.Hostname != "relay.test" || len(rep.Users) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	want := map[string]admin.DNSRecord{
+		"TXT example.com.":                    {Value: `"v=spf1 include:_spf.example.net include:sendgrid.net ~all"`},
+		"SRV _submissions._tcp.example.com.":  {Value: "0 1 465 relay.test."},
+		"SRV _submission._tcp.example.com.":   {Value: "0 1 587 relay.test."},
+		"CNAME autoconfig.example.com.":       {Value: "relay.test."},
+		"CNAME autodiscover.example.com.":     {Value: "relay.test."},
+		"SRV _autodiscover._tcp.example.com.": {Value: "0 1 443 relay.test."},
+	}
+	if len(rep.Records) != len(want) {
+		t.Errorf("%d records, want %d: %+v", len(rep.Records), len(want), rep.Records)
+	}
+	for _, rec := range rep.Records {
+		w, ok := want[rec.Type+" "+rec.Name]
+		if !ok || w.Value != rec.Value || rec.Purpose == "" {
+			t.Errorf("record %+v; want value %q", rec, w.Value)
+		}
+	}
+}
+
+func TestDNSRecordsUnknownDomainAndSenders(t *testing.T) {
+	r := admintest.New(t)
+	r.AddUsers(t, "app@example.com")
+	if _, err := r.Client.DNSRecords("nobody.example"); statusOf(err) != http.StatusNotFound {
+		t.Errorf("unknown domain: %v", err)
+	}
+	// Operators only: a sender may not map the relay's domains.
+	if _, err := r.Client.ActingFor("app@example.com").DNSRecords("example.com"); statusOf(err) != http.StatusForbidden {
+		t.Errorf("as a sender: %v", err)
+	}
+}
