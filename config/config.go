@@ -39,6 +39,7 @@ type Config struct {
 	Suppression      Suppression      `toml:"suppression"`
 	Webhooks         Webhooks         `toml:"webhooks"`
 	ProviderWebhooks ProviderWebhooks `toml:"provider_webhooks"`
+	Autoconfig       Autoconfig       `toml:"autoconfig"`
 	DSN              DSN              `toml:"dsn"`
 	Limits           Limits           `toml:"limits"`
 	DNS              DNS              `toml:"dns"`
@@ -158,6 +159,16 @@ type ProviderWebhooks struct {
 	MaxBodyBytes int64  `toml:"max_body_bytes" doc:"Largest request body taken, in bytes; a larger one is refused with 413."`
 }
 
+// Autoconfig answers mail clients' automatic configuration (package
+// autoconfig: Thunderbird, Outlook, Apple profiles) for the domains users
+// send from. The admin listener always serves it; a listener of its own
+// lets it be public while the admin listener stays on loopback.
+type Autoconfig struct {
+	Listen       string   `toml:"listen" doc:"Address of a listener for autoconfig alone (typically :443). Empty (the default): only the admin listener serves it. On a loopback address it is plain HTTP (behind a reverse proxy that terminates TLS); on any other it is HTTPS with the submission listeners' certificate."`
+	IMAPHost     string   `toml:"imap_host" doc:"Incoming (IMAP, port 993) server named in Thunderbird's answer and the Apple profile, which both require one. Empty: the relay's hostname, where nothing answers IMAP: the account sends and reports it cannot fetch mail."`
+	LinkLifetime Duration `toml:"link_lifetime" doc:"How long a profile link printed by 'outbound autoconfig link' stays valid."`
+}
+
 // Webhooks are the endpoints users register to receive their messages
 // events (package webhooks). A user chooses the URL, so by default it must
 // be https at a public address, checked when registered and again at
@@ -257,6 +268,7 @@ func Default() Config {
 		},
 		Suppression:      Suppression{Scope: "user", Expire: Duration(90 * 24 * time.Hour)},
 		ProviderWebhooks: ProviderWebhooks{MaxBodyBytes: 1 << 20},
+		Autoconfig:       Autoconfig{LinkLifetime: Duration(7 * 24 * time.Hour)},
 		DSN:              DSN{From: "postmaster@{domain}", FallbackSender: "postmaster@{domain}"},
 		Limits: Limits{
 			DefaultRoutePerHour: 2,
@@ -337,7 +349,7 @@ func (c *Config) Validate() error {
 		bad("tls.cert", "tls.cert and tls.key must be set together")
 	}
 	c.validateACME(bad)
-	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen, "provider_webhooks.listen": c.ProviderWebhooks.Listen} {
+	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen, "provider_webhooks.listen": c.ProviderWebhooks.Listen, "autoconfig.listen": c.Autoconfig.Listen} {
 		if addr == "" {
 			continue
 		}
@@ -416,6 +428,9 @@ func (c *Config) Validate() error {
 	}
 	if s := c.Suppression.Scope; s != "user" && s != "relay" {
 		bad("suppression.scope", `must be "user" or "relay", not %q`, s)
+	}
+	if c.Autoconfig.LinkLifetime.D() <= 0 {
+		bad("autoconfig.link_lifetime", "must be positive, got %s", c.Autoconfig.LinkLifetime.D())
 	}
 	if c.ProviderWebhooks.MaxBodyBytes < 1024 {
 		bad("provider_webhooks.max_body_bytes", "must be at least 1024, got %d", c.ProviderWebhooks.MaxBodyBytes)

@@ -113,6 +113,8 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		"[log]\nlevel = \"loud\"":                                      "log.level",
 		"[provider_webhooks]\nlisten = \"8443\"":                       "provider_webhooks.listen",
 		"[provider_webhooks]\nmax_body_bytes = 10":                     "provider_webhooks.max_body_bytes",
+		"[autoconfig]\nlisten = \"443\"":                               "autoconfig.listen",
+		"[autoconfig]\nlink_lifetime = \"0\"":                          "autoconfig.link_lifetime",
 		"[dsn]\nfrom = \"\"":                                           "dsn.from",
 		"[dsn]\nfrom = \"Postmaster <postmaster@{domain}>\"":           "dsn.from",
 		"[dsn]\nfallback_sender = \"bounces@{domian}\"":                "dsn.fallback_sender",
