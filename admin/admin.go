@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"outbound/auth"
+	"outbound/dkim"
 	"outbound/events"
 	"outbound/internal/netutil"
 	"outbound/metrics"
@@ -81,6 +82,9 @@ type Options struct {
 	// TLS reports the listeners' certificate for GET /api/tls (doctor);
 	// nil: that endpoint answers 501.
 	TLS func() TLSStatus
+	// DKIM keeps the domains' signing keys; nil: the /api/dkim endpoints
+	// answer 501.
+	DKIM *dkim.Store
 }
 
 type api struct {
@@ -128,6 +132,7 @@ func Handler(opts Options) http.Handler {
 	a.registerOperators(mux)
 	a.registerWebhooks(mux)
 	a.registerTLS(mux)
+	a.registerDKIM(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
