@@ -57,6 +57,11 @@ type Preset struct {
 	// SPFNote says where the include belongs when it is not on the From
 	// domain itself (Resend and SES with a custom MAIL FROM), else "".
 	SPFNote string
+	// Rewrites are the header fields the provider replaces on every
+	// message (Amazon SES: Message-ID and Date). A DKIM signature must not
+	// cover them, or the provider's own change breaks it; SES documents
+	// that they must not be signed.
+	Rewrites []string
 }
 
 // table is the one list of presets, from each provider's documentation:
@@ -67,7 +72,9 @@ type Preset struct {
 //   - SendGrid (Twilio docs): smtp.sendgrid.net, user "apikey"; 25, 587,
 //     2525 STARTTLS, 465 TLS; include sendgrid.net.
 //   - Amazon SES: email-smtp.<region>.amazonaws.com; STARTTLS on 25, 587,
-//     2587, TLS wrapper on 465, 2465; include amazonses.com.
+//     2587, TLS wrapper on 465, 2465; include amazonses.com. SES replaces
+//     Message-ID and Date and asks that DKIM signatures leave them out
+//     (and Return-Path, Bounces-To, which are never signed here).
 //   - Postmark: smtp.postmarkapp.com; 25, 2525, 587 STARTTLS, no implicit
 //     TLS port; Server API Token as user and password; include spf.mtasv.net.
 //   - Gmail: smtp.gmail.com; 587 STARTTLS, 465 TLS; app password;
@@ -175,6 +182,7 @@ func table() []Preset {
 			UsernameHint: "the SMTP username of SES SMTP credentials for this region (not an AWS access key ID)",
 			SPFInclude:   "amazonses.com",
 			SPFNote:      "SES sends from its own MAIL FROM domain unless you set a custom one; the include belongs on that custom MAIL FROM domain",
+			Rewrites:     []string{"Message-ID", "Date"},
 		})
 	}
 	slices.SortFunc(presets, func(a, b Preset) int { return strings.Compare(a.Name, b.Name) })

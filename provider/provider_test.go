@@ -140,3 +140,20 @@ func TestAllReturnsACopy(t *testing.T) {
 		t.Error("changing All's result changed the table")
 	}
 }
+
+// Amazon SES replaces Message-ID and Date (its documentation says not to
+// DKIM-sign them); the presets that do not are declared to rewrite nothing.
+func TestSESRewritesMessageIDAndDate(t *testing.T) {
+	for _, p := range All() {
+		want := 0
+		if strings.HasPrefix(p.Name, "ses-") {
+			want = 2
+			if p.Rewrites[0] != "Message-ID" || p.Rewrites[1] != "Date" {
+				t.Errorf("%s rewrites %v", p.Name, p.Rewrites)
+			}
+		}
+		if len(p.Rewrites) != want {
+			t.Errorf("%s rewrites %v", p.Name, p.Rewrites)
+		}
+	}
+}

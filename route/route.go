@@ -290,6 +290,10 @@ type Policy struct {
 	// (auth.User.SPFPolicy); SPFPolicy is still "off" when SPF has no
 	// identity to check.
 	SPFPolicyOverridden bool
+	// Rewrites are the header fields the route's upstream (or its
+	// fallback, which may carry the message instead) replaces, from its
+	// provider preset: the relay's DKIM signature leaves them out.
+	Rewrites []string
 }
 
 // Policy returns u's limits and SPF settings, from u as given (the
@@ -297,11 +301,19 @@ type Policy struct {
 // smarthost that cannot be read counts as one without an SPF identity:
 // its mail waits in delivery anyway.
 func (r *Router) Policy(u *auth.User) Policy {
-	p := Policy{SPF: r.defSPF, SPFPolicy: r.opts.Default.SPFPolicy, Limits: r.opts.DefaultLimits}
+	p := Policy{SPF: r.defSPF, SPFPolicy: r.opts.Default.SPFPolicy, Limits: r.opts.DefaultLimits,
+		Rewrites: rewrites(r.opts.Default.Host)}
 	if u.Route != "" {
 		p.Limits = r.opts.OwnLimits
 		p.SPF = spf.Identity{Name: u.Route}
+		p.Rewrites = nil
 		if h, err := r.smarthost(u.Route); err == nil {
+			p.Rewrites = rewrites(h.Host)
+			if h.Fallback != "" {
+				if fb, err := r.smarthost(h.Fallback); err == nil {
+					p.Rewrites = append(p.Rewrites, rewrites(fb.Host)...)
+				}
+			}
 			p.SPF.Include, p.SPF.Name = h.SPFIdentityInclude()
 			if h.Owner != "" && p.SPF.Name == h.Name {
 				// A user's own SMTP server is named "own-" and the login
@@ -325,6 +337,15 @@ func (r *Router) Policy(u *auth.User) Policy {
 		p.SPFPolicy = spf.PolicyOff // nothing to check against
 	}
 	return p
+}
+
+// rewrites are the header fields the provider at host replaces, if
+// host is a known provider's.
+func rewrites(host string) []string {
+	if p, ok := provider.ForHost(host); ok {
+		return p.Rewrites
+	}
+	return nil
 }
 
 // OwnServerName is how people are told about user's own SMTP server

@@ -328,3 +328,27 @@ func TestOwnSmarthostSPFIdentityName(t *testing.T) {
 		t.Fatalf("SPF identity of an own server at a provider = %+v, want Mailgun EU", p.SPF)
 	}
 }
+
+// The header fields a route's upstream rewrites come from its provider
+// preset (Amazon SES: Message-ID and Date), for the relay's DKIM
+// signature to leave out; a fallback's count too, since it may carry the
+// message.
+func TestPolicyRewritesFollowTheUpstreamsPreset(t *testing.T) {
+	ses := Default{Host: "email-smtp.eu-west-1.amazonaws.com", Port: 587, TLSMode: "starttls"}
+	r := newRig(t, ses)
+	if p := r.Policy(&auth.User{Name: "a@example.com"}); !reflect.DeepEqual(p.Rewrites, []string{"Message-ID", "Date"}) {
+		t.Errorf("default route on SES: rewrites %v", p.Rewrites)
+	}
+	r.add(t, smarthost.Smarthost{Name: "sg", Host: "smtp.sendgrid.net", Port: 587, TLS: "starttls"}, "")
+	if p := r.Policy(&auth.User{Name: "b@example.com", Route: "sg"}); len(p.Rewrites) != 0 {
+		t.Errorf("SendGrid smarthost: rewrites %v", p.Rewrites)
+	}
+	r.add(t, smarthost.Smarthost{Name: "aws", Host: "email-smtp.us-east-1.amazonaws.com", Port: 587, TLS: "starttls"}, "")
+	r.add(t, smarthost.Smarthost{Name: "sg2", Host: "smtp.sendgrid.net", Port: 587, TLS: "starttls", Fallback: "aws"}, "")
+	if p := r.Policy(&auth.User{Name: "c@example.com", Route: "sg2"}); !reflect.DeepEqual(p.Rewrites, []string{"Message-ID", "Date"}) {
+		t.Errorf("SendGrid with an SES fallback: rewrites %v", p.Rewrites)
+	}
+	if p := newRig(t, sendgrid).Policy(&auth.User{Name: "d@example.com"}); len(p.Rewrites) != 0 {
+		t.Errorf("default route on SendGrid: rewrites %v", p.Rewrites)
+	}
+}
