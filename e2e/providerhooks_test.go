@@ -7,24 +7,32 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/suppression"
+	"outbound/webhooks"
 )
 
 // A message relayed to the upstream is reported by Mailgun as failed
 // permanently (550 5.1.1, Mailgun's documented payload signed with the
 // smarthost's webhook signing key): the event is on the message's
 // timeline, the recipient is suppressed, and the next RCPT to it gets
-// 550 5.1.1 naming Mailgun's reason. The same request again is refused.
+// 550 5.1.1 naming Mailgun's reason. The same request again is refused,
+// and the app's own endpoint receives the bounce as a signed webhook that
+// the Standard Webhooks reference library verifies.
 func TestMailgunPermanentFailureWebhookSuppressesRecipient(t *testing.T) {
 	const (
 		sender = "app@example.com"
@@ -36,8 +44,39 @@ func TestMailgunPermanentFailureWebhookSuppressesRecipient(t *testing.T) {
 	r := newRelay(t, up.Addr())
 	hooksAddr := testutil.FreePort(t)
 	r.cfg.set("provider_webhooks", "listen", q(hooksAddr))
+	// The app's own endpoint is an httptest server: plain HTTP on loopback.
+	r.cfg.set("webhooks", "allow_http", "true")
+	r.cfg.set("webhooks", "allow_private", "true")
+	var mu sync.Mutex
+	var secret string
+	var appGot []webhooks.Payload
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err == nil {
+			err = wh.Verify(body, req.Header)
+		}
+		if err != nil {
+			t.Errorf("the app's endpoint cannot verify %s: %v", req.Header.Get("webhook-id"), err)
+		}
+		var p webhooks.Payload
+		if json.Unmarshal(body, &p) == nil {
+			appGot = append(appGot, p)
+		}
+	}))
+	defer app.Close()
 	r.start()
 	r.addUser(sender, "app password 1")
+	res := r.cli("", "webhook", "add", sender, app.URL+"/outbound")
+	m := regexp.MustCompile(`signing secret \(shown only now\): (whsec_\S+)`).FindStringSubmatch(res.Stdout)
+	if res.Code != 0 || m == nil {
+		t.Fatalf("webhook add: %s", res)
+	}
+	mu.Lock()
+	secret = m[1]
+	mu.Unlock()
 	r.addLoopbackSmarthost("mg", up)
 	keyFile := testutil.WriteFile(t, t.TempDir(), "mailgun.key", []byte(key+"\n"))
 	if res := r.cli("", "smarthost", "update", "mg", "--webhook-signing-key-file", keyFile); res.Code != 0 || strings.Contains(res.Stdout, key) {
@@ -120,4 +159,15 @@ func TestMailgunPermanentFailureWebhookSuppressesRecipient(t *testing.T) {
 	if code := post(); code != http.StatusConflict {
 		t.Fatalf("the same request again: %d, want 409", code)
 	}
+	// The app hears of the bounce through its own signed webhook.
+	waitUntil(t, 30*time.Second, "the app's endpoint to receive the provider's bounce", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range appGot {
+			if p.Type == "message."+string(events.ProviderBounced) && p.Data.Recipient == gone && p.Data.Message == id {
+				return true
+			}
+		}
+		return false
+	})
 }
