@@ -117,6 +117,9 @@ type Options struct {
 	// messages being received and queued (budget.go); past it MAIL and
 	// DATA get 452 4.3.1. 0 means DefaultBytesInFlight(MaxMessageBytes).
 	MaxBytesInFlight int64
+	// Signer, when set, DKIM-signs each message for its header From's
+	// domain just before it is queued (dkim.go).
+	Signer Signer
 	// MaxErrors ends a session with 421 4.7.0 once this many of its MAIL,
 	// RCPT, DATA or AUTH commands were refused; 0 means no limit.
 	MaxErrors int
@@ -599,6 +602,9 @@ func (s *session) data(r io.Reader) *reply {
 	}
 	cur.release()
 	cur = queued
+	if refusal := s.sign(pm, queued); refusal != nil {
+		return refusal
+	}
 	body := queued.b
 
 	// Count the recipients atomically now: RCPT-time checks on parallel
