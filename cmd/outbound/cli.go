@@ -54,6 +54,8 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"usage":       e.usageCommand,
 		"limits":      e.limitsCommand,
 		"spf":         e.spfCommand,
+		"dns":         e.dnsCommand,
+		"autoconfig":  e.autoconfigCommand,
 		"operator":    e.operatorCommand,
 		"events":      e.eventsCommand,
 		"suppression": e.suppressionCommand,

@@ -75,6 +75,11 @@ Commands:
   limits reset USER             back to the route's default limits
   spf check DOMAIN [--route default | --include DOMAIN | --ip IP]...
                                 does DOMAIN's SPF authorize the upstream? exits 1 unless pass
+  dns records DOMAIN [--json]   the DNS records DOMAIN should publish for this relay:
+                                SPF, submission SRV, autoconfig names
+  autoconfig link USER [--base URL]
+                                a link that downloads USER's Apple profile
+                                (expires after autoconfig.link_lifetime)
   queue list [--status S]       list messages (S: queued, delivered, failed)
   queue show ID                 show one message (says when its content was redacted)
   queue stats                   counts by status, oldest pending message

@@ -16,6 +16,7 @@ import (
 
 	"outbound/admin"
 	"outbound/auth"
+	"outbound/autoconfig"
 	"outbound/config"
 	"outbound/delivery"
 	"outbound/events"
@@ -252,8 +253,14 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
+	ac := autoconfig.Handler(autoconfigOptions(cfg, s.users, token, log.With("component", "autoconfig")))
 	if cfg.Admin.Listen != "" {
-		if err := s.listenAdmin(cfg.Admin.Listen, adminMux(api, ui), adminTLS, tokenPath, log); err != nil {
+		if err := s.listenAdmin(cfg.Admin.Listen, withAutoconfig(ac, adminMux(api, ui)), adminTLS, tokenPath, log); err != nil {
+			return nil, err
+		}
+	}
+	if a := cfg.Autoconfig.Listen; a != "" {
+		if err := s.listenAutoconfig(a, ac, log.With("component", "autoconfig")); err != nil {
 			return nil, err
 		}
 	}
