@@ -96,3 +96,19 @@ func registerQueue(pending func() float64, oldestAge func() float64) {
 		}, oldestAge),
 	)
 }
+
+// TLSExpiryFunc registers outbound_tls_certificate_expiry_timestamp_seconds,
+// the listeners' certificate's expiry as a Unix time (0 while there is
+// none, an ACME certificate not obtained yet), read when scraped; alert
+// on it minus time() falling under 14 days. Only the first call
+// registers.
+func TLSExpiryFunc(notAfter func() float64) {
+	tlsOnce.Do(func() {
+		Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "outbound_tls_certificate_expiry_timestamp_seconds",
+			Help: "Expiry of the listeners' TLS certificate, as a Unix time; 0 while there is none.",
+		}, notAfter))
+	})
+}
+
+var tlsOnce sync.Once

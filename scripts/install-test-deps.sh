@@ -2,6 +2,19 @@
 # Installs the real clients the end-to-end tests drive, on Debian.
 # Idempotent: does nothing when they are already there.
 set -e
+# The ACME tests (e2e/acme_test.go) run Let's Encrypt's test CA, Pebble, and
+# its DNS test server, built from the Go module proxy into bin/test-tools
+# (the tests look there). The version is pinned; a binary already there is
+# kept.
+PEBBLE_VERSION=v2.10.3
+tools="$(cd "$(dirname "$0")/.." && pwd)/bin/test-tools"
+for cmd in pebble pebble-challtestsrv; do
+	if [ ! -x "$tools/$cmd" ] || [ "$(cat "$tools/$cmd.version" 2>/dev/null)" != "$PEBBLE_VERSION" ]; then
+		echo "installing $cmd $PEBBLE_VERSION into $tools"
+		GOBIN="$tools" "${GO:-go}" install "github.com/letsencrypt/pebble/v2/cmd/$cmd@$PEBBLE_VERSION"
+		echo "$PEBBLE_VERSION" >"$tools/$cmd.version"
+	fi
+done
 missing=""
 command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"

@@ -81,6 +81,12 @@ func adminEndpoint(cfg config.Config) (string, *http.Client, error) {
 	if !adminServesTLS(listen) {
 		return "http://" + addr, client, nil
 	}
+	if cfg.ACME.Enabled {
+		// A certificate from a public CA, renewed by the server: the
+		// system's roots vouch for it.
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ACMENames()[0]}, Proxy: nil}
+		return "https://" + addr, client, nil
+	}
 	certPath := cfg.TLS.Cert
 	if certPath == "" {
 		certPath = filepath.Join(cfg.DataDir, "tls", "cert.pem")

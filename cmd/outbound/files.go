@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -19,19 +21,35 @@ import (
 	"sync/atomic"
 	"time"
 
+	"outbound/admin"
 	"outbound/config"
 )
 
-// listenerCert holds the listeners' certificate so that SIGHUP can swap in
-// a renewed one (certbot's deploy hook runs `systemctl reload outbound`)
-// without closing connections or stopping delivery.
+// listenerCert is the one certificate of every TLS listener (465, 587, the
+// admin listener, the provider webhook listener), all served through get.
+// From files, it is held so that SIGHUP can swap in a renewed one
+// (certbot's deploy hook runs `systemctl reload outbound`) without closing
+// connections or stopping delivery; under [acme] it comes from acme, which
+// renews it by itself.
 type listenerCert struct {
 	cfg  config.Config
 	path string
 	cur  atomic.Pointer[tls.Certificate]
+	// acme, when [acme] is enabled, is the source of the certificate;
+	// path and cur are then unused.
+	acme *acmeCert
+	// lastErr is the last SIGHUP reload failure, for status.
+	lastErr atomic.Pointer[string]
 }
 
-func loadListenerCert(cfg config.Config) (*listenerCert, error) {
+func loadListenerCert(cfg config.Config, log *slog.Logger) (*listenerCert, error) {
+	if cfg.ACME.Enabled {
+		a, err := startACME(cfg, log.With("component", "acme"))
+		if err != nil {
+			return nil, err
+		}
+		return &listenerCert{cfg: cfg, path: filepath.Join(cfg.DataDir, "acme"), acme: a}, nil
+	}
 	cert, path, err := loadOrCreateCertificate(cfg)
 	if err != nil {
 		return nil, err
@@ -42,13 +60,59 @@ func loadListenerCert(cfg config.Config) (*listenerCert, error) {
 }
 
 // get is the listeners' tls.Config.GetCertificate.
-func (c *listenerCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+func (c *listenerCert) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c.acme != nil {
+		return c.acme.get(hello)
+	}
+	return c.cur.Load(), nil
+}
+
+// status is GET /api/tls and the expiry gauge's source.
+func (c *listenerCert) status() admin.TLSStatus {
+	if c.acme != nil {
+		return c.acme.status()
+	}
+	st := admin.TLSStatus{Source: "file"}
+	if c.cfg.TLS.Cert == "" {
+		st.Source = "self-signed"
+	}
+	if leaf, err := x509.ParseCertificate(c.cur.Load().Certificate[0]); err == nil {
+		st.Names, st.Issuer, st.NotAfter = leaf.DNSNames, leaf.Issuer.CommonName, leaf.NotAfter
+	}
+	if e := c.lastErr.Load(); e != nil {
+		st.LastError = *e
+	}
+	return st
+}
+
+// expiry is the certificate's expiry in Unix seconds, 0 while there is
+// none: the outbound_tls_certificate_expiry_timestamp_seconds gauge.
+func (c *listenerCert) expiry() float64 {
+	if t := c.status().NotAfter; !t.IsZero() {
+		return float64(t.Unix())
+	}
+	return 0
+}
+
+// stop ends ACME renewals.
+func (c *listenerCert) stop(ctx context.Context) error {
+	if c.acme != nil {
+		return c.acme.stop(ctx)
+	}
+	return nil
+}
 
 // reload reads the certificate and key again. When they do not load, or
 // do not match, the certificate in use stays and the error says why.
+// Under [acme] there is nothing to reload: renewals apply by themselves.
 func (c *listenerCert) reload() (*x509.Certificate, error) {
+	if c.acme != nil {
+		return c.acme.leaf()
+	}
 	cert, _, err := loadOrCreateCertificate(c.cfg)
 	if err != nil {
+		msg := err.Error()
+		c.lastErr.Store(&msg)
 		return nil, err
 	}
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
@@ -56,6 +120,7 @@ func (c *listenerCert) reload() (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: %w", c.path, err)
 	}
 	c.cur.Store(&cert)
+	c.lastErr.Store(nil)
 	return leaf, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,6 +85,10 @@ func serve(configPath string) error {
 // reloadCertificate answers SIGHUP: new connections get the certificate
 // now in the files; if it does not load, the current one stays.
 func (s *server) reloadCertificate(log *slog.Logger) {
+	if s.cert.acme != nil {
+		log.Info("SIGHUP: the certificate is managed over ACME and renewed by itself; nothing to reload")
+		return
+	}
 	leaf, err := s.cert.reload()
 	if err != nil {
 		log.Error("certificate reload failed; keeping the current certificate", "err", err)
@@ -121,20 +126,22 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	cert, err := loadListenerCert(cfg)
-	if err != nil {
-		return nil, err
-	}
 	token, tokenPath, err := loadOrCreateToken(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cert: cert, addrs: map[string]string{}, done: make(chan struct{}), delivered: make(chan struct{}), failed: make(chan error, 4)}
+	s := &server{addrs: map[string]string{}, done: make(chan struct{}), delivered: make(chan struct{}), failed: make(chan error, 4)}
 	defer func() {
 		if err != nil {
 			s.stop()
 		}
 	}()
+	cert, err := loadListenerCert(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.cert = cert
+	s.closers = append(s.closers, cert.stop)
 
 	// Stores: one bbolt file, each owner with its buckets.
 	if s.db, err = openDB(cfg.DataDir); err != nil {
@@ -180,6 +187,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	metrics.Register()
+	metrics.TLSExpiryFunc(cert.expiry)
 	metrics.QueueFuncs(
 		func() float64 { return float64(s.queue.Stats().Pending) },
 		func() float64 {
@@ -222,7 +230,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators, SPF: checker,
-		Events: evlog, Suppressions: suppressed, Webhooks: hooks})
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks, TLS: cert.status})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
@@ -236,8 +244,8 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	}
 
 	// Listeners.
-	tlsConfig := relay.ServerTLSConfig(*cert.cur.Load())
-	// Served through GetCertificate, so that SIGHUP can replace it.
+	tlsConfig := relay.ServerTLSConfig(tls.Certificate{})
+	// Served through GetCertificate, so that SIGHUP or ACME can replace it.
 	tlsConfig.Certificates, tlsConfig.GetCertificate = nil, cert.get
 	// At stop, sessions in the middle of a message finish it and get their
 	// reply; the others get 421 4.3.2. Only then are the stores closed.
