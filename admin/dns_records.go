@@ -1,12 +1,14 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sort"
 	"strings"
 
+	"outbound/dkim"
 	"outbound/route"
 )
 
@@ -21,7 +23,8 @@ type DNSRecords struct {
 	Users   []string    `json:"users"`
 	Records []DNSRecord `json:"records"`
 	// Notes say what the records cannot: a route with no SPF identity,
-	// that the SPF record is to be merged into an existing one.
+	// that the SPF record is to be merged into an existing one, a domain
+	// without a DKIM key.
 	Notes []string `json:"notes,omitempty"`
 }
 
@@ -92,7 +95,7 @@ func (a *api) dnsRecords(w http.ResponseWriter, r *http.Request) error {
 	host := fqdn(strings.TrimSuffix(a.LocalName, "."))
 	if terms := append(includes, ips...); len(terms) > 0 {
 		rep.Records = append(rep.Records, DNSRecord{Name: fqdn(domain), Type: "TXT",
-			Value:   fmt.Sprintf(`"v=spf1 %s ~all"`, strings.Join(terms, " ")),
+			Value:   txtZoneValue("v=spf1 " + strings.Join(terms, " ") + " ~all"),
 			Purpose: "SPF: authorizes the upstreams this domain's users send through"})
 		rep.Notes = append(rep.Notes, "a domain has one SPF record: if it publishes one already, add "+strings.Join(terms, " ")+" to it instead")
 	}
@@ -108,8 +111,50 @@ func (a *api) dnsRecords(w http.ResponseWriter, r *http.Request) error {
 		DNSRecord{Name: fqdn("_autodiscover._tcp." + domain), Type: "SRV", Value: "0 1 443 " + host,
 			Purpose: "Outlook's autodiscover at the relay's own name, with its own certificate"},
 	)
+	if err := a.addDKIMRecords(&rep); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// addDKIMRecords adds the domain's DKIM keys' TXT records and a DMARC
+// suggestion (package dkim), or a note that the domain has no key yet.
+// Without a DKIM store the server does not sign, and nothing is said.
+func (a *api) addDKIMRecords(rep *DNSRecords) error {
+	if a.DKIM == nil {
+		return nil
+	}
+	records, err := a.DKIM.Records(rep.Domain)
+	if errors.Is(err, dkim.ErrNotFound) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s has no DKIM key, so its mail is not signed: run outbound dkim keygen %s", rep.Domain, rep.Domain))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range records {
+		value := r.Value
+		if r.Type == "TXT" {
+			value = txtZoneValue(value)
+		}
+		rep.Records = append(rep.Records, DNSRecord{Name: strings.TrimSuffix(r.Name, ".") + ".", Type: r.Type, Value: value, Purpose: r.Note})
+	}
+	return nil
+}
+
+// txtZoneValue is a TXT value in zone-file form: quoted strings of at
+// most 255 octets each, as DNS requires of a long value (an RSA key);
+// resolvers join them back into one.
+func txtZoneValue(v string) string {
+	var parts []string
+	for {
+		n := min(len(v), 255)
+		parts = append(parts, `"`+v[:n]+`"`)
+		if v = v[n:]; v == "" {
+			return strings.Join(parts, " ")
+		}
+	}
 }
 
 // spfIPTerm is "ip4:192.0.2.1" or "ip6:2001:db8::1".

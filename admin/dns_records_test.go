@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"outbound/admin"
@@ -60,5 +61,44 @@ func TestDNSRecordsUnknownDomainAndSenders(t *testing.T) {
 	// Operators only: a sender may not map the relay's domains.
 	if _, err := r.Client.ActingFor("app@example.com").DNSRecords("example.com"); statusOf(err) != http.StatusForbidden {
 		t.Errorf("as a sender: %v", err)
+	}
+}
+
+// With DKIM keys the domain's TXT key records (long RSA values split in
+// quoted strings of at most 255 octets) and a DMARC suggestion follow; a
+// domain without keys gets a note naming the command that makes them.
+func TestDNSRecordsWithDKIM(t *testing.T) {
+	r := dkimRig(t)
+	r.AddUsers(t, "app@example.org", "app@example.com")
+	if _, err := r.Client.GenerateDKIM("example.org", admin.DKIMKeyRequest{Selector: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Client.DNSRecords("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, rec := range rep.Records {
+		got[rec.Type+" "+rec.Name] = rec.Value
+	}
+	ed, rsa := got["TXT s1-ed25519._domainkey.example.org."], got["TXT s1-rsa._domainkey.example.org."]
+	if !strings.HasPrefix(ed, `"v=DKIM1; k=ed25519; p=`) || !strings.HasPrefix(rsa, `"v=DKIM1; k=rsa; p=`) || !strings.Contains(rsa, `" "`) {
+		t.Errorf("DKIM records: ed25519 %s\nrsa %s", ed, rsa)
+	}
+	for _, part := range strings.Split(rsa, `" "`) {
+		if len(strings.Trim(part, `"`)) > 255 {
+			t.Errorf("a TXT string of %d octets", len(part))
+		}
+	}
+	if !strings.HasPrefix(got["TXT _dmarc.example.org."], `"v=DMARC1; p=none`) {
+		t.Errorf("DMARC suggestion: %q", got["TXT _dmarc.example.org."])
+	}
+
+	rep, err = r.Client.DNSRecords("example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "outbound dkim keygen example.com") {
+		t.Errorf("notes %q", rep.Notes)
 	}
 }
