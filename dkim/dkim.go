@@ -556,3 +556,18 @@ func (s *Store) Reseal(tx *bolt.Tx, reseal func(ad, sealed []byte) ([]byte, erro
 	}
 	return nil
 }
+
+// Quoted is a TXT value in zone-file form: quoted strings of at most 255
+// octets each, as DNS requires for a long value (an RSA key is about 400);
+// resolvers join them back into one.
+func Quoted(value string) string {
+	var parts []string
+	for v := value; ; {
+		n := min(len(v), 255)
+		parts = append(parts, `"`+v[:n]+`"`)
+		if v = v[n:]; v == "" {
+			break
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -352,3 +352,13 @@ func countFold(list []string, s string) int {
 	}
 	return n
 }
+
+func TestQuotedSplitsLongValuesInto255OctetStrings(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	if got := dkim.Quoted(long); got != `"`+long[:255]+`" "`+long[255:]+`"` {
+		t.Errorf("got %s", got)
+	}
+	if got := dkim.Quoted("v=DMARC1; p=none"); got != `"v=DMARC1; p=none"` {
+		t.Errorf("got %s", got)
+	}
+}

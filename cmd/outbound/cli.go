@@ -55,6 +55,7 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"limits":      e.limitsCommand,
 		"spf":         e.spfCommand,
 		"dns":         e.dnsCommand,
+		"dkim":        e.dkimCommand,
 		"autoconfig":  e.autoconfigCommand,
 		"operator":    e.operatorCommand,
 		"events":      e.eventsCommand,

@@ -77,6 +77,14 @@ Commands:
                                 does DOMAIN's SPF authorize the upstream? exits 1 unless pass
   dns records DOMAIN [--json]   the DNS records DOMAIN should publish for this relay:
                                 SPF, submission SRV, autoconfig names
+  dkim keygen DOMAIN [--selector S] [--algorithm ed25519|rsa|both]
+                                make DOMAIN's DKIM signing keys (default both:
+                                selectors S-ed25519 and S-rsa); prints the records
+  dkim list [DOMAIN]            the signing keys, and which are retired
+  dkim rotate DOMAIN [--selector S] [--algorithm A]
+                                new keys sign at once; the old stop signing and
+                                stay published until the date it prints
+  dkim records DOMAIN           the DKIM TXT records and a DMARC suggestion
   autoconfig link USER [--base URL]
                                 a link that downloads USER's Apple profile
                                 (expires after autoconfig.link_lifetime)
