@@ -15,6 +15,7 @@ import (
 
 	"outbound/admin"
 	"outbound/auth"
+	"outbound/autoconfig"
 	"outbound/delivery"
 	"outbound/events"
 	"outbound/internal/testutil"
@@ -136,8 +137,15 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog,
 		Suppressions: supp})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+	profile := func(login string) ([]byte, error) {
+		u, err := users.Get(login)
+		if err != nil {
+			return nil, err
+		}
+		return autoconfig.Options{Hostname: "relay.test"}.Profile(u), nil
+	}
 	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
-		Throttle: opts.throttle, Now: c.Now})
+		Throttle: opts.throttle, Now: c.Now, AppleProfile: profile})
 	if err != nil {
 		t.Fatal(err)
 	}

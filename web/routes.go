@@ -36,6 +36,7 @@ func (h *handler) routes() http.Handler {
 	mux.Handle("POST /users/{name}/limits", h.operatorOnly(h.userLimitsSave))
 	mux.Handle("POST /users/{name}/limits/reset", h.operatorOnly(h.userLimitsReset))
 	mux.Handle("GET /users/{name}/spf", h.selfOrOperator(h.userSPF))
+	mux.Handle("GET /users/{name}/profile.mobileconfig", h.selfOrOperator(h.userProfile))
 
 	mux.Handle("GET /smarthosts", h.operatorOnly(h.smarthostsList))
 	mux.Handle("GET /smarthosts/new", h.operatorOnly(h.smarthostNew))

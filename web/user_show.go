@@ -31,6 +31,8 @@ type UserPage struct {
 	Sender SenderForm
 	Limits LimitsForm
 	Usage  Usage
+	// AppleProfile offers the profile download (Options.AppleProfile).
+	AppleProfile bool
 }
 
 // SenderForm is the Sender section as entered, and the API's refusal.
@@ -67,7 +69,7 @@ func (h *handler) userPage(r *http.Request) (*UserPage, error) {
 		return nil, err
 	}
 	p := &UserPage{User: d, Operator: currentActor(r).Operator(), Path: "/users/" + url.PathEscape(d.Name),
-		Usage: newUsage(&d.Usage, h.Now())}
+		Usage: newUsage(&d.Usage, h.Now()), AppleProfile: h.AppleProfile != nil}
 	switch {
 	case d.Route == "default":
 		p.Mode = "default"

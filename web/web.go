@@ -74,6 +74,10 @@ type Options struct {
 	// Secure marks the session cookie Secure even when the request did
 	// not arrive over TLS here (behind a TLS-terminating proxy).
 	Secure bool
+	// AppleProfile is the Apple configuration profile (.mobileconfig) of
+	// a user (package autoconfig), offered on its E-mail settings page;
+	// nil: not offered.
+	AppleProfile func(login string) ([]byte, error)
 	// Now is the clock; nil: time.Now. Tests move it to expire sessions.
 	Now    func() time.Time
 	Logger *slog.Logger
