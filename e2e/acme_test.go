@@ -46,7 +46,7 @@ func testTool(t *testing.T, name string) string {
 // startPebble starts pebble-challtestsrv as the DNS server and Pebble,
 // which validates http-01 on httpPort and tls-alpn-01 on tlsPort of
 // 127.0.0.1, its HTTPS served with a certificate from r.CA.
-func startPebble(t *testing.T, r *relay, httpPort, tlsPort string) *pebble {
+func startPebble(t *testing.T, r *relay, httpPort, tlsPort string, validity time.Duration) *pebble {
 	t.Helper()
 	dns := testutil.FreePort(t)
 	run := func(name string, args ...string) {
@@ -84,9 +84,9 @@ func startPebble(t *testing.T, r *relay, httpPort, tlsPort string) *pebble {
 		"certificate": %q, "privateKey": %q, "httpPort": %s, "tlsPort": %s,
 		"ocspResponderURL": "", "externalAccountBindingRequired": false,
 		"retryAfter": {"authz": 1, "order": 1}, "keyAlgorithm": "ecdsa",
-		"profiles": {"default": {"description": "default", "validityPeriod": 7776000}}}}`,
+		"profiles": {"default": {"description": "default", "validityPeriod": %d}}}}`,
 		listen, p.mgmt, testutil.WriteFile(t, r.dir, "pebble-cert.pem", certPEM), testutil.WriteFile(t, r.dir, "pebble-key.pem", keyPEM),
-		httpPort, tlsPort)
+		httpPort, tlsPort, int(validity.Seconds()))
 	run("pebble", "-config", testutil.WriteFile(t, r.dir, "pebble.json", []byte(cfg)), "-dnsserver", dns, "-strict=false")
 	waitUntil(t, 20*time.Second, "Pebble's directory", func() bool {
 		_, err := p.get("https://" + listen + "/dir")
@@ -175,7 +175,7 @@ func TestACMEObtainsTheCertificateClientsVerify(t *testing.T) {
 			if challenge == "tls-alpn-01" {
 				httpPort, tlsPort = "1", port
 			}
-			p := startPebble(t, r, httpPort, tlsPort)
+			p := startPebble(t, r, httpPort, tlsPort, 90*24*time.Hour)
 			r.cfg.set("acme", "directory", q(p.Directory))
 			r.start()
 			waitUntil(t, 60*time.Second, "the certificate obtained", func() bool {
@@ -240,5 +240,48 @@ func TestACMEWithTheCADownRefusesHandshakesAndSaysWhy(t *testing.T) {
 	}
 	if !r.running() {
 		t.Fatal("the relay exited")
+	}
+}
+
+// servedBy is the certificate a new implicit-TLS connection gets, verified
+// against roots for the relay's name.
+func servedBy(t *testing.T, addr string, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{RootCAs: roots, ServerName: "relay.e2e.test", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("a client trusting the CA's root: %v", err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0]
+}
+
+// A certificate renewed ahead of its expiry is served to new connections
+// without a restart. The CA issues 20-second certificates and the relay
+// looks for renewals every second (a test-only setting), so the renewal
+// comes within seconds, as it would come weeks ahead in production.
+func TestACMERenewalIsServedWithoutARestart(t *testing.T) {
+	t.Setenv("OUTBOUND_TEST_ONLY_ACME_RENEW_CHECK_INTERVAL", "1s")
+	r, port := acmeRelay(t, "http-01")
+	p := startPebble(t, r, port, "1", 20*time.Second)
+	r.cfg.set("acme", "directory", q(p.Directory))
+	r.start()
+	waitUntil(t, 60*time.Second, "the certificate obtained", func() bool {
+		return strings.Contains(r.log(), "acme: certificate obtained")
+	})
+	roots := p.root(t)
+	first := servedBy(t, r.ImplicitAddr, roots)
+	waitUntil(t, 60*time.Second, "the certificate renewed", func() bool {
+		return regexp.MustCompile(`acme: certificate obtained.*renewal=true`).MatchString(r.log())
+	})
+	renewed := servedBy(t, r.ImplicitAddr, roots)
+	if renewed.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatalf("still serial %s after the renewal", first.SerialNumber)
+	}
+	if !renewed.NotAfter.After(first.NotAfter) {
+		t.Errorf("the renewed certificate expires %s, not after the first's %s", renewed.NotAfter, first.NotAfter)
+	}
+	if !r.running() || r.starts != 1 {
+		t.Fatal("the relay was restarted")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -44,6 +45,10 @@ type acmeCert struct {
 	lastErr string
 }
 
+// testRenewCheckEnv names the test-only setting of how often certmagic
+// looks for certificates to renew.
+const testRenewCheckEnv = "OUTBOUND_TEST_ONLY_ACME_RENEW_CHECK_INTERVAL"
+
 // startACME loads the certificate kept in data_dir/acme, if any, and
 // starts obtaining or renewing it in the background.
 func startACME(cfg config.Config, log *slog.Logger) (*acmeCert, error) {
@@ -56,10 +61,22 @@ func startACME(cfg config.Config, log *slog.Logger) (*acmeCert, error) {
 	// failed and why) is logged here from its events instead, in the
 	// relay's own log format.
 	nop := zap.NewNop()
-	a.cache = certmagic.NewCache(certmagic.CacheOptions{
+	cacheOpts := certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return a.magic, nil },
 		Logger:           nop,
-	})
+	}
+	// certmagic looks for certificates to renew every 10 minutes. The
+	// end-to-end test of a renewal sets this loudly named variable to
+	// look every second, with a CA issuing certificates of seconds.
+	if v := os.Getenv(testRenewCheckEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", testRenewCheckEnv, err)
+		}
+		log.Warn("acme: renewal check interval set for a test", "env", testRenewCheckEnv, "interval", d)
+		cacheOpts.RenewCheckInterval = d
+	}
+	a.cache = certmagic.NewCache(cacheOpts)
 	a.magic = certmagic.New(a.cache, certmagic.Config{
 		Storage: &certmagic.FileStorage{Path: filepath.Join(cfg.DataDir, "acme")},
 		Logger:  nop,
@@ -162,14 +179,19 @@ func (a *acmeCert) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c, nil
 }
 
-// leaf is the certificate in use for the first name.
+// leaf is the certificate in use for the first name: the newest, should
+// the cache hold the one it is replacing too.
 func (a *acmeCert) leaf() (*x509.Certificate, error) {
+	var leaf *x509.Certificate
 	for _, c := range a.cache.AllMatchingCertificates(a.names[0]) {
-		if c.Leaf != nil {
-			return c.Leaf, nil
+		if c.Leaf != nil && (leaf == nil || c.Leaf.NotAfter.After(leaf.NotAfter)) {
+			leaf = c.Leaf
 		}
 	}
-	return nil, errors.New("no certificate yet")
+	if leaf == nil {
+		return nil, errors.New("no certificate yet")
+	}
+	return leaf, nil
 }
 
 // status is GET /api/tls for an ACME certificate.
