@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"outbound/auth"
 	"outbound/autoconfig"
 	"outbound/config"
 )
@@ -68,4 +69,15 @@ func (s *server) listenAutoconfig(addr string, handler http.Handler, log *slog.L
 		}
 	}()
 	return nil
+}
+
+// appleProfiles gives the web interface each user's Apple profile.
+func appleProfiles(o autoconfig.Options, users *auth.Store) func(login string) ([]byte, error) {
+	return func(login string) ([]byte, error) {
+		u, err := users.Get(login)
+		if err != nil {
+			return nil, err
+		}
+		return o.Profile(u), nil
+	}
 }

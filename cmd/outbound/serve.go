@@ -20,6 +20,7 @@ import (
 	"outbound/autoconfig"
 	"outbound/config"
 	"outbound/delivery"
+	"outbound/dkim"
 	"outbound/events"
 	"outbound/metrics"
 	"outbound/queue"
@@ -186,6 +187,13 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// DKIM keys are sealed under the same master key, and its rotation
+	// re-seals them with the smarthost passwords.
+	dkimKeys, err := dkim.Open(s.db, hosts, nil)
+	if err != nil {
+		return nil, err
+	}
+	hosts.AlsoReseal(dkimKeys.Reseal)
 	metrics.Register()
 	metrics.TLSExpiryFunc(cert.expiry)
 	metrics.QueueFuncs(
@@ -215,7 +223,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	checker := &spf.Checker{Resolver: resolver}
 	ro := relayOptions(cfg, log.With("component", "relay"))
 	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, checker, routes
-	ro.Suppressions, ro.Events = suppressed, evlog
+	ro.Suppressions, ro.Events, ro.Signer = suppressed, evlog, dkimKeys
 	backend := relay.New(ro)
 	do := deliveryOptions(cfg, log.With("component", "delivery"))
 	// Read when a notification is due, so that turning them off applies
@@ -230,7 +238,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators, SPF: checker,
-		Events: evlog, Suppressions: suppressed, Webhooks: hooks, TLS: cert.status})
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
