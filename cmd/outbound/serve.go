@@ -242,6 +242,8 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
+	acOpts := autoconfigOptions(cfg, s.users, token, log.With("component", "autoconfig"))
+	wo.AppleProfile = appleProfiles(acOpts, s.users)
 	// The sign-in page is throttled as SMTP AUTH is, with its own counts.
 	if th := newThrottle(cfg.Submission); th != nil {
 		wo.Throttle = th
@@ -269,7 +271,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
-	ac := autoconfig.Handler(autoconfigOptions(cfg, s.users, token, log.With("component", "autoconfig")))
+	ac := autoconfig.Handler(acOpts)
 	if cfg.Admin.Listen != "" {
 		if err := s.listenAdmin(cfg.Admin.Listen, withAutoconfig(ac, adminMux(api, ui)), adminTLS, tokenPath, log); err != nil {
 			return nil, err
