@@ -38,6 +38,7 @@ type API interface {
 	TestSmarthost(name string) (*admin.SmarthostResult, error)
 	Users() ([]admin.UserView, error)
 	UserSPF(user string) (*admin.SPFReport, error)
+	DKIMKeys(domain string) ([]admin.DKIMKey, error)
 }
 
 var _ API = (*admin.Client)(nil)
@@ -85,6 +86,7 @@ type Options struct {
 	Now            func() time.Time
 	Dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	LookupIP       func(ctx context.Context, host string) ([]net.IP, error)
+	LookupTXT      func(ctx context.Context, name string) ([]string, error)
 	InterfaceAddrs func() ([]net.Addr, error)
 	Statfs         func(path string) (free, total uint64, err error)
 	// Timeout bounds each network step (10s when 0).
@@ -103,6 +105,9 @@ func (o *Options) defaults() {
 			return net.DefaultResolver.LookupIP(ctx, "ip", host)
 		}
 	}
+	if o.LookupTXT == nil {
+		o.LookupTXT = net.DefaultResolver.LookupTXT
+	}
 	if o.InterfaceAddrs == nil {
 		o.InterfaceAddrs = net.InterfaceAddrs
 	}
@@ -118,8 +123,8 @@ func (o *Options) defaults() {
 }
 
 // Run runs every check and returns their results in a fixed order:
-// listeners and certificates, the host name, routes, SPF, files, disk and
-// the admin listener.
+// listeners and certificates, the host name, routes, SPF, DKIM and DMARC,
+// files, disk and the admin listener.
 func Run(ctx context.Context, o Options) []Result {
 	o.defaults()
 	var out []Result
@@ -131,7 +136,9 @@ func Run(ctx context.Context, o Options) []Result {
 	}
 	out = append(out, checkHostname(ctx, &o))
 	out = append(out, checkRoutes(ctx, &o)...)
-	out = append(out, checkSPF(&o)...)
+	spfResults, spfPass := checkSPF(&o)
+	out = append(out, spfResults...)
+	out = append(out, checkDKIM(ctx, &o, spfPass)...)
 	out = append(out, checkFiles(&o)...)
 	out = append(out, checkDisk(&o))
 	out = append(out, checkAdmin(ctx, &o))

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,11 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"outbound/admin"
+	"outbound/dkim"
 	"outbound/internal/admintest"
 	"outbound/internal/dnstest"
 	"outbound/internal/testutil"
+	"outbound/smarthost"
 	"outbound/spf"
 )
 
@@ -86,10 +89,21 @@ func healthy(t *testing.T) (Options, *admintest.Rig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig := admintest.NewWith(t, func(o *admin.Options) { o.SPF = &spf.Checker{Resolver: resolver} })
+	keys := dkimStore(t)
+	rig := admintest.NewWith(t, func(o *admin.Options) {
+		o.SPF = &spf.Checker{Resolver: resolver}
+		o.DKIM = keys
+	})
 	rig.AddSmarthost(t, "sendgrid")
 	if _, err := rig.Client.CreateUser(admin.CreateUserRequest{Name: "alice@example.org", Password: "correct horse battery"}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := rig.Client.GenerateDKIM("example.org", admin.DKIMKeyRequest{Selector: "s1", Algorithm: "ed25519"}); err != nil {
+		t.Fatal(err)
+	}
+	published, err := rig.Client.DKIMKeys("example.org")
+	if err != nil || len(published) != 1 {
+		t.Fatalf("DKIM keys: %v %v", published, err)
 	}
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -121,7 +135,44 @@ func healthy(t *testing.T) (Options, *admintest.Rig) {
 			return []net.Addr{&net.IPNet{IP: net.ParseIP("198.51.100.7"), Mask: net.CIDRMask(24, 32)}}, nil
 		},
 		Statfs: func(string) (uint64, uint64, error) { return 50 << 30, 100 << 30, nil },
+		// The DKIM key and DMARC record as published.
+		LookupTXT: txtLookup(t, zone+published[0].RecordName+". TXT "+txt(published[0].Record)+"\n"+
+			`_dmarc.example.org. TXT "v=DMARC1; p=none"`+"\n"),
 	}, rig
+}
+
+// dkimStore is a DKIM key store in its own bbolt file.
+func dkimStore(t *testing.T) *dkim.Store {
+	t.Helper()
+	db := testutil.OpenDB(t)
+	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := dkim.Open(db, hosts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// txtLookup resolves TXT records through a DNS server serving zone.
+func txtLookup(t *testing.T, zone string) func(context.Context, string) ([]string, error) {
+	srv := dnstest.Start(t, zone)
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Addr())
+	}}
+	return r.LookupTXT
+}
+
+// txt quotes a record value in zone syntax, split in 255-byte strings.
+func txt(v string) string {
+	var parts []string
+	for len(v) > 255 {
+		parts = append(parts, strconv.Quote(v[:255]))
+		v = v[255:]
+	}
+	return strings.Join(append(parts, strconv.Quote(v)), " ")
 }
 
 // failures returns the failed results whose name contains substr.
@@ -167,7 +218,7 @@ func TestHealthySetupPasses(t *testing.T) {
 		t.Error("Failed says a check failed")
 	}
 	for _, want := range []string{"listener " + o.ImplicitTLS, "listener " + o.StartTLS, "certificate on " + o.StartTLS,
-		"smarthost sendgrid", "SPF of example.org", "permissions of " + o.DataDir, "free space", "admin listener"} {
+		"smarthost sendgrid", "SPF of example.org", "DKIM key s1._domainkey.example.org", "DMARC alignment of example.org", "permissions of " + o.DataDir, "free space", "admin listener"} {
 		if len(findAll(rs, want)) == 0 {
 			t.Errorf("no check named %q in %+v", want, rs)
 		}
@@ -235,9 +286,11 @@ func TestWrongSPF(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := Run(context.Background(), o)
-	onlyFailure(t, rs, "SPF of example.com", "include:_spf.example.net")
-	if got := failures(rs, "SPF"); !strings.Contains(got[0].Detail, "ip4:203.0.113.9") {
-		t.Errorf("detail does not show the published record: %+v", got[0])
+	// Its DMARC alignment fails too: no DKIM key aligns it either.
+	onlyFailure(t, rs, "example.com", "example.com")
+	got := failures(rs, "SPF of example.com")
+	if len(got) != 1 || !strings.Contains(got[0].Fix, "include:_spf.example.net") || !strings.Contains(got[0].Detail, "ip4:203.0.113.9") {
+		t.Errorf("want the fix with the include to add and the published record: %+v", got)
 	}
 }
 
@@ -313,5 +366,59 @@ func TestAdminInPlainHTTP(t *testing.T) {
 	o.AdminExposed = false // on loopback plain HTTP is the rule
 	if rs := Run(context.Background(), o); Failed(rs) {
 		t.Errorf("plain HTTP on loopback failed: %+v", failures(rs, ""))
+	}
+}
+
+func TestDKIMRecordOfAnotherKey(t *testing.T) {
+	o, _ := healthy(t)
+	o.LookupTXT = txtLookup(t, zone+"s1._domainkey.example.org. TXT \"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"\n"+
+		`_dmarc.example.org. TXT "v=DMARC1; p=none"`+"\n")
+	rs := Run(context.Background(), o)
+	onlyFailure(t, rs, "DKIM key s1._domainkey.example.org", "replace it: publish TXT s1._domainkey.example.org: v=DKIM1; k=ed25519; p=")
+	// Without a matching key only SPF aligns it: DMARC still passes.
+	if d := findAll(rs, "DMARC"); len(d) != 1 || !d[0].OK || strings.Contains(d[0].Detail, "DKIM") {
+		t.Errorf("DMARC: %+v", d)
+	}
+}
+
+func TestDKIMRecordMissing(t *testing.T) {
+	o, _ := healthy(t)
+	o.LookupTXT = txtLookup(t, zone+`_dmarc.example.org. TXT "v=DMARC1; p=none"`+"\n")
+	onlyFailure(t, Run(context.Background(), o), "DKIM key", "publish TXT s1._domainkey.example.org")
+}
+
+func TestDMARCUnaligned(t *testing.T) {
+	o, rig := healthy(t)
+	// bob's domain has a wrong SPF and no DKIM key: nothing aligns it.
+	if _, err := rig.Client.CreateUser(admin.CreateUserRequest{Name: "bob@example.com", Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
+	rs := Run(context.Background(), o)
+	d := failures(rs, "DMARC alignment of example.com")
+	if len(d) != 1 || !strings.Contains(d[0].Fix, "outbound dkim keygen example.com") {
+		t.Errorf("want example.com unaligned with the keygen fix: %+v", rs)
+	}
+	if ok := findAll(rs, "DMARC alignment of example.org"); len(ok) != 1 || !ok[0].OK ||
+		!strings.Contains(ok[0].Detail, "DKIM (selector s1)") || !strings.Contains(ok[0].Detail, "SPF") {
+		t.Errorf("example.org: %+v", ok)
+	}
+}
+
+func TestDMARCRecordMissing(t *testing.T) {
+	o, rig := healthy(t)
+	recs, err := rig.Client.DKIMKeys("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.LookupTXT = txtLookup(t, zone+recs[0].RecordName+". TXT "+txt(recs[0].Record)+"\n")
+	onlyFailure(t, Run(context.Background(), o), "DMARC alignment of example.org", "publish TXT _dmarc.example.org: v=DMARC1;")
+}
+
+func TestNoDKIMOnTheRelay(t *testing.T) {
+	o, _ := healthy(t)
+	rig := admintest.New(t) // DKIM unset: /api/dkim answers 501
+	o.API = rig.Client
+	if rs := Run(context.Background(), o); Failed(rs) || len(findAll(rs, "DKIM key")) != 0 {
+		t.Errorf("a relay without DKIM: %+v", rs)
 	}
 }

@@ -64,16 +64,18 @@ func connectionResult(name string, rep delivery.ConnectionReport, fix string) Re
 // checkSPF checks, for each domain a user may send from, that its SPF
 // authorizes the upstream of the user's route; the fix is the record to
 // publish. A domain shared by users of one route is reported once.
-func checkSPF(o *Options) []Result {
+// aligned maps each sender domain checked to whether its SPF authorizes
+// every route its users take, for the DMARC check.
+func checkSPF(o *Options) (out []Result, aligned map[string]bool) {
+	aligned = map[string]bool{}
 	if o.API == nil {
-		return nil
+		return nil, aligned
 	}
 	users, err := o.API.Users()
 	if err != nil {
-		return []Result{fail("SPF", err.Error(), "start `outbound serve` and check [admin] listen")}
+		return []Result{fail("SPF", err.Error(), "start `outbound serve` and check [admin] listen")}, aligned
 	}
 	seen := map[string]bool{}
-	var out []Result
 	for _, u := range users {
 		rep, err := o.API.UserSPF(u.Name)
 		if err != nil {
@@ -81,6 +83,9 @@ func checkSPF(o *Options) []Result {
 			continue
 		}
 		for _, d := range rep.Domains {
+			if ok, found := aligned[d.Domain]; !found || ok {
+				aligned[d.Domain] = d.Aligned
+			}
 			key := d.Domain + "\x00" + rep.Route
 			if seen[key] {
 				continue
@@ -104,5 +109,5 @@ func checkSPF(o *Options) []Result {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, aligned
 }
