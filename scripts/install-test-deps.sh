@@ -20,6 +20,10 @@ command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 # swaks speaks TLS through Net::SSLeay, only a recommendation of its package.
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl"
+# DKIM signatures are also verified by an independent implementation,
+# Debian's dkimpy (dkim/dkim_test.go), under Debian's own python3; -I keeps
+# the repository's dkim/ directory from shadowing the module.
+/usr/bin/python3 -I -c 'import dkim' >/dev/null 2>&1 || missing="$missing python3-dkim"
 # The browser tests (e2e/browser_test.go) and `make screenshots` drive
 # Debian's chromium headless through chromedp; nothing downloads a browser.
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
