@@ -39,6 +39,7 @@ type API interface {
 	Users() ([]admin.UserView, error)
 	UserSPF(user string) (*admin.SPFReport, error)
 	DKIMKeys(domain string) ([]admin.DKIMKey, error)
+	TLS() (*admin.TLSStatus, error)
 }
 
 var _ API = (*admin.Client)(nil)
@@ -52,7 +53,8 @@ type Options struct {
 	// ImplicitTLS and StartTLS are the submission listeners' addresses to
 	// dial ("" when the listener is off).
 	ImplicitTLS, StartTLS string
-	// Roots verifies the listeners' certificate chain; nil: the system's.
+	// Roots verifies the listeners' certificate chain; nil: the system's
+	// (the CLI adds [acme] ca_file, a private ACME CA's root).
 	Roots *x509.CertPool
 	// MinValidity is how long the certificate must still be valid (14
 	// days when 0), so that a renewal that stopped is noticed in time.
@@ -123,7 +125,7 @@ func (o *Options) defaults() {
 }
 
 // Run runs every check and returns their results in a fixed order:
-// listeners and certificates, the host name, routes, SPF, DKIM and DMARC,
+// listeners and certificates, the certificate's renewal, the host name, routes, SPF, DKIM and DMARC,
 // files, disk and the admin listener.
 func Run(ctx context.Context, o Options) []Result {
 	o.defaults()
@@ -134,6 +136,7 @@ func Run(ctx context.Context, o Options) []Result {
 	if o.StartTLS != "" {
 		out = append(out, checkListener(ctx, &o, o.StartTLS, true)...)
 	}
+	out = append(out, checkTLSStatus(&o)...)
 	out = append(out, checkHostname(ctx, &o))
 	out = append(out, checkRoutes(ctx, &o)...)
 	spfResults, spfPass := checkSPF(&o)

@@ -90,9 +90,12 @@ func healthy(t *testing.T) (Options, *admintest.Rig) {
 		t.Fatal(err)
 	}
 	keys := dkimStore(t)
+	tlsStatus := admin.TLSStatus{Source: "acme", Names: []string{"relay.test"}, Issuer: "outbound test CA",
+		NotAfter: time.Now().Add(24 * time.Hour)}
 	rig := admintest.NewWith(t, func(o *admin.Options) {
 		o.SPF = &spf.Checker{Resolver: resolver}
 		o.DKIM = keys
+		o.TLS = func() admin.TLSStatus { return tlsStatus }
 	})
 	rig.AddSmarthost(t, "sendgrid")
 	if _, err := rig.Client.CreateUser(admin.CreateUserRequest{Name: "alice@example.org", Password: "correct horse battery"}); err != nil {
@@ -218,7 +221,7 @@ func TestHealthySetupPasses(t *testing.T) {
 		t.Error("Failed says a check failed")
 	}
 	for _, want := range []string{"listener " + o.ImplicitTLS, "listener " + o.StartTLS, "certificate on " + o.StartTLS,
-		"smarthost sendgrid", "SPF of example.org", "DKIM key s1._domainkey.example.org", "DMARC alignment of example.org", "permissions of " + o.DataDir, "free space", "admin listener"} {
+		"smarthost sendgrid", "SPF of example.org", "DKIM key s1._domainkey.example.org", "DMARC alignment of example.org", "certificate renewal", "permissions of " + o.DataDir, "free space", "admin listener"} {
 		if len(findAll(rs, want)) == 0 {
 			t.Errorf("no check named %q in %+v", want, rs)
 		}
@@ -421,4 +424,29 @@ func TestNoDKIMOnTheRelay(t *testing.T) {
 	if rs := Run(context.Background(), o); Failed(rs) || len(findAll(rs, "DKIM key")) != 0 {
 		t.Errorf("a relay without DKIM: %+v", rs)
 	}
+}
+
+func TestCertificateRenewalFailing(t *testing.T) {
+	o, _ := healthy(t)
+	rig := admintest.NewWith(t, func(a *admin.Options) {
+		a.TLS = func() admin.TLSStatus {
+			return admin.TLSStatus{Source: "acme", Names: []string{"relay.test"}, Issuer: "outbound test CA",
+				NotAfter: time.Now().Add(24 * time.Hour), LastError: "acme: http-01 challenge failed: connection refused"}
+		}
+	})
+	o.API = rig.Client
+	rs := Run(context.Background(), o)
+	onlyFailure(t, rs, "certificate renewal", "check [acme]")
+	if got := failures(rs, "renewal"); !strings.Contains(got[0].Detail, "http-01 challenge failed") {
+		t.Errorf("detail does not carry the last error: %+v", got[0])
+	}
+}
+
+func TestACMEWithoutCertificateYet(t *testing.T) {
+	o, _ := healthy(t)
+	rig := admintest.NewWith(t, func(a *admin.Options) {
+		a.TLS = func() admin.TLSStatus { return admin.TLSStatus{Source: "acme", Names: []string{"relay.test"}} }
+	})
+	o.API = rig.Client
+	onlyFailure(t, Run(context.Background(), o), "certificate renewal", "check [acme]")
 }

@@ -45,7 +45,7 @@ func TestDoctorReportsSelfSignedCertificate(t *testing.T) {
 	for _, want := range []string{
 		"certificate on " + r.ImplicitAddr, "certificate on " + r.StartTLSAddr,
 		"listener " + r.ImplicitAddr + " (implicit TLS)", "listener " + r.StartTLSAddr + " (STARTTLS)",
-		"default route", "permissions of " + r.DataDir, "admin listener " + r.AdminAddr + " not in plain HTTP",
+		"default route", "certificate renewal", "permissions of " + r.DataDir, "admin listener " + r.AdminAddr + " not in plain HTTP",
 	} {
 		ok, found := byName[want]
 		if !found {

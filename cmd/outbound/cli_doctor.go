@@ -16,6 +16,7 @@ import (
 	"outbound/delivery"
 	"outbound/doctor"
 	"outbound/route"
+	"outbound/smarthost"
 )
 
 const doctorUsage = "usage: outbound [-config FILE] doctor [--min-free SIZE|PERCENT%] [--json]"
@@ -69,6 +70,15 @@ func doctorOptions(e *cliEnv, cfg config.Config, minFree string) (doctor.Options
 		StartTLS:    dialableAddr(cfg.Submission.StartTLS),
 		DataDir:     cfg.DataDir,
 		UID:         os.Getuid(),
+	}
+	// A private ACME CA's root (say step-ca's) is what the listeners'
+	// chain verifies against, besides the system's roots.
+	if cfg.ACME.Enabled && cfg.ACME.CAFile != "" {
+		roots, err := smarthost.RootCAs(cfg.ACME.CAFile)
+		if err != nil {
+			return o, nil, fmt.Errorf("acme.%w", err)
+		}
+		o.Roots = roots
 	}
 	if strings.HasSuffix(minFree, "%") {
 		p, err := strconv.ParseFloat(strings.TrimSuffix(minFree, "%"), 64)
