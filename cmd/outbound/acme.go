@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,7 +146,7 @@ func acmeRoots(caFile string) (*x509.CertPool, error) {
 }
 
 // onEvent logs what certmagic does and keeps the last error for status.
-func (a *acmeCert) onEvent(_ context.Context, event string, data map[string]any) error {
+func (a *acmeCert) onEvent(ctx context.Context, event string, data map[string]any) error {
 	switch event {
 	case "cert_obtaining":
 		a.log.Info("acme: requesting a certificate", "name", data["identifier"])
@@ -154,7 +155,9 @@ func (a *acmeCert) onEvent(_ context.Context, event string, data map[string]any)
 		a.lastErr = ""
 		a.mu.Unlock()
 		attrs := []any{"name", data["identifier"], "renewal", data["renewal"]}
-		if leaf, err := a.leaf(); err == nil {
+		// The event comes before the certificate is in the cache: read
+		// the one just stored.
+		if leaf, err := a.stored(ctx, data["certificate_path"]); err == nil {
 			attrs = append(attrs, "issuer", leaf.Issuer.CommonName, "not_after", leaf.NotAfter)
 		}
 		a.log.Info("acme: certificate obtained; new connections use it", attrs...)
@@ -167,6 +170,20 @@ func (a *acmeCert) onEvent(_ context.Context, event string, data map[string]any)
 			"renewal", data["renewal"], "err", msg)
 	}
 	return nil
+}
+
+// stored reads the certificate at key in certmagic's storage.
+func (a *acmeCert) stored(ctx context.Context, key any) (*x509.Certificate, error) {
+	k, _ := key.(string)
+	data, err := a.magic.Storage.Load(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
 }
 
 // get is the listeners' GetCertificate: the managed certificate, or an
