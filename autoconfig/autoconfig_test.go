@@ -170,6 +170,15 @@ func TestProfileIsAValidMailPlist(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, mail[k], want)
 		}
 	}
+	if mail["OutgoingPasswordSameAsIncomingPassword"] != true {
+		t.Error("with no IMAP server of its own, Mail should ask for one password")
+	}
+	o.IMAPHost = "imap.example.com"
+	mail = plistJSON(t, o.Profile(u))["PayloadContent"].([]any)[0].(map[string]any)
+	if mail["IncomingMailServerHostName"] != "imap.example.com" || mail["OutgoingPasswordSameAsIncomingPassword"] != false {
+		t.Errorf("with imap_host: %v, same password %v", mail["IncomingMailServerHostName"], mail["OutgoingPasswordSameAsIncomingPassword"])
+	}
+	o.IMAPHost = ""
 	// Downloading again gives the same identifiers: a reinstall replaces.
 	if string(o.Profile(u)) != string(o.Profile(u)) {
 		t.Error("the profile is not stable")

@@ -59,7 +59,9 @@ func (o Options) Profile(u *auth.User) []byte {
 		plistEntry{"OutgoingMailServerUseSSL", true},
 		plistEntry{"OutgoingMailServerAuthentication", "EmailAuthPassword"},
 		plistEntry{"OutgoingMailServerUsername", u.Name},
-		plistEntry{"OutgoingPasswordSameAsIncomingPassword", false},
+		// With the placeholder incoming server the one password there is
+		// the relay's: Mail asks for it once. A real IMAP server has its own.
+		plistEntry{"OutgoingPasswordSameAsIncomingPassword", o.IMAPHost == ""},
 	)
 	var b bytes.Buffer
 	b.WriteString(xml.Header)
