@@ -109,3 +109,17 @@ func TestAdminListenerServesAutoconfig(t *testing.T) {
 type staticUsers struct{}
 
 func (staticUsers) List() ([]*auth.User, error) { return nil, nil }
+
+// Clients are told the submission listeners' configured ports; a
+// listener on port 0 (tests) or turned off leaves the standard one.
+func TestAutoconfigPortsFollowTheListeners(t *testing.T) {
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Submission.ImplicitTLS, cfg.Submission.StartTLS = ":2465", ""
+	o := autoconfigOptions(cfg, staticUsers{}, "token", nil)
+	if o.ImplicitTLSPort != 2465 || o.STARTTLSPort != 0 || o.Hostname != cfg.Hostname {
+		t.Fatalf("options %+v", o)
+	}
+}
