@@ -123,7 +123,7 @@ func doctorOptions(e *cliEnv, cfg config.Config, minFree string) (doctor.Options
 	}
 	if err != nil {
 		early = append(early, doctor.Result{Name: "admin API", Detail: err.Error(),
-			Fix: "start `outbound serve` with this configuration; smarthosts and SPF are not checked without it"})
+			Fix: "start `outbound serve` with this configuration; smarthosts, SPF, DKIM and the certificate's renewal are not checked without it"})
 	} else {
 		o.API = c
 	}
