@@ -164,9 +164,9 @@ func (r *relay) tlsStatus(t *testing.T) map[string]any {
 }
 
 // A relay configured with only [acme] obtains its certificate from the CA
-// through either challenge, and clients that trust the CA's root verify it
-// on 465 (implicit TLS) and 587 (STARTTLS); its issuer and expiry show in
-// /api/tls and /metrics.
+// through either challenge, one per name, and clients that trust the CA's
+// root verify it on 465 (implicit TLS) and 587 (STARTTLS); its issuer and
+// expiry show in /api/tls and /metrics.
 func TestACMEObtainsTheCertificateClientsVerify(t *testing.T) {
 	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
 		t.Run(challenge, func(t *testing.T) {
@@ -177,10 +177,15 @@ func TestACMEObtainsTheCertificateClientsVerify(t *testing.T) {
 			}
 			p := startPebble(t, r, httpPort, tlsPort, 90*24*time.Hour)
 			r.cfg.set("acme", "directory", q(p.Directory))
+			// A second name gets its certificate too, served by SNI.
+			r.cfg.set("acme", "names", `["relay.e2e.test", "mail.e2e.test"]`)
 			r.start()
-			waitUntil(t, 60*time.Second, "the certificate obtained", func() bool {
-				return strings.Contains(r.log(), "acme: certificate obtained")
+			waitUntil(t, 60*time.Second, "the certificates obtained", func() bool {
+				return strings.Count(r.log(), "acme: certificate obtained") == 2
 			})
+			if got := servedByName(t, r.ImplicitAddr, p.root(t), "mail.e2e.test"); got.VerifyHostname("mail.e2e.test") != nil {
+				t.Errorf("SNI mail.e2e.test got a certificate for %v", got.DNSNames)
+			}
 
 			client := &tls.Config{RootCAs: p.root(t), ServerName: "relay.e2e.test", MinVersion: tls.VersionTLS12}
 			for _, implicit := range []bool{true, false} {
@@ -247,8 +252,14 @@ func TestACMEWithTheCADownRefusesHandshakesAndSaysWhy(t *testing.T) {
 // against roots for the relay's name.
 func servedBy(t *testing.T, addr string, roots *x509.CertPool) *x509.Certificate {
 	t.Helper()
+	return servedByName(t, addr, roots, "relay.e2e.test")
+}
+
+// servedByName is servedBy for the server name name (SNI).
+func servedByName(t *testing.T, addr string, roots *x509.CertPool, name string) *x509.Certificate {
+	t.Helper()
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
-		&tls.Config{RootCAs: roots, ServerName: "relay.e2e.test", MinVersion: tls.VersionTLS12})
+		&tls.Config{RootCAs: roots, ServerName: name, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatalf("a client trusting the CA's root: %v", err)
 	}

@@ -196,19 +196,26 @@ func (a *acmeCert) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c, nil
 }
 
-// leaf is the certificate in use for the first name: the newest, should
-// the cache hold the one it is replacing too.
+// leaf is the certificate that expires first among the names' (certmagic
+// keeps one certificate per name), each name's newest should the cache
+// hold the one it is replacing too; an error while any name has none.
 func (a *acmeCert) leaf() (*x509.Certificate, error) {
-	var leaf *x509.Certificate
-	for _, c := range a.cache.AllMatchingCertificates(a.names[0]) {
-		if c.Leaf != nil && (leaf == nil || c.Leaf.NotAfter.After(leaf.NotAfter)) {
-			leaf = c.Leaf
+	var first *x509.Certificate
+	for _, name := range a.names {
+		var newest *x509.Certificate
+		for _, c := range a.cache.AllMatchingCertificates(name) {
+			if c.Leaf != nil && (newest == nil || c.Leaf.NotAfter.After(newest.NotAfter)) {
+				newest = c.Leaf
+			}
+		}
+		if newest == nil {
+			return nil, fmt.Errorf("no certificate yet for %s", name)
+		}
+		if first == nil || newest.NotAfter.Before(first.NotAfter) {
+			first = newest
 		}
 	}
-	if leaf == nil {
-		return nil, errors.New("no certificate yet")
-	}
-	return leaf, nil
+	return first, nil
 }
 
 // status is GET /api/tls for an ACME certificate.
