@@ -17,6 +17,7 @@ import (
 	"outbound/doctor"
 	"outbound/route"
 	"outbound/smarthost"
+	"outbound/spf"
 )
 
 const doctorUsage = "usage: outbound [-config FILE] doctor [--min-free SIZE|PERCENT%] [--json]"
@@ -70,6 +71,21 @@ func doctorOptions(e *cliEnv, cfg config.Config, minFree string) (doctor.Options
 		StartTLS:    dialableAddr(cfg.Submission.StartTLS),
 		DataDir:     cfg.DataDir,
 		UID:         os.Getuid(),
+	}
+	// The DNS the relay asks ([dns] servers), so that doctor sees the
+	// records the relay sees.
+	resolver, err := spf.NewResolver(cfg.DNS.Servers, 5*time.Second)
+	if err != nil {
+		return o, nil, fmt.Errorf("dns.servers: %w", err)
+	}
+	o.LookupTXT = resolver.LookupTXT
+	o.LookupIP = func(ctx context.Context, host string) ([]net.IP, error) {
+		addrs, err := resolver.LookupIPAddr(ctx, host)
+		ips := make([]net.IP, 0, len(addrs))
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+		return ips, err
 	}
 	// A private ACME CA's root (say step-ca's) is what the listeners'
 	// chain verifies against, besides the system's roots.
