@@ -26,7 +26,7 @@ import (
 // against.
 type Config struct {
 	Hostname         string           `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
-	DataDir          string           `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the admin token and the secrets key. Created with mode 0700."`
+	DataDir          string           `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the ACME account and certificates (acme/), the admin token and the secrets key. Created with mode 0700."`
 	TLS              TLS              `toml:"tls"`
 	ACME             ACME             `toml:"acme"`
 	Submission       Submission       `toml:"submission"`
