@@ -80,7 +80,15 @@ type Upstream struct {
 	// host (smarthost.PublicOnly) and the operator does not allow private
 	// hosts.
 	PublicOnly bool
+	// Capture makes this the capture upstream: delivery hands the message
+	// to the capture store (package capture) instead of dialling Host, and
+	// records it delivered. Host is CaptureHost, for logs and DSNs.
+	Capture bool
 }
+
+// CaptureHost is the capture upstream's Host in logs, the attempt history
+// and DSNs' Remote-MTA.
+const CaptureHost = "capture"
 
 // Addr is the upstream's host:port.
 func (u *Upstream) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
@@ -120,11 +128,19 @@ type Default struct {
 	// SPFPolicy applies to users on the default route and to smarthosts
 	// without a policy of their own.
 	SPFPolicy spf.Policy
+	// Capture makes the default route the capture upstream
+	// (default_route.mode = "capture"): mail goes through the whole
+	// pipeline and is kept in the capture store, never sent. Host and the
+	// rest are then ignored, and SPF is off: nothing leaves.
+	Capture bool
 }
 
 // Identity is the default route's SPF identity: what a sender domain's
 // SPF record must authorize for mail that leaves through it.
 func (d Default) Identity() spf.Identity {
+	if d.Capture {
+		return spf.Identity{Name: CaptureHost}
+	}
 	id := spf.Identity{Name: d.Host, Include: d.SPFInclude, IPs: parseIPs(d.SPFIPs)}
 	if p, ok := provider.ForHost(d.Host); ok {
 		id.Name = p.Title
@@ -198,6 +214,11 @@ func New(opts Options) (*Router, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := opts.Default
+	if d.Capture {
+		r := &Router{opts: opts, defSPF: d.Identity(), cache: map[string]*Upstream{}}
+		r.def = &Upstream{Name: DefaultName, Host: CaptureHost, Capture: true}
+		return r, nil
+	}
 	roots, err := smarthost.RootCAs(d.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("default_route.%w", err) // "default_route.ca_file <path> ..."
@@ -302,7 +323,7 @@ type Policy struct {
 // its mail waits in delivery anyway.
 func (r *Router) Policy(u *auth.User) Policy {
 	p := Policy{SPF: r.defSPF, SPFPolicy: r.opts.Default.SPFPolicy, Limits: r.opts.DefaultLimits,
-		Rewrites: rewrites(r.opts.Default.Host)}
+		Rewrites: r.defaultRewrites()}
 	if u.Route != "" {
 		p.Limits = r.opts.OwnLimits
 		p.SPF = spf.Identity{Name: u.Route}
@@ -337,6 +358,15 @@ func (r *Router) Policy(u *auth.User) Policy {
 		p.SPFPolicy = spf.PolicyOff // nothing to check against
 	}
 	return p
+}
+
+// defaultRewrites are the header fields the default route's upstream
+// replaces; none for capture, which keeps the message as it is.
+func (r *Router) defaultRewrites() []string {
+	if r.opts.Default.Capture {
+		return nil
+	}
+	return rewrites(r.opts.Default.Host)
 }
 
 // rewrites are the header fields the provider at host replaces, if
