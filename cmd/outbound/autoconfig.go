@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"outbound/auth"
 	"outbound/autoconfig"
@@ -43,32 +40,6 @@ func withAutoconfig(ac, next http.Handler) http.Handler {
 	}
 	mux.Handle("/", next)
 	return mux
-}
-
-// listenAutoconfig starts autoconfig's own listener on addr, with the
-// admin listener's rule: plain HTTP only on loopback, HTTPS with the
-// relay's certificate (reloaded on SIGHUP) anywhere else.
-func (s *server) listenAutoconfig(addr string, handler http.Handler, log *slog.Logger) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("autoconfig.listen %s: %w", addr, err)
-	}
-	s.addrs["autoconfig"] = l.Addr().String()
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		WriteTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
-	scheme, serve := "http", hs.Serve
-	if adminServesTLS(addr) {
-		hs.TLSConfig = adminTLSConfig(s.cert.get)
-		scheme, serve = "https", func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
-	}
-	s.closers = append(s.closers, hs.Shutdown)
-	log.Info("mail client autoconfig", "url", scheme+"://"+l.Addr().String()+"/")
-	go func() {
-		if err := serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.failed <- fmt.Errorf("autoconfig: %w", err)
-		}
-	}()
-	return nil
 }
 
 // appleProfiles gives the web interface each user's Apple profile.

@@ -37,26 +37,45 @@ func (s *server) listenSubmission(backend *relay.Backend, kind, addr string, imp
 	return nil
 }
 
-// listenAdmin starts the admin listener on addr: the admin API, metrics
-// and web interface in handler, over HTTPS with the relay's certificate
-// (reloaded on SIGHUP like the submission listeners') when useTLS.
-func (s *server) listenAdmin(addr string, handler http.Handler, useTLS bool, tokenPath string, log *slog.Logger) error {
-	l, err := net.Listen("tcp", addr)
+// httpListener describes one of the relay's HTTP listeners.
+type httpListener struct {
+	// key is the config key of its address (in errors) and its name in
+	// server.addrs; what is how the start log names it.
+	key, what string
+	addr      string
+	handler   http.Handler
+	// useTLS serves HTTPS with the relay's certificate (reloaded on SIGHUP
+	// like the submission listeners'); the rule is plain HTTP only on
+	// loopback (adminServesTLS).
+	useTLS bool
+	// paths, when set, follows the URL in the start log.
+	paths string
+	// writeTimeout bounds writing an answer; 0 for the admin listener,
+	// whose connection tests may take longer.
+	writeTimeout time.Duration
+}
+
+// listenHTTP starts one HTTP listener: the admin API and web interface,
+// the providers' webhooks, autoconfig. Each is shut down with the others
+// at stop.
+func (s *server) listenHTTP(h httpListener, log *slog.Logger) error {
+	l, err := net.Listen("tcp", h.addr)
 	if err != nil {
-		return fmt.Errorf("admin.listen %s: %w", addr, err)
+		return fmt.Errorf("%s %s: %w", h.key, h.addr, err)
 	}
-	s.addrs["admin"] = l.Addr().String()
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	s.addrs[h.key] = l.Addr().String()
+	hs := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: h.writeTimeout, MaxHeaderBytes: 64 << 10}
 	scheme, serve := "http", hs.Serve
-	if useTLS {
+	if h.useTLS {
 		hs.TLSConfig = adminTLSConfig(s.cert.get)
 		scheme, serve = "https", func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
 	}
 	s.closers = append(s.closers, hs.Shutdown)
-	log.Info("admin API and web interface", "url", scheme+"://"+l.Addr().String()+"/", "token_file", tokenPath)
+	log.Info(h.what, "url", scheme+"://"+l.Addr().String()+"/"+h.paths)
 	go func() {
 		if err := serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.failed <- fmt.Errorf("admin API: %w", err)
+			s.failed <- fmt.Errorf("%s: %w", h.what, err)
 		}
 	}()
 	return nil

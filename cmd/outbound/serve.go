@@ -273,18 +273,23 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	}
 	ac := autoconfig.Handler(acOpts)
 	if cfg.Admin.Listen != "" {
-		if err := s.listenAdmin(cfg.Admin.Listen, withAutoconfig(ac, adminMux(api, ui)), adminTLS, tokenPath, log); err != nil {
+		log.Info("admin token", "token_file", tokenPath)
+		if err := s.listenHTTP(httpListener{key: "admin", what: "admin API and web interface", addr: cfg.Admin.Listen,
+			handler: withAutoconfig(ac, adminMux(api, ui)), useTLS: adminTLS}, log); err != nil {
 			return nil, err
 		}
 	}
 	if a := cfg.Autoconfig.Listen; a != "" {
-		if err := s.listenAutoconfig(a, ac, log.With("component", "autoconfig")); err != nil {
+		if err := s.listenHTTP(httpListener{key: "autoconfig", what: "mail client autoconfig", addr: a,
+			handler: ac, useTLS: adminServesTLS(a), writeTimeout: time.Minute}, log.With("component", "autoconfig")); err != nil {
 			return nil, err
 		}
 	}
 	if a := cfg.ProviderWebhooks.Listen; a != "" {
 		plog := log.With("component", "provider-webhooks")
-		if err := s.listenProviderHooks(a, providerHooksHandler(cfg.ProviderWebhooks, hosts, evlog, suppressed, plog), plog); err != nil {
+		if err := s.listenHTTP(httpListener{key: "provider_webhooks", what: "providers' webhooks", addr: a,
+			handler: providerHooksHandler(cfg.ProviderWebhooks, hosts, evlog, suppressed, plog), useTLS: adminServesTLS(a),
+			paths: "hooks/{smarthost}/{mailgun,sendgrid,postmark,ses,generic}", writeTimeout: time.Minute}, plog); err != nil {
 			return nil, err
 		}
 	}
