@@ -99,6 +99,9 @@ type Options struct {
 	// Suppressions, when set, suppresses recipients whose permanent
 	// failure says the address will not work (tracking.go).
 	Suppressions Suppressor
+	// Capture keeps what the capture upstream (route.Upstream.Capture)
+	// "delivers"; needed only when a route is capture.
+	Capture Capturer
 	// DSN says how notifications are addressed and sent (notify.go).
 	DSN    DSNOptions
 	Logger *slog.Logger

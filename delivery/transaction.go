@@ -55,6 +55,9 @@ var errStopped = errors.New("delivery stopped")
 // results, or an error that applies to all of them, judged for the phase
 // it happened in.
 func (d *Deliverer) send(up *route.Upstream, m *queue.Message, body []byte, rcpts []string, done <-chan struct{}) outcome {
+	if up.Capture {
+		return d.sendCapture(m, body, rcpts)
+	}
 	key := connKey(up)
 	c, ok := d.pool.acquire(key, done)
 	if !ok {
