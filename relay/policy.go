@@ -20,7 +20,9 @@ func quotaReply(err error) *reply {
 		return errTemporary
 	}
 	metrics.QuotaRefusals.WithLabelValues(ex.Window).Inc()
-	return errOverQuota(ex)
+	r := errOverQuota(ex)
+	r.retryIn = ex.RetryIn
+	return r
 }
 
 func domainOf(addr string) string {

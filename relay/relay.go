@@ -221,8 +221,11 @@ type session struct {
 	// source is what failed logins are charged to: the address, or its
 	// /64 for IPv6 (see auth.Throttle).
 	source string
-	user   *auth.User
-	policy route.Policy
+	// protocol is the Received header's "with": ESMTPSA for SMTP, set
+	// by Submit for the send API.
+	protocol string
+	user     *auth.User
+	policy   route.Policy
 
 	// The transaction in progress, cleared by Reset.
 	from     string
@@ -741,8 +744,12 @@ func (s *session) endAfterData(final *smtp.SMTPError) {
 // relay to add. "ESMTPSA" says TLS and AUTH were used (RFC 3848).
 func (s *session) writeReceived(w *bytes.Buffer, id string, now time.Time) {
 	helo := sanitizeHeaderValue(s.helo)
-	fmt.Fprintf(w, "Received: from %s ([%s])\r\n\tby %s (outbound) with ESMTPSA id %s;\r\n\t%s\r\n",
-		helo, s.remoteIP, s.b.opts.Hostname, id, now.Format(time.RFC1123Z))
+	with := s.protocol
+	if with == "" {
+		with = "ESMTPSA"
+	}
+	fmt.Fprintf(w, "Received: from %s ([%s])\r\n\tby %s (outbound) with %s id %s;\r\n\t%s\r\n",
+		helo, s.remoteIP, s.b.opts.Hostname, with, id, now.Format(time.RFC1123Z))
 }
 
 // sanitizeHeaderValue keeps client-chosen text from breaking a header line.

@@ -31,6 +31,11 @@ import (
 type reply struct {
 	se      *smtp.SMTPError
 	outcome outcome
+	// retryIn is, for a quota refusal, when the next slot frees up (an
+	// HTTP front end's Retry-After); 0 otherwise.
+	retryIn time.Duration
+	// queued is the queue ID of a message queuedReply accepted.
+	queued string
 }
 
 // outcome is a result of outbound_submissions_total (metrics.Submissions).
@@ -247,8 +252,16 @@ func errTooManyErrors(n int, last string) *reply {
 		"Too many errors in this session (%d); closing the connection. The last one was: %s", n, last)
 }
 
+// errTooManyRecipients is go-smtp's own answer past max_recipients, given
+// by Submit, where go-smtp does not count the recipients.
+func errTooManyRecipients(max int) *reply {
+	return newReply(outcomeTemporary, 452, smtp.EnhancedCode{4, 5, 3}, "Maximum limit of %v recipients reached", max)
+}
+
 func queuedReply(id string) *reply {
-	return newReply(outcomeQueued, 250, smtp.EnhancedCode{2, 0, 0}, "Ok: queued as %s", id)
+	r := newReply(outcomeQueued, 250, smtp.EnhancedCode{2, 0, 0}, "Ok: queued as %s", id)
+	r.queued = id
+	return r
 }
 func roundUp(d time.Duration) string {
 	if d < time.Minute {

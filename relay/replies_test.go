@@ -179,6 +179,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 		{"errNoFromHeader", errNoFromHeader, outcomeRefused},
 		{"errHeaderStartsFolded", errHeaderStartsFolded, outcomeRefused},
 		{"errBusy", errBusy, outcomeTemporary},
+		{"errTooManyRecipients", errTooManyRecipients(5), outcomeTemporary},
 		{"errHeaderSpaceBeforeColon", errHeaderSpaceBeforeColon("From"), outcomeRefused},
 		{"errHeaderBadName", errHeaderBadName("Fr om"), outcomeRefused},
 		{"errHeaderLineNoColon", errHeaderLineNoColon("no colon"), outcomeRefused},
@@ -238,6 +239,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 		"errTooLarge", "errTooLargeAsQueued", "errFromNotAllowed", "errNotAllowed", "errBadAddress",
 		"errOverQuota", "errSPFTemporary", "errSPFNotAligned", "errSourceThrottled",
 		"errLoginThrottled", "errTooManyErrors", "queuedReply", "errSuppressed",
+		"errTooManyRecipients",
 	} {
 		listed[n] = true
 	}
