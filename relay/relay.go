@@ -224,8 +224,11 @@ type session struct {
 	// protocol is the Received header's "with": ESMTPSA for SMTP, set
 	// by Submit for the send API.
 	protocol string
-	user     *auth.User
-	policy   route.Policy
+	// alsoWrite, set by Submit, gives a write for the transaction that
+	// queues the message with the given ID.
+	alsoWrite func(id string) queue.TxHook
+	user      *auth.User
+	policy    route.Policy
 
 	// The transaction in progress, cleared by Reset.
 	from     string
@@ -625,6 +628,9 @@ func (s *session) data(r io.Reader) *reply {
 	}
 	received, counted := s.receivedEvents(m, start)
 	alsoWrite = append(alsoWrite, received...)
+	if s.alsoWrite != nil {
+		alsoWrite = append(alsoWrite, s.alsoWrite(id))
+	}
 	if err := s.b.opts.Spool.Add(m, body, alsoWrite...); err != nil {
 		s.b.log.Error("queue write failed", "user", s.user.Name, "err", err)
 		if q := s.b.opts.Quota; q != nil {

@@ -10,6 +10,7 @@ import (
 
 	"outbound/auth"
 	"outbound/metrics"
+	"outbound/queue"
 )
 
 // Submission is one message handed to the relay by a front end other than
@@ -28,6 +29,11 @@ type Submission struct {
 	Client   string
 	// Protocol is the Received header's "with" (for example "HTTPSA").
 	Protocol string
+	// AlsoWrite, when set, gives a write made in the transaction that
+	// queues the message with the given queue ID, so that what the caller
+	// records about it (an idempotency key's answer) is durable exactly
+	// when the message is.
+	AlsoWrite func(id string) queue.TxHook
 }
 
 // Refusal is why Submit did not queue a message: the reply an SMTP client
@@ -47,7 +53,7 @@ type Refusal struct {
 // the message is durably queued, or the refusal an SMTP client would have
 // read.
 func (b *Backend) Submit(sub Submission) (string, *Refusal) {
-	s := &session{b: b, tls: true, helo: sub.Client, remoteIP: sub.RemoteIP, protocol: sub.Protocol}
+	s := &session{b: b, tls: true, helo: sub.Client, remoteIP: sub.RemoteIP, protocol: sub.Protocol, alsoWrite: sub.AlsoWrite}
 	r := s.submit(sub)
 	metrics.Submissions.WithLabelValues(string(r.outcome)).Inc()
 	if r.outcome == outcomeQueued {
