@@ -60,8 +60,10 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"operator":    e.operatorCommand,
 		"events":      e.eventsCommand,
 		"suppression": e.suppressionCommand,
+		"capture":     e.captureCommand,
 		"webhook":     e.webhookCommand,
 		"doctor":      e.doctorCommand,
+		"mcp":         e.mcpCommand,
 	}
 }
 

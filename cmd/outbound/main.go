@@ -99,6 +99,10 @@ Commands:
                                 what happened to each message and recipient
                                 (T: RFC 3339, a date, or a duration ago: 24h);
                                 --follow keeps printing new events
+  capture list [--to ADDR] [--subject TEXT]
+                                messages the capture route kept instead of sending
+  capture show ID [--raw]       one captured message (--raw: its bytes as sent)
+  capture delete ID | clear     delete one captured message, or all of them
   suppression list [--user U]   recipients mail is no longer sent to, and why
   suppression add ADDR [--user U] [--reason R]
                                 stop mail to ADDR (--user required under
@@ -117,6 +121,8 @@ Commands:
                                 check the running relay: certificates, hostname,
                                 listeners, routes, SPF, file modes, disk, admin
                                 listener; each failure with its fix, exits 1
+  mcp                           serve the admin operations as MCP tools on stdin/stdout
+                                for an AI assistant (docs/assistants.md)
   config check                  validate the configuration and exit
   version                       print the version
 
