@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"outbound/auth"
+	"outbound/capture"
 	"outbound/dkim"
 	"outbound/events"
 	"outbound/internal/netutil"
@@ -85,6 +86,9 @@ type Options struct {
 	// DKIM keeps the domains' signing keys; nil: the /api/dkim endpoints
 	// answer 501.
 	DKIM *dkim.Store
+	// Capture keeps what the capture route kept instead of sending;
+	// nil: the /api/capture endpoints answer 501.
+	Capture capture.Store
 }
 
 type api struct {
@@ -133,6 +137,7 @@ func Handler(opts Options) http.Handler {
 	a.registerWebhooks(mux)
 	a.registerTLS(mux)
 	a.registerDKIM(mux)
+	a.registerCapture(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})

@@ -32,6 +32,7 @@ func TestACMENamesDefaultToHostname(t *testing.T) {
 	cfg := Default()
 	cfg.Hostname = "relay.example.com"
 	cfg.ACME.Enabled = true
+	cfg.DefaultRoute.Mode = "smtp" // capture is refused with [acme]
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

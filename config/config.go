@@ -25,25 +25,27 @@ import (
 // Default) and a doc tag that the reference in docs/config.md is checked
 // against.
 type Config struct {
-	Hostname         string           `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
-	DataDir          string           `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the ACME account and certificates (acme/), the admin token and the secrets key. Created with mode 0700."`
-	TLS              TLS              `toml:"tls"`
-	ACME             ACME             `toml:"acme"`
-	Submission       Submission       `toml:"submission"`
-	Admin            Admin            `toml:"admin"`
-	Web              Web              `toml:"web"`
-	DefaultRoute     Upstream         `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
-	Delivery         Delivery         `toml:"delivery"`
-	Retry            Retry            `toml:"retry"`
-	Retention        Retention        `toml:"retention"`
-	Suppression      Suppression      `toml:"suppression"`
-	Webhooks         Webhooks         `toml:"webhooks"`
-	ProviderWebhooks ProviderWebhooks `toml:"provider_webhooks"`
-	Autoconfig       Autoconfig       `toml:"autoconfig"`
-	DSN              DSN              `toml:"dsn"`
-	Limits           Limits           `toml:"limits"`
-	DNS              DNS              `toml:"dns"`
-	Log              Log              `toml:"log"`
+	Hostname     string     `toml:"hostname" doc:"Name used in EHLO to upstreams, in the greeting and in Received headers."`
+	DataDir      string     `toml:"data_dir" doc:"Directory for the bbolt database, the self-signed certificate, the ACME account and certificates (acme/), the admin token and the secrets key. Created with mode 0700."`
+	TLS          TLS        `toml:"tls"`
+	ACME         ACME       `toml:"acme"`
+	Submission   Submission `toml:"submission"`
+	Admin        Admin      `toml:"admin"`
+	Web          Web        `toml:"web"`
+	DefaultRoute Upstream   `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
+	// AllowCaptureInProduction is checked by Validate: see validateCapture.
+	AllowCaptureInProduction bool             `toml:"allow_capture_in_production" doc:"Allow default_route.mode = \"capture\" together with [acme] or a submission or admin listen address that is not loopback. Off: such a configuration is refused, so that a production relay cannot silently keep mail instead of sending it."`
+	Delivery                 Delivery         `toml:"delivery"`
+	Retry                    Retry            `toml:"retry"`
+	Retention                Retention        `toml:"retention"`
+	Suppression              Suppression      `toml:"suppression"`
+	Webhooks                 Webhooks         `toml:"webhooks"`
+	ProviderWebhooks         ProviderWebhooks `toml:"provider_webhooks"`
+	Autoconfig               Autoconfig       `toml:"autoconfig"`
+	DSN                      DSN              `toml:"dsn"`
+	Limits                   Limits           `toml:"limits"`
+	DNS                      DNS              `toml:"dns"`
+	Log                      Log              `toml:"log"`
 }
 
 // TLS is the certificate the submission listeners present.
@@ -101,6 +103,7 @@ type Web struct {
 
 // Upstream is a smarthost the relay delivers through.
 type Upstream struct {
+	Mode         string   `toml:"mode" doc:"\"smtp\" delivers through host; \"capture\" keeps every message in the capture store (outbound capture list) and sends nothing. The embedded defaults (no config file) capture; a config file that sets any default_route key and no mode delivers over smtp."`
 	Host         string   `toml:"host" doc:"Smarthost host name."`
 	Port         int      `toml:"port" doc:"Smarthost port: 587 for starttls, 465 for implicit."`
 	TLSMode      string   `toml:"tls" doc:"\"implicit\", \"starttls\" or \"none\" (none only for a loopback host)."`
@@ -241,6 +244,9 @@ func Default() Config {
 		Admin: Admin{Listen: "127.0.0.1:8025"},
 		Web:   Web{SessionIdle: Duration(30 * time.Minute)},
 		DefaultRoute: Upstream{
+			// A first run shows the whole path without sending anything
+			// (no credentials exist yet); see Parse for config files.
+			Mode:      "capture",
 			Host:      "smtp.eu.mailgun.org",
 			Port:      587,
 			TLSMode:   "starttls",
@@ -322,6 +328,11 @@ func Parse(cfg *Config, text string) error {
 		}
 		return fmt.Errorf("unknown key %s (see outbound.example.toml for every key)", strings.Join(keys, ", "))
 	}
+	// A file that configures the default route means a real upstream:
+	// capture, the embedded default, must be asked for by name.
+	if md.IsDefined("default_route") && !md.IsDefined("default_route", "mode") {
+		cfg.DefaultRoute.Mode = "smtp"
+	}
 	return nil
 }
 
@@ -389,8 +400,15 @@ func (c *Config) Validate() error {
 	if c.Submission.ReadTimeout <= 0 || c.Submission.WriteTimeout <= 0 {
 		bad("submission.read_timeout", "read_timeout and write_timeout must be positive")
 	}
-	if err := c.DefaultRoute.Validate(); err != nil {
-		bad("default_route", "%v", err)
+	switch c.DefaultRoute.Mode {
+	case "smtp":
+		if err := c.DefaultRoute.Validate(); err != nil {
+			bad("default_route", "%v", err)
+		}
+	case "capture":
+		c.validateCapture(bad)
+	default:
+		bad("default_route.mode", "must be \"smtp\" or \"capture\", got %q", c.DefaultRoute.Mode)
 	}
 	if c.Delivery.Workers < 1 {
 		bad("delivery.workers", "must be at least 1, got %d", c.Delivery.Workers)
@@ -472,6 +490,49 @@ func (c *Config) Validate() error {
 		bad("log.format", "must be \"text\" or \"json\", got %q", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// Capture reports whether the default route keeps mail instead of
+// sending it.
+func (c *Config) Capture() bool { return c.DefaultRoute.Mode == "capture" }
+
+// validateCapture refuses the capture route where it looks like
+// production ([acme], or a listener reachable from other hosts), unless
+// allow_capture_in_production says so: a production relay must not
+// silently keep mail it acknowledged as sent.
+func (c *Config) validateCapture(bad func(key, format string, args ...any)) {
+	if c.AllowCaptureInProduction {
+		return
+	}
+	var keys []string
+	if c.ACME.Enabled {
+		keys = append(keys, "acme.enabled")
+	}
+	for _, l := range []struct{ key, addr string }{
+		{"submission.implicit_tls", c.Submission.ImplicitTLS}, {"submission.starttls", c.Submission.StartTLS}, {"admin.listen", c.Admin.Listen},
+	} {
+		if l.addr != "" && !loopbackAddr(l.addr) {
+			keys = append(keys, fmt.Sprintf("%s = %q", l.key, l.addr))
+		}
+	}
+	if len(keys) > 0 {
+		bad("default_route.mode", "\"capture\" keeps mail instead of sending it, and this looks like production (%s): "+
+			"configure a real default_route (host, port, tls, username, password_file), or set allow_capture_in_production = true",
+			strings.Join(keys, ", "))
+	}
+}
+
+// loopbackAddr says whether host:port listens on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks an upstream's settings.

@@ -43,7 +43,10 @@ func startServer(t *testing.T, adminHost string) (configPath, port string) {
 	t.Helper()
 	dir := t.TempDir()
 	_, port, _ = net.SplitHostPort(testutil.FreePort(t))
-	text := "data_dir = " + strconv.Quote(filepath.Join(dir, "data")) + "\n" +
+	// These servers test listeners; they capture mail (the embedded
+	// default route) even on a public admin address.
+	text := "allow_capture_in_production = true\n" +
+		"data_dir = " + strconv.Quote(filepath.Join(dir, "data")) + "\n" +
 		"[submission]\nimplicit_tls = \"127.0.0.1:0\"\nstarttls = \"\"\n" +
 		"[admin]\nlisten = " + strconv.Quote(net.JoinHostPort(adminHost, port)) + "\n"
 	configPath = testutil.WriteFile(t, dir, "outbound.toml", []byte(text))

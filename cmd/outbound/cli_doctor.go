@@ -122,7 +122,8 @@ func doctorOptions(e *cliEnv, cfg config.Config, minFree string) (doctor.Options
 		o.AdminAddr = dialableAddr(cfg.Admin.Listen)
 		o.AdminExposed = adminServesTLS(cfg.Admin.Listen)
 	}
-	if cfg.DefaultRoute.Host != "" {
+	// The capture route sends nothing: there is no upstream to test.
+	if cfg.DefaultRoute.Host != "" && !cfg.Capture() {
 		o.DefaultRoute = func(ctx context.Context) delivery.ConnectionReport {
 			return defaultRouteTest(ctx, cfg)
 		}

@@ -42,7 +42,7 @@ func newLogger(cfg config.Log) *slog.Logger {
 // fail on a password file only the server may read.
 func routeDefault(u config.Upstream) route.Default {
 	return route.Default{Host: u.Host, Port: u.Port, TLSMode: u.TLSMode, Username: u.Username, CAFile: u.CAFile,
-		SPFInclude: u.SPFInclude, SPFIPs: u.SPFIPs, SPFPolicy: spf.Policy(u.SPFPolicy)}
+		SPFInclude: u.SPFInclude, SPFIPs: u.SPFIPs, SPFPolicy: spf.Policy(u.SPFPolicy), Capture: u.Mode == "capture"}
 }
 
 // routeOptions are the router's options, the default route's password

@@ -18,6 +18,7 @@ import (
 	"outbound/admin"
 	"outbound/auth"
 	"outbound/autoconfig"
+	"outbound/capture"
 	"outbound/config"
 	"outbound/delivery"
 	"outbound/dkim"
@@ -166,7 +167,14 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.queue.SetJournal(evlog)
+	// Captured messages (the capture route): their content goes with
+	// their queued message's, at retention.content, in the same
+	// transaction; the capture with the message's stub.
+	captured, err := capture.OpenBolt(s.db)
+	if err != nil {
+		return nil, err
+	}
+	s.queue.SetJournal(journals{evlog, captured})
 	// Users' webhooks: events are queued for their endpoints in the
 	// transaction that records them, so set before anything records.
 	hookPolicy := webhooks.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivate: cfg.Webhooks.AllowPrivate}
@@ -232,13 +240,13 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		u, err := s.users.Get(user)
 		return err == nil && u.DSNOff
 	}
-	do.Events, do.Suppressions = evlog, suppressed
+	do.Events, do.Suppressions, do.Capture = evlog, suppressed, captured
 	d := delivery.New(s.queue, routes, do)
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators, SPF: checker,
-		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status})
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
@@ -307,9 +315,41 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		close(s.webhooksDone)
 	}()
 
+	defaultRoute := fmt.Sprintf("%s:%d", cfg.DefaultRoute.Host, cfg.DefaultRoute.Port)
+	if cfg.Capture() {
+		defaultRoute = "capture"
+		// Loud on purpose: someone who expected mail to leave must see
+		// at once that it does not, and what to change.
+		log.Warn("CAPTURE MODE: mail is captured, not sent. Every message on the default route is kept in the capture store " +
+			"(`outbound capture list`, GET /api/capture, the web interface's Captured page). To send for real, " +
+			"set [default_route] mode = \"smtp\" with host, port, tls, username and password_file in a config file " +
+			"(see outbound.example.toml) and start with -config")
+	}
 	log.Info("outbound started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "certificate", cert.path,
-		"default_route", fmt.Sprintf("%s:%d", cfg.DefaultRoute.Host, cfg.DefaultRoute.Port))
+		"default_route", defaultRoute)
 	return s, nil
+}
+
+// journals tells every storage owner that keeps records about messages
+// (queue.Journal) of a redaction or deletion, in its transaction.
+type journals []queue.Journal
+
+func (js journals) Redacted(tx *bolt.Tx, id, user string, at time.Time) error {
+	for _, j := range js {
+		if err := j.Redacted(tx, id, user, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (js journals) Removed(tx *bolt.Tx, id string) error {
+	for _, j := range js {
+		if err := j.Removed(tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stop closes the listeners (letting sessions in DATA finish), stops the
