@@ -63,6 +63,7 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"capture":     e.captureCommand,
 		"webhook":     e.webhookCommand,
 		"doctor":      e.doctorCommand,
+		"mcp":         e.mcpCommand,
 	}
 }
 

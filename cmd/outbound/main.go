@@ -121,6 +121,8 @@ Commands:
                                 check the running relay: certificates, hostname,
                                 listeners, routes, SPF, file modes, disk, admin
                                 listener; each failure with its fix, exits 1
+  mcp                           serve the admin operations as MCP tools on stdin/stdout
+                                for an AI assistant (docs/assistants.md)
   config check                  validate the configuration and exit
   version                       print the version
 
