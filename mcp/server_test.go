@@ -1,9 +1,15 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -271,5 +277,63 @@ func TestSPFCheckOfADomainUsesTheGivenChecker(t *testing.T) {
 	out := mustCall(t, cs, "spf_check", map[string]any{"domain": "example.com", "include": "sendgrid.net"})
 	if gotDomain != "example.com" || gotInclude != "sendgrid.net" || !strings.Contains(out, "pass") {
 		t.Fatalf("checked %q %q: %s", gotDomain, gotInclude, out)
+	}
+}
+
+// updateDocs rewrites the tool table of docs/assistants.md from the tools
+// themselves: go test ./mcp -run TestDocsListEveryTool -update-docs
+var updateDocs = flag.Bool("update-docs", false, "rewrite the tool table in docs/assistants.md")
+
+// The guide's table is the tool list itself, so that it cannot drift.
+func TestDocsListEveryTool(t *testing.T) {
+	cs := session(t, admintest.New(t), Options{Doctor: func(context.Context) (any, error) { return nil, nil }})
+	res, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("| tool | kind | arguments (* required) | what it does |\n|---|---|---|---|\n")
+	for _, tool := range res.Tools {
+		kind := "changes"
+		switch a := tool.Annotations; {
+		case a.ReadOnlyHint:
+			kind = "read-only"
+		case a.DestructiveHint != nil && *a.DestructiveHint:
+			kind = "destructive"
+		}
+		var schema struct {
+			Required   []string                   `json:"required"`
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		raw, _ := json.Marshal(tool.InputSchema)
+		json.Unmarshal(raw, &schema)
+		var args []string
+		for name := range schema.Properties {
+			if slices.Contains(schema.Required, name) {
+				name += "*"
+			}
+			args = append(args, "`"+name+"`")
+		}
+		sort.Strings(args)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", tool.Name, kind, strings.Join(args, " "), tool.Description)
+	}
+	const path, begin, end = "../docs/assistants.md", "<!-- tools begin -->\n", "<!-- tools end -->"
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, j := bytes.Index(doc, []byte(begin)), bytes.Index(doc, []byte(end))
+	if i < 0 || j < i {
+		t.Fatalf("%s: no %q ... %q markers", path, begin, end)
+	}
+	want := string(doc[:i+len(begin)]) + b.String() + string(doc[j:])
+	if *updateDocs {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if string(doc) != want {
+		t.Fatalf("%s: the tool table is out of date; run go test ./mcp -run TestDocsListEveryTool -update-docs", path)
 	}
 }
