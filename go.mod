@@ -3,6 +3,7 @@ module outbound
 go 1.26.8
 
 require (
+	github.com/emersion/go-message v0.18.2
 	blitiri.com.ar/go/spf v1.6.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/chromedp/cdproto v0.159.0

@@ -1,0 +1,319 @@
+// Package sendapi is the HTTP send API for apps: POST /v1/messages with an
+// API key turns a JSON request into a MIME message and hands it to the
+// relay's own submission path (relay.Backend.Submit), so that it meets the
+// same sender, limit, SPF, queue and delivery rules as a message sent over
+// SMTP. The 202 answer goes out only once the message is durably queued.
+package sendapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"outbound/auth"
+	"outbound/queue"
+	"outbound/relay"
+)
+
+// Keys verifies API keys (auth.APIKeys).
+type Keys interface {
+	Verify(key string) (*auth.APIKey, error)
+}
+
+// Submitter queues a message as the SMTP path does (relay.Backend).
+type Submitter interface {
+	Submit(relay.Submission) (string, *relay.Refusal)
+}
+
+var (
+	_ Keys      = (*auth.APIKeys)(nil)
+	_ Submitter = (*relay.Backend)(nil)
+)
+
+// Options configures a Handler.
+type Options struct {
+	Keys  Keys
+	Relay Submitter
+	// DB holds the Idempotency-Key answers (idempotency.go).
+	DB *bolt.DB
+	// Hostname is the right-hand side of the Message-IDs the API makes.
+	Hostname string
+	// MaxMessageBytes is the relay's max_message_bytes: the built message
+	// is held to it by the relay; the JSON body may be larger by what
+	// base64 and JSON add.
+	MaxMessageBytes int64
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Handler serves the send API.
+type Handler struct {
+	opts Options
+	log  *slog.Logger
+	idem *idempotency
+	mux  *http.ServeMux
+
+	// inflight holds the Idempotency-Keys of requests being processed,
+	// so that two at once with one key cannot both queue.
+	mu       sync.Mutex
+	inflight map[string]bool
+}
+
+// New returns a Handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	idem, err := newIdempotency(opts.DB, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{opts: opts, log: opts.Logger, idem: idem, inflight: map[string]bool{}}
+	h.mux = http.NewServeMux()
+	h.mux.HandleFunc("POST /v1/messages", h.send)
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: the send API is POST /v1/messages", "")
+	})
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// PurgeIdempotency deletes Idempotency-Key answers older than
+// IdempotencyTTL; the server calls it periodically.
+func (h *Handler) PurgeIdempotency() error { return h.idem.Purge() }
+
+// maxBodyBytes bounds a request body: the largest message, base64-encoded
+// (4/3), plus room for the JSON around it.
+func (h *Handler) maxBodyBytes() int64 {
+	return h.opts.MaxMessageBytes*4/3 + 1<<20
+}
+
+// accepted is the 202 answer's body.
+type accepted struct {
+	// ID is the relay's queue ID, which the event log, webhooks and
+	// `outbound queue` name the message by.
+	ID        string `json:"id"`
+	MessageID string `json:"message_id"`
+}
+
+func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
+	key, ok := bearer(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="outbound"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "an API key is required: Authorization: Bearer obk_...", "")
+		return
+	}
+	rec, err := h.opts.Keys.Verify(key)
+	if err != nil {
+		if errors.Is(err, auth.ErrBadCredentials) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="outbound", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "the API key is not valid (unknown or revoked)", "")
+			return
+		}
+		h.log.Error("API key lookup failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "temporary local problem; please try again later", "")
+		return
+	}
+	user := rec.User
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBodyBytes()))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large",
+				"the request body is larger than "+strconv.FormatInt(tooBig.Limit, 10)+" bytes; the message limit is "+strconv.FormatInt(h.opts.MaxMessageBytes, 10)+" bytes", "")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "the request body could not be read", "")
+		return
+	}
+
+	idemKey := r.Header.Get("Idempotency-Key")
+	if idemKey != "" {
+		if len(idemKey) > 255 {
+			writeError(w, http.StatusBadRequest, "bad_request", "Idempotency-Key is longer than 255 characters", "Idempotency-Key")
+			return
+		}
+		slot := user + "\x00" + idemKey
+		if !h.claim(slot) {
+			writeError(w, http.StatusConflict, "conflict", "a request with this Idempotency-Key is being processed; retry once it has been answered", "Idempotency-Key")
+			return
+		}
+		defer h.unclaim(slot)
+		prev, err := h.idem.lookup(user, idemKey)
+		if err != nil {
+			h.log.Error("idempotency lookup failed", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "temporary local problem; please try again later", "")
+			return
+		}
+		if prev != nil {
+			if !bytes.Equal(prev.Request, requestHash(body)) {
+				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
+					"this Idempotency-Key was used within 24 hours for a different request; use a new key for a new message", "Idempotency-Key")
+				return
+			}
+			w.Header().Set("Idempotent-Replayed", "true")
+			writeJSON(w, prev.Status, prev.Body)
+			return
+		}
+	}
+
+	var req Request
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the JSON this endpoint takes: "+err.Error(), jsonField(err))
+		return
+	}
+	now := h.opts.Now()
+	msg, fe := build(&req, h.opts.Hostname, now)
+	if fe != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_request", fe.msg, fe.field)
+		return
+	}
+
+	sub := relay.Submission{
+		User: user, From: msg.from, To: msg.rcpts, Message: msg.body,
+		RemoteIP: remoteIP(r), Client: "api-key-" + rec.Prefix, Protocol: "HTTPSA",
+	}
+	if idemKey != "" {
+		reqHash := requestHash(body)
+		sub.AlsoWrite = func(id string) queue.TxHook {
+			b, _ := json.Marshal(accepted{ID: id, MessageID: msg.messageID})
+			return h.idem.record(user, idemKey, &answer{Request: reqHash, Status: http.StatusAccepted, Body: b, Created: now})
+		}
+	}
+	id, refusal := h.opts.Relay.Submit(sub)
+	if refusal != nil {
+		h.log.Info("send API message refused", "user", user, "key", rec.Prefix, "reply", refusal.Error())
+		writeRefusal(w, refusal)
+		return
+	}
+	h.log.Info("send API message queued", "id", id, "user", user, "key", rec.Prefix, "rcpts", len(msg.rcpts))
+	b, _ := json.Marshal(accepted{ID: id, MessageID: msg.messageID})
+	writeJSON(w, http.StatusAccepted, b)
+}
+
+func (h *Handler) claim(slot string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inflight[slot] {
+		return false
+	}
+	h.inflight[slot] = true
+	return true
+}
+
+func (h *Handler) unclaim(slot string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.inflight, slot)
+}
+
+func bearer(r *http.Request) (string, bool) {
+	v := r.Header.Get("Authorization")
+	scheme, key, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(key), true
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// jsonField names the field a decoding error is about, when it says.
+func jsonField(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te.Field
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return strings.Trim(f, `"`)
+	}
+	return ""
+}
+
+// errorBody is every error's JSON: {"error": {"code", "message", "field"}}.
+type errorBody struct {
+	Error apiError `json:"error"`
+}
+
+type apiError struct {
+	// Code is a stable word a program can switch on.
+	Code string `json:"code"`
+	// Message says what happened and what to do, in the relay's words
+	// for a refusal of the message.
+	Message string `json:"message"`
+	// Field is the request field at fault, if one is.
+	Field string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg, field string) {
+	b, _ := json.Marshal(errorBody{apiError{Code: code, Message: msg, Field: field}})
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+	w.Write([]byte("\n"))
+}
+
+// writeRefusal answers a message the relay refused with the HTTP status a
+// REST client expects and the relay's own words: the same text an SMTP
+// client reads after its code.
+func writeRefusal(w http.ResponseWriter, r *relay.Refusal) {
+	status, code, field := refusalStatus(r)
+	if r.RetryIn > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(r.RetryIn.Seconds()))))
+	}
+	writeError(w, status, code, r.Message, field)
+}
+
+// refusalStatus maps the relay's SMTP replies (relay/replies.go) to HTTP.
+func refusalStatus(r *relay.Refusal) (status int, code, field string) {
+	e := r.EnhancedCode
+	switch {
+	case r.Code == 450 && e == [3]int{4, 7, 1}:
+		return http.StatusTooManyRequests, "rate_limited", ""
+	case r.Code == 550 && e == [3]int{5, 7, 1}:
+		return http.StatusForbidden, "forbidden", "from"
+	case r.Code == 550 && e == [3]int{5, 7, 23}:
+		return http.StatusForbidden, "spf_not_aligned", "from"
+	case r.Code == 552:
+		return http.StatusRequestEntityTooLarge, "too_large", ""
+	case r.Code == 530:
+		return http.StatusUnauthorized, "unauthorized", ""
+	case e == [3]int{5, 1, 1}:
+		return http.StatusUnprocessableEntity, "recipient_suppressed", "to"
+	case e == [3]int{5, 1, 3}, e == [3]int{4, 5, 3}:
+		return http.StatusUnprocessableEntity, "invalid_recipients", "to"
+	case r.Code >= 500:
+		return http.StatusUnprocessableEntity, "message_refused", ""
+	}
+	// 451 4.3.0, 452 4.3.1 (storage or memory), 451 4.7.24 (SPF lookup).
+	return http.StatusServiceUnavailable, "unavailable", ""
+}
