@@ -16,6 +16,7 @@ import (
 	"outbound/admin"
 	"outbound/auth"
 	"outbound/autoconfig"
+	"outbound/capture"
 	"outbound/delivery"
 	"outbound/events"
 	"outbound/internal/testutil"
@@ -65,6 +66,7 @@ type rig struct {
 	clock     *clock
 	events    *events.Bolt
 	supp      *suppression.Bolt
+	captured  *capture.Bolt
 }
 
 type rigOptions struct {
@@ -119,6 +121,10 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	captured, err := capture.OpenBolt(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes, err := route.New(route.Options{
 		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
 			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
@@ -135,7 +141,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
 		Bouncer:           delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
 		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog,
-		Suppressions: supp})
+		Suppressions: supp, Capture: captured})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	profile := func(login string) ([]byte, error) {
 		u, err := users.Get(login)
@@ -156,7 +162,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp}
+	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp, captured: captured}
 }
 
 // addMessage queues a message user submitted to rcpts, all queued.

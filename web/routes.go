@@ -57,6 +57,9 @@ func (h *handler) routes() http.Handler {
 	mux.Handle("GET /queue/{id}/delete", h.signedIn(h.messageConfirm(deleteAction)))
 	mux.Handle("POST /queue/{id}/delete", h.signedIn(h.messageDelete))
 
+	mux.Handle("GET /captured", h.operatorOnly(h.capturedList))
+	mux.Handle("GET /captured/{id}", h.operatorOnly(h.capturedShow))
+
 	mux.Handle("GET /suppressions", h.signedIn(h.suppressionsList))
 	mux.Handle("POST /suppressions", h.operatorOnly(h.suppressionAdd))
 	mux.Handle("GET /suppressions/lift", h.signedIn(h.suppressionLiftConfirm))
