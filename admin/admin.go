@@ -89,6 +89,9 @@ type Options struct {
 	// Capture keeps what the capture route kept instead of sending;
 	// nil: the /api/capture endpoints answer 501.
 	Capture capture.Store
+	// APIKeys are the send API's keys; nil: the /api/users/{name}/api-keys
+	// endpoints answer 501.
+	APIKeys *auth.APIKeys
 }
 
 type api struct {
@@ -138,6 +141,7 @@ func Handler(opts Options) http.Handler {
 	a.registerTLS(mux)
 	a.registerDKIM(mux)
 	a.registerCapture(mux)
+	a.registerAPIKeys(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
