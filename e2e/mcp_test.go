@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +23,8 @@ import (
 // through it, its mail arrives there, and usage counts it. The stored
 // password is in no tool's answer, nor in the relay's log or the MCP
 // server's stderr; a bad argument is a tool error naming what to fix, and
-// the server answers on.
+// the server answers on. The admin listener serves the same tools at /mcp
+// to requests with the admin token.
 func TestMCPAssistantSetsUpASmarthost(t *testing.T) {
 	def := testutil.StartUpstream(t, testutil.UpstreamOptions{})
 	r := newRelay(t, def.Addr())
@@ -136,7 +140,42 @@ func TestMCPAssistantSetsUpASmarthost(t *testing.T) {
 		}
 	}
 	cs.Close()
+
+	// The same tools over HTTP at /mcp on the admin listener, behind the
+	// admin token.
+	token, err := os.ReadFile(filepath.Join(r.DataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectHTTP := func(token string) (*sdk.ClientSession, error) {
+		return sdk.NewClient(&sdk.Implementation{Name: "e2e"}, nil).Connect(ctx, &sdk.StreamableClientTransport{
+			Endpoint: "http://" + r.AdminAddr + "/mcp", HTTPClient: &http.Client{Transport: bearer{token}},
+			DisableStandaloneSSE: true, MaxRetries: -1}, nil)
+	}
+	if hs, err := connectHTTP("wrong-token"); err == nil {
+		hs.Close()
+		t.Fatal("/mcp answered a wrong token")
+	}
+	hs, err := connectHTTP(strings.TrimSpace(string(token)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	res, err := hs.CallTool(ctx, &sdk.CallToolParams{Name: "usage", Arguments: map[string]any{"user": "shop@example.com"}})
+	if err != nil || res.IsError || !strings.Contains(res.Content[0].(*sdk.TextContent).Text, `"sent_last_hour": 1`) {
+		t.Fatalf("usage over HTTP: %v %+v", err, res)
+	}
+
 	if strings.Contains(stderr.String(), upPass) || strings.Contains(r.log(), upPass) {
 		t.Fatal("the smarthost password was logged")
 	}
+}
+
+// bearer sends a bearer token with every request.
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"sort"
@@ -335,5 +337,39 @@ func TestDocsListEveryTool(t *testing.T) {
 	}
 	if string(doc) != want {
 		t.Fatalf("%s: the tool table is out of date; run go test ./mcp -run TestDocsListEveryTool -update-docs", path)
+	}
+}
+
+// bearer adds a bearer token to every request.
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Over HTTP the tools answer only requests with the admin token.
+func TestHTTPHandlerRequiresTheAdminToken(t *testing.T) {
+	rig := admintest.New(t)
+	rig.AddUsers(t, "shop@example.com")
+	srv := httptest.NewServer(HTTPHandler(Options{Client: rig.Client}, admintest.Token))
+	t.Cleanup(srv.Close)
+	connect := func(token string) (*sdk.ClientSession, error) {
+		return sdk.NewClient(&sdk.Implementation{Name: "test"}, nil).Connect(context.Background(),
+			&sdk.StreamableClientTransport{Endpoint: srv.URL, HTTPClient: &http.Client{Transport: bearer{token}},
+				DisableStandaloneSSE: true, MaxRetries: -1}, nil)
+	}
+	if cs, err := connect("wrong-token"); err == nil {
+		cs.Close()
+		t.Fatal("connected with a wrong token")
+	}
+	cs, err := connect(admintest.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if out := mustCall(t, cs, "users_list", nil); !strings.Contains(out, "shop@example.com") {
+		t.Fatalf("users_list: %s", out)
 	}
 }

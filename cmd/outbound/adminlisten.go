@@ -38,10 +38,12 @@ func adminServesTLS(listen string) bool {
 }
 
 // adminMux puts the admin API and the web interface on one handler: the
-// API owns /api/, /metrics and /healthz, the web interface the rest.
-func adminMux(api, ui http.Handler) http.Handler {
+// API owns /api/, /metrics and /healthz, the MCP tools /mcp, the web
+// interface the rest.
+func adminMux(api, ui, mcpHTTP http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
+	mux.Handle("/mcp", mcpHTTP)
 	mux.Handle("/metrics", api)
 	mux.Handle("/healthz", api)
 	mux.Handle("/", ui)

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"outbound/admin"
 	"outbound/doctor"
 	"outbound/mcp"
 	"outbound/spf"
@@ -37,22 +40,7 @@ func (e *cliEnv) mcpCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	// The tools call the same code as `spf check DOMAIN --include/--ip`
-	// and `doctor`, with the configured resolvers.
-	spfCheck := func(ctx context.Context, domain, include string, ips []string) (any, error) {
-		id := spf.Identity{Name: include, Include: include}
-		for _, s := range ips {
-			ip := net.ParseIP(s)
-			if ip == nil {
-				return nil, errors.New("ips: " + s + " is not an IP address")
-			}
-			id.IPs = append(id.IPs, ip)
-		}
-		if id.Name == "" {
-			id.Name = "the given IPs"
-		}
-		return spfCheckView((&spf.Checker{Resolver: resolver}).Check(ctx, domain, id), id.Name), nil
-	}
+	// The doctor tool runs what `doctor` runs, with the configured resolvers.
 	runDoctor := func(ctx context.Context) (any, error) {
 		opts, early, err := doctorOptions(e, cfg, "1GiB")
 		if err != nil {
@@ -60,7 +48,7 @@ func (e *cliEnv) mcpCommand(args []string) error {
 		}
 		return append(early, doctor.Run(ctx, opts)...), nil
 	}
-	server := mcp.NewServer(mcp.Options{Client: c, SPFCheck: spfCheck, Doctor: runDoctor, Version: version})
+	server := mcp.NewServer(mcp.Options{Client: c, SPFCheck: mcpSPFCheck(&spf.Checker{Resolver: resolver}), Doctor: runDoctor, Version: version})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = server.Run(ctx, &sdk.IOTransport{Reader: io.NopCloser(e.stdin), Writer: nopWriteCloser{e.stdout}})
@@ -69,6 +57,34 @@ func (e *cliEnv) mcpCommand(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// mcpSPFCheck is the spf_check tool's check of a domain alone: what
+// `spf check DOMAIN --include D --ip IP` does, with checker's resolvers.
+func mcpSPFCheck(checker *spf.Checker) func(ctx context.Context, domain, include string, ips []string) (any, error) {
+	return func(ctx context.Context, domain, include string, ips []string) (any, error) {
+		id := spf.Identity{Name: include, Include: include}
+		for _, s := range ips {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return nil, fmt.Errorf("ips: %q is not an IP address", s)
+			}
+			id.IPs = append(id.IPs, ip)
+		}
+		if id.Name == "" {
+			id.Name = "the given IPs"
+		}
+		return spfCheckView(checker.Check(ctx, domain, id), id.Name), nil
+	}
+}
+
+// mcpHTTP is the tools over HTTP at /mcp on the admin listener (package
+// mcp's HTTPHandler): the admin API answers them in process, and the
+// request must carry the admin token. doctor is left out: it checks the
+// relay from outside, which is the stdio server's place.
+func mcpHTTP(api http.Handler, token string, checker *spf.Checker) http.Handler {
+	c := admin.NewClient("http://in-process", token, admin.InProcess(api))
+	return mcp.HTTPHandler(mcp.Options{Client: c, SPFCheck: mcpSPFCheck(checker), Version: version}, token)
 }
 
 // nopWriteCloser leaves standard output open when the session ends.
