@@ -42,6 +42,7 @@ type Config struct {
 	Webhooks                 Webhooks         `toml:"webhooks"`
 	ProviderWebhooks         ProviderWebhooks `toml:"provider_webhooks"`
 	Autoconfig               Autoconfig       `toml:"autoconfig"`
+	SendAPI                  SendAPI          `toml:"send_api"`
 	DSN                      DSN              `toml:"dsn"`
 	Limits                   Limits           `toml:"limits"`
 	DNS                      DNS              `toml:"dns"`
@@ -160,6 +161,12 @@ type Suppression struct {
 type ProviderWebhooks struct {
 	Listen       string `toml:"listen" doc:"Address of the providers' webhook listener. Empty (the default) disables it. On a loopback address it is plain HTTP (behind a reverse proxy that terminates TLS); on any other it is HTTPS with the submission listeners' certificate, which the providers must trust (a public CA's)."`
 	MaxBodyBytes int64  `toml:"max_body_bytes" doc:"Largest request body taken, in bytes; a larger one is refused with 413."`
+}
+
+// SendAPI is the HTTP send API for apps (package sendapi, docs/send-api.md):
+// POST /v1/messages with an API key ('outbound apikey create').
+type SendAPI struct {
+	Listen string `toml:"listen" doc:"Address of the send API's listener (POST /v1/messages). Empty (the default) disables it. On a loopback address it is plain HTTP (behind a reverse proxy that terminates TLS); on any other it is HTTPS with the submission listeners' certificate."`
 }
 
 // Autoconfig answers mail clients' automatic configuration (package
@@ -360,7 +367,7 @@ func (c *Config) Validate() error {
 		bad("tls.cert", "tls.cert and tls.key must be set together")
 	}
 	c.validateACME(bad)
-	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen, "provider_webhooks.listen": c.ProviderWebhooks.Listen, "autoconfig.listen": c.Autoconfig.Listen} {
+	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen, "provider_webhooks.listen": c.ProviderWebhooks.Listen, "autoconfig.listen": c.Autoconfig.Listen, "send_api.listen": c.SendAPI.Listen} {
 		if addr == "" {
 			continue
 		}

@@ -62,6 +62,7 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"suppression": e.suppressionCommand,
 		"capture":     e.captureCommand,
 		"webhook":     e.webhookCommand,
+		"apikey":      e.apikeyCommand,
 		"doctor":      e.doctorCommand,
 		"mcp":         e.mcpCommand,
 	}

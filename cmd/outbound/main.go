@@ -115,6 +115,10 @@ Commands:
                                 its signing secret once (docs/webhooks.md)
   webhook del USER ID           delete an endpoint and what waits for it
   webhook enable USER ID        send to a disabled endpoint again
+  apikey create USER [--name N] a key for the HTTP send API (docs/send-api.md),
+                                printed once; only its hash is kept
+  apikey list USER              USER's keys: prefix, name, creation, last use
+  apikey revoke USER PREFIX     revoke the key(s) starting with PREFIX
   bounce classify               classify upstream replies read from stdin
                                 (CODE<TAB>ENHANCED<TAB>TEXT per line)
   doctor [--min-free SIZE|N%] [--json]
