@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"outbound/internal/testutil"
+)
+
+// withSendAPI turns on the send API on a loopback port (plain HTTP) and
+// returns its base URL.
+func (r *relay) withSendAPI() string {
+	addr := testutil.FreePort(r.t)
+	r.cfg.set("send_api", "listen", q(addr))
+	return "http://" + addr
+}
+
+// apiKey makes a send API key for user with the CLI.
+func (r *relay) apiKey(user string) string {
+	r.t.Helper()
+	res := r.cli("", "apikey", "create", user, "--name", "e2e", "--json")
+	if res.Code != 0 {
+		r.t.Fatalf("apikey create: %s", res)
+	}
+	var created struct {
+		Key string `json:"key"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &created); err != nil || created.Key == "" {
+		r.t.Fatalf("apikey create --json: %v\n%s", err, res.Stdout)
+	}
+	return created.Key
+}
+
+func postMessage(t *testing.T, base, key string, body any, idemKey string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", base+"/v1/messages", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("answer is not JSON (%d): %s", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func sha(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// TestSendAPIMessageArrivesWellFormed: a JSON request with text, HTML, an
+// inline image and an attachment, sent with a key made by the CLI, reaches
+// the upstream as a message Python's email package reads back: the MIME
+// tree, UTF-8 text, the image referenced by its Content-ID, attachments
+// byte-identical, no Bcc header. The key's user may not send as another
+// address (403), and a revoked key is refused (401).
+func TestSendAPIMessageArrivesWellFormed(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is not on PATH; the end-to-end tests need it")
+	}
+	up := testutil.StartUpstream(t, testutil.UpstreamOptions{})
+	r := newRelay(t, up.Addr())
+	base := r.withSendAPI()
+	r.start()
+	r.addUser("app@example.com", "sendapi-pass-1")
+	key := r.apiKey("app@example.com")
+
+	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0, 1, 2, 255}, 500)...)
+	pdf := append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("\x00binary\xff\r\n"), 300)...)
+	text := "Hej Zoë,\nyour receipt is attached.\n" + strings.Repeat("long line ", 150)
+	html := `<p>Hej Zoë, <img src="cid:logo@app"></p>`
+	status, out := postMessage(t, base, key, map[string]any{
+		"from": "Zoë App <app@example.com>", "to": []string{"customer@example.net"}, "bcc": []string{"audit@example.net"},
+		"subject": "Kvitto – order 42", "text": text, "html": html,
+		"attachments": []map[string]string{
+			{"filename": "logo.png", "content_type": "image/png", "content": base64.StdEncoding.EncodeToString(png), "content_id": "logo@app"},
+			{"filename": "receipt.pdf", "content_type": "application/pdf", "content": base64.StdEncoding.EncodeToString(pdf)},
+		},
+	}, "")
+	if status != 202 {
+		t.Fatalf("POST /v1/messages: %d %v", status, out)
+	}
+	msgs := up.Wait(t, 1, 20*time.Second)
+	if got := strings.Join(msgs[0].To, ","); got != "customer@example.net,audit@example.net" && got != "audit@example.net,customer@example.net" {
+		t.Errorf("upstream envelope recipients %s", got)
+	}
+
+	cmd := exec.Command(python, filepath.Join("testdata", "sendapi_mime_check.py"))
+	cmd.Stdin = bytes.NewReader(msgs[0].Data)
+	pyOut, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sendapi_mime_check.py: %v\n%s", err, pyOut)
+	}
+	var got struct {
+		Subject, From string
+		Bcc           *string
+		Defects       []string
+		Tree          mimeNode
+	}
+	if err := json.Unmarshal(pyOut, &got); err != nil {
+		t.Fatalf("%v: %s", err, pyOut)
+	}
+	if got.Subject != "Kvitto – order 42" || got.From != "Zoë App <app@example.com>" || got.Bcc != nil || len(got.Defects) > 0 {
+		t.Errorf("Python reads Subject %q, From %q, Bcc %v, defects %v", got.Subject, got.From, got.Bcc, got.Defects)
+	}
+	want := fmt.Sprintf("multipart/mixed[multipart/related[multipart/alternative[text/plain utf-8 text/html utf-8] image/png inline logo.png <logo@app> %s] application/pdf attachment receipt.pdf %s]",
+		sha(png), sha(pdf))
+	if s := got.Tree.String(); s != want {
+		t.Errorf("MIME tree\n got %s\nwant %s", s, want)
+	}
+	alt := got.Tree.Parts[0].Parts[0].Parts
+	if alt[0].Text != strings.ReplaceAll(text, "\n", "\r\n") && alt[0].Text != text {
+		t.Errorf("text part reads %q", alt[0].Text)
+	}
+	if strings.TrimRight(alt[1].Text, "\r\n") != html {
+		t.Errorf("html part reads %q", alt[1].Text)
+	}
+
+	// Another user's address: 403 in the relay's words; nothing sent.
+	status, out = postMessage(t, base, key, map[string]any{"from": "ceo@other.example", "to": []string{"x@example.net"}, "subject": "s", "text": "t"}, "")
+	if e, _ := out["error"].(map[string]any); status != 403 || !strings.Contains(fmt.Sprint(e["message"]), "not allowed for user <app@example.com>") {
+		t.Errorf("foreign From: %d %v", status, out)
+	}
+	prefix := key[:12]
+	if res := r.cli("", "apikey", "revoke", "app@example.com", prefix); res.Code != 0 {
+		t.Fatalf("apikey revoke: %s", res)
+	}
+	if status, out := postMessage(t, base, key, map[string]any{"from": "app@example.com", "to": []string{"x@example.net"}, "subject": "s", "text": "t"}, ""); status != 401 {
+		t.Errorf("revoked key: %d %v", status, out)
+	}
+}
+
+type mimeNode struct {
+	Type        string     `json:"type"`
+	Parts       []mimeNode `json:"parts"`
+	Charset     *string    `json:"charset"`
+	Filename    *string    `json:"filename"`
+	ContentID   *string    `json:"content_id"`
+	Disposition *string    `json:"disposition"`
+	SHA256      string     `json:"sha256"`
+	Text        string     `json:"text"`
+}
+
+func (n mimeNode) String() string {
+	if n.Parts != nil {
+		var ps []string
+		for _, p := range n.Parts {
+			ps = append(ps, p.String())
+		}
+		return n.Type + "[" + strings.Join(ps, " ") + "]"
+	}
+	s := n.Type
+	if n.Charset != nil && strings.HasPrefix(n.Type, "text/") {
+		s += " " + *n.Charset
+		return s
+	}
+	for _, v := range []*string{n.Disposition, n.Filename, n.ContentID} {
+		if v != nil {
+			s += " " + *v
+		}
+	}
+	return s + " " + n.SHA256
+}
+
+// TestSendAPIKill9After202LosesNothing: messages answered 202 (some with
+// an Idempotency-Key) while the upstream is down survive a SIGKILL; after
+// the restart each is delivered exactly once, and a retry with a key used
+// before the crash is answered from the stored answer and queues nothing.
+func TestSendAPIKill9After202LosesNothing(t *testing.T) {
+	upAddr := testutil.FreePort(t) // nothing listens here yet
+	r := newRelay(t, upAddr)
+	r.cfg.set("delivery", "connect_timeout", q("500ms"))
+	base := r.withSendAPI()
+	r.start()
+	r.addUser("app@example.com", "sendapi-pass-2")
+	key := r.apiKey("app@example.com")
+
+	const n = 10
+	ids := map[string]string{}
+	for i := 0; i < n; i++ {
+		subject := fmt.Sprintf("crash-%d", i)
+		status, out := postMessage(t, base, key, map[string]any{"from": "app@example.com", "to": []string{"rcpt@example.net"},
+			"subject": subject, "text": "survives kill -9"}, fmt.Sprintf("idem-%d", i))
+		if status != 202 {
+			t.Fatalf("message %d: %d %v", i, status, out)
+		}
+		ids[subject] = out["id"].(string)
+	}
+	r.kill()
+
+	up := testutil.StartUpstreamAt(t, upAddr, testutil.UpstreamOptions{})
+	r.start()
+	// A retry of a request answered before the crash gets that answer.
+	status, out := postMessage(t, base, key, map[string]any{"from": "app@example.com", "to": []string{"rcpt@example.net"},
+		"subject": "crash-3", "text": "survives kill -9"}, "idem-3")
+	if status != 202 || out["id"] != ids["crash-3"] {
+		t.Fatalf("retry after restart: %d %v, want the first answer (id %s)", status, out, ids["crash-3"])
+	}
+	msgs := up.Wait(t, n, 30*time.Second)
+	time.Sleep(time.Second) // a duplicate would arrive meanwhile
+	got := bySubject(t, up.Messages())
+	for subject := range ids {
+		if len(got[subject]) != 1 {
+			t.Errorf("%s delivered %d times, want once", subject, len(got[subject]))
+		}
+	}
+	if len(up.Messages()) != n {
+		t.Errorf("upstream received %d messages, want %d (first wait saw %d)", len(up.Messages()), n, len(msgs))
+	}
+}
