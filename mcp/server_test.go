@@ -373,3 +373,29 @@ func TestHTTPHandlerRequiresTheAdminToken(t *testing.T) {
 		t.Fatalf("users_list: %s", out)
 	}
 }
+
+// The remaining tools go through to the API: a suppression added, listed
+// and lifted; the queue and events read; an unknown message named.
+func TestSuppressionsQueueAndEventsTools(t *testing.T) {
+	rig := admintest.New(t)
+	rig.AddUsers(t, "shop@example.com")
+	cs := session(t, rig, Options{})
+	mustCall(t, cs, "suppression_add", map[string]any{"addr": "gone@example.net", "user": "shop@example.com", "reason": "mailbox closed"})
+	if out := mustCall(t, cs, "suppressions_list", map[string]any{"user": "shop@example.com"}); !strings.Contains(out, "mailbox closed") {
+		t.Fatalf("suppressions_list: %s", out)
+	}
+	mustCall(t, cs, "suppression_delete", map[string]any{"addr": "gone@example.net", "user": "shop@example.com"})
+	if out := mustCall(t, cs, "suppressions_list", nil); strings.Contains(out, "gone@example.net") {
+		t.Fatalf("still suppressed: %s", out)
+	}
+	mustCall(t, cs, "queue_list", map[string]any{"status": "queued"})
+	mustCall(t, cs, "events_list", map[string]any{"since": "2026-01-02T15:04:05Z", "limit": 10})
+	for _, tool := range []string{"queue_show", "queue_retry", "queue_bounce", "queue_delete"} {
+		if text, isErr := callTool(t, cs, tool, map[string]any{"id": "no-such-id"}); !isErr || text == "" {
+			t.Errorf("%s of an unknown message: isError=%v %q", tool, isErr, text)
+		}
+	}
+	if out := mustCall(t, cs, "smarthost_presets", nil); !strings.Contains(out, "smtp.sendgrid.net") {
+		t.Errorf("smarthost_presets: %s", out)
+	}
+}
