@@ -31,6 +31,12 @@ type Request struct {
 	// an HTML part's cid: references); the others are attachments
 	// (multipart/mixed).
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Template, instead of Subject, Text and HTML, names one of the
+	// user's templates (templates.go), rendered with Data;
+	// TemplateVersion picks a version (0: the latest).
+	Template        string         `json:"template,omitempty"`
+	TemplateVersion int            `json:"template_version,omitempty"`
+	Data            map[string]any `json:"data,omitempty"`
 }
 
 // Attachment is one file of a message.

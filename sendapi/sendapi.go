@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -62,6 +63,7 @@ type Handler struct {
 	opts Options
 	log  *slog.Logger
 	idem *idempotency
+	tmpl *templates
 	mux  *http.ServeMux
 
 	// inflight holds the Idempotency-Keys of requests being processed,
@@ -82,9 +84,14 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{opts: opts, log: opts.Logger, idem: idem, inflight: map[string]bool{}}
+	tmpl, err := newTemplates(opts.DB, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{opts: opts, log: opts.Logger, idem: idem, tmpl: tmpl, inflight: map[string]bool{}}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("POST /v1/messages", h.send)
+	h.registerTemplates(h.mux)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: the send API is POST /v1/messages", "")
 	})
@@ -110,24 +117,38 @@ type accepted struct {
 	// `outbound queue` name the message by.
 	ID        string `json:"id"`
 	MessageID string `json:"message_id"`
+	// Template and TemplateVersion name the template version used, if
+	// one was.
+	Template        string `json:"template,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
 }
 
-func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
+// authenticate returns the key of the request's bearer token, or answers
+// 401 (or 503) and returns nil.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) *auth.APIKey {
 	key, ok := bearer(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="outbound"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "an API key is required: Authorization: Bearer obk_...", "")
-		return
+		return nil
 	}
 	rec, err := h.opts.Keys.Verify(key)
 	if err != nil {
 		if errors.Is(err, auth.ErrBadCredentials) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="outbound", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "the API key is not valid (unknown or revoked)", "")
-			return
+			return nil
 		}
 		h.log.Error("API key lookup failed", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "temporary local problem; please try again later", "")
+		return nil
+	}
+	return rec
+}
+
+func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
+	rec := h.authenticate(w, r)
+	if rec == nil {
 		return
 	}
 	user := rec.User
@@ -181,6 +202,33 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the JSON this endpoint takes: "+err.Error(), jsonField(err))
 		return
 	}
+	ans := accepted{}
+	if req.Template != "" {
+		if req.Subject != "" || req.Text != "" || req.HTML != "" {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "give either template (with data) or subject, text and html, not both", "template")
+			return
+		}
+		t, err := h.tmpl.get(user, req.Template, req.TemplateVersion)
+		if err != nil {
+			h.templateError(w, err, req.Template)
+			return
+		}
+		out, fe := t.render(req.Data)
+		if fe != nil {
+			writeError(w, http.StatusUnprocessableEntity, "template_error", fe.msg, fe.field)
+			return
+		}
+		req.Subject, req.Text, req.HTML = out.Subject, out.Text, out.HTML
+		if req.Headers == nil {
+			req.Headers = map[string]string{}
+		}
+		// The message records the version it was made from.
+		req.Headers["X-Outbound-Template"] = fmt.Sprintf("%s; version=%d", t.Name, t.Version)
+		ans.Template, ans.TemplateVersion = t.Name, t.Version
+	} else if req.Data != nil || req.TemplateVersion != 0 {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_request", "data and template_version go with template", "data")
+		return
+	}
 	now := h.opts.Now()
 	msg, fe := build(&req, h.opts.Hostname, now)
 	if fe != nil {
@@ -195,7 +243,9 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	if idemKey != "" {
 		reqHash := requestHash(body)
 		sub.AlsoWrite = func(id string) queue.TxHook {
-			b, _ := json.Marshal(accepted{ID: id, MessageID: msg.messageID})
+			a := ans
+			a.ID, a.MessageID = id, msg.messageID
+			b, _ := json.Marshal(a)
 			return h.idem.record(user, idemKey, &answer{Request: reqHash, Status: http.StatusAccepted, Body: b, Created: now})
 		}
 	}
@@ -206,7 +256,8 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("send API message queued", "id", id, "user", user, "key", rec.Prefix, "rcpts", len(msg.rcpts))
-	b, _ := json.Marshal(accepted{ID: id, MessageID: msg.messageID})
+	ans.ID, ans.MessageID = id, msg.messageID
+	b, _ := json.Marshal(ans)
 	writeJSON(w, http.StatusAccepted, b)
 }
 
