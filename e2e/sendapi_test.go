@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,21 @@ func (r *relay) withSendAPI() string {
 	addr := testutil.FreePort(r.t)
 	r.cfg.set("send_api", "listen", q(addr))
 	return "http://" + addr
+}
+
+// startWithSendAPI starts the relay and waits until the send API's
+// listener, which start does not wait for, accepts connections too.
+func (r *relay) startWithSendAPI(base string) {
+	r.t.Helper()
+	r.start()
+	addr := strings.TrimPrefix(base, "http://")
+	waitUntil(r.t, 10*time.Second, "the send API listener", func() bool {
+		c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 }
 
 // apiKey makes a send API key for user with the CLI.
@@ -83,7 +99,7 @@ func TestSendAPIMessageArrivesWellFormed(t *testing.T) {
 	up := testutil.StartUpstream(t, testutil.UpstreamOptions{})
 	r := newRelay(t, up.Addr())
 	base := r.withSendAPI()
-	r.start()
+	r.startWithSendAPI(base)
 	r.addUser("app@example.com", "sendapi-pass-1")
 	key := r.apiKey("app@example.com")
 
@@ -193,7 +209,7 @@ func TestSendAPIKill9After202LosesNothing(t *testing.T) {
 	r := newRelay(t, upAddr)
 	r.cfg.set("delivery", "connect_timeout", q("500ms"))
 	base := r.withSendAPI()
-	r.start()
+	r.startWithSendAPI(base)
 	r.addUser("app@example.com", "sendapi-pass-2")
 	key := r.apiKey("app@example.com")
 
@@ -211,7 +227,7 @@ func TestSendAPIKill9After202LosesNothing(t *testing.T) {
 	r.kill()
 
 	up := testutil.StartUpstreamAt(t, upAddr, testutil.UpstreamOptions{})
-	r.start()
+	r.startWithSendAPI(base)
 	// A retry of a request answered before the crash gets that answer.
 	status, out := postMessage(t, base, key, map[string]any{"from": "app@example.com", "to": []string{"rcpt@example.net"},
 		"subject": "crash-3", "text": "survives kill -9"}, "idem-3")
@@ -228,5 +244,56 @@ func TestSendAPIKill9After202LosesNothing(t *testing.T) {
 	}
 	if len(up.Messages()) != n {
 		t.Errorf("upstream received %d messages, want %d (first wait saw %d)", len(up.Messages()), n, len(msgs))
+	}
+}
+
+// TestSendAPITemplateAndLimit: a template stored through the API is sent
+// with data and arrives rendered, naming its version; past the user's
+// hourly limit the API answers 429 with Retry-After and the relay's words.
+func TestSendAPITemplateAndLimit(t *testing.T) {
+	up := testutil.StartUpstream(t, testutil.UpstreamOptions{})
+	r := newRelay(t, up.Addr())
+	r.cfg.set("limits", "default_route_per_hour", "2")
+	base := r.withSendAPI()
+	r.startWithSendAPI(base)
+	r.addUser("app@example.com", "sendapi-pass-3")
+	key := r.apiKey("app@example.com")
+
+	b, _ := json.Marshal(map[string]any{"subject": "Welcome, {{.name}}", "html": `<p>Hi {{.name}}</p>`, "variables": []string{"name"}})
+	req, _ := http.NewRequest("PUT", base+"/v1/templates/welcome", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("PUT template: %s", resp.Status)
+	}
+	send := map[string]any{"from": "app@example.com", "to": []string{"a@example.net", "b@example.net"}, "template": "welcome", "data": map[string]any{"name": "<Zoë>"}}
+	if status, out := postMessage(t, base, key, send, ""); status != 202 || out["template_version"] != 1.0 {
+		t.Fatalf("template send: %d %v", status, out)
+	}
+	msgs := up.Wait(t, 1, 20*time.Second)
+	p := parseReceived(t, msgs[0].Data)
+	if p.Subject != "Welcome, <Zoë>" || p.Header.Get("X-Outbound-Template") != "welcome; version=1" {
+		t.Errorf("upstream got Subject %q, X-Outbound-Template %q", p.Subject, p.Header.Get("X-Outbound-Template"))
+	}
+	if !bytes.Contains(msgs[0].Data, []byte("&lt;Zo")) || !bytes.Contains(msgs[0].Data, []byte("multipart/alternative")) {
+		t.Errorf("the HTML is not escaped, or no text part was made:\n%s", msgs[0].Data)
+	}
+
+	// Two recipients used the hourly limit of 2.
+	b, _ = json.Marshal(send)
+	req, _ = http.NewRequest("POST", base+"/v1/messages", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(raw), "hourly limit of 2 reached for app@example.com") {
+		t.Fatalf("over the limit: %s Retry-After %q %s", resp.Status, resp.Header.Get("Retry-After"), raw)
 	}
 }
