@@ -7,6 +7,7 @@ package sendapi
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,12 @@ import (
 	"outbound/queue"
 	"outbound/relay"
 )
+
+// openAPI is the API's OpenAPI 3.1 description, served at
+// /v1/openapi.json; TestOpenAPIDescribesEveryRoute keeps it in step.
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // Keys verifies API keys (auth.APIKeys).
 type Keys interface {
@@ -92,6 +99,9 @@ func New(opts Options) (*Handler, error) {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("POST /v1/messages", h.send)
 	h.registerTemplates(h.mux)
+	h.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, openAPI)
+	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: the send API is POST /v1/messages", "")
 	})
