@@ -297,3 +297,16 @@ func TestSendAPITemplateAndLimit(t *testing.T) {
 		t.Fatalf("over the limit: %s Retry-After %q %s", resp.Status, resp.Header.Get("Retry-After"), raw)
 	}
 }
+
+// TestSendAPIOpenAPILint: the checked-in OpenAPI description passes
+// Redocly's linter (installed by scripts/install-test-deps.sh).
+func TestSendAPIOpenAPILint(t *testing.T) {
+	redocly := filepath.Join(repoRoot, "bin", "test-tools", "redocly", "node_modules", ".bin", "redocly")
+	if _, err := exec.LookPath(redocly); err != nil {
+		t.Fatalf("%s is missing: run scripts/install-test-deps.sh (make deps) to install @redocly/cli", redocly)
+	}
+	out, err := exec.Command(redocly, "lint", "--format", "stylish", filepath.Join(repoRoot, "sendapi", "openapi.json")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redocly lint: %v\n%s", err, out)
+	}
+}

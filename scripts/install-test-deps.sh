@@ -15,6 +15,17 @@ for cmd in pebble pebble-challtestsrv; do
 		echo "$PEBBLE_VERSION" >"$tools/$cmd.version"
 	fi
 done
+# The send API's OpenAPI description (sendapi/openapi.json) is linted by
+# Redocly's CLI (e2e/sendapi_test.go), installed from npm into
+# bin/test-tools/redocly at a pinned version (once npm is there).
+REDOCLY_VERSION=2.77.0
+install_redocly() {
+	if [ ! -x "$tools/redocly/node_modules/.bin/redocly" ] || [ "$(cat "$tools/redocly.version" 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
+		echo "installing @redocly/cli $REDOCLY_VERSION into $tools/redocly"
+		npm install --silent --no-audit --no-fund --prefix "$tools/redocly" "@redocly/cli@$REDOCLY_VERSION" >/dev/null
+		echo "$REDOCLY_VERSION" >"$tools/redocly.version"
+	fi
+}
 missing=""
 command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
@@ -27,8 +38,11 @@ perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl"
 # The browser tests (e2e/browser_test.go) and `make screenshots` drive
 # Debian's chromium headless through chromedp; nothing downloads a browser.
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+command -v npm >/dev/null 2>&1 && install_redocly
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 echo "installing:$missing"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+install_redocly
