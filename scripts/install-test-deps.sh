@@ -38,6 +38,12 @@ perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl"
 # The browser tests (e2e/browser_test.go) and `make screenshots` drive
 # Debian's chromium headless through chromedp; nothing downloads a browser.
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+# The send API's documented examples (docs/send-api.md) run under curl,
+# Node, Python's requests and PHP (e2e/sendapi_test.go).
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v php >/dev/null 2>&1 || missing="$missing php-cli"
+python3 -c 'import requests' >/dev/null 2>&1 || missing="$missing python3-requests"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v npm >/dev/null 2>&1 && install_redocly
 [ -z "$missing" ] && exit 0
