@@ -248,7 +248,9 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 
 	sub := relay.Submission{
 		User: user, From: msg.from, To: msg.rcpts, Message: msg.body,
-		RemoteIP: remoteIP(r), Client: "api-key-" + rec.Prefix, Protocol: "HTTPSA",
+		// The key's prefix stays out of the Received header: recipients
+		// see that header, and the prefix is part of the key.
+		RemoteIP: remoteIP(r), Client: "send-api", Protocol: "HTTPSA",
 	}
 	if idemKey != "" {
 		reqHash := requestHash(body)

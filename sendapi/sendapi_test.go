@@ -398,3 +398,14 @@ func parts(t *testing.T, contentType string, r io.Reader, want string, n int) []
 	}
 	return out
 }
+
+// No part of the key reaches the message: recipients read its Received
+// header.
+func TestKeyNotInTheMessage(t *testing.T) {
+	h := start(t, quota.Limits{PerHour: 100, PerDay: 100})
+	_, out := h.post(t, h.key, simple)
+	body, _ := h.q.Body(out["id"].(string))
+	if bytes.Contains(body, []byte(h.key[:12])) || bytes.Contains(body, []byte(h.key[4:12])) {
+		t.Fatalf("the queued message contains the key's prefix:\n%s", body)
+	}
+}
