@@ -233,6 +233,10 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, checker, routes
 	ro.Suppressions, ro.Events, ro.Signer = suppressed, evlog, dkimKeys
 	backend := relay.New(ro)
+	apiKeys, err := auth.NewAPIKeys(s.db)
+	if err != nil {
+		return nil, err
+	}
 	do := deliveryOptions(cfg, log.With("component", "delivery"))
 	// Read when a notification is due, so that turning them off applies
 	// to messages already queued; a user that cannot be read gets them.
@@ -246,7 +250,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators, SPF: checker,
-		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured})
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured, APIKeys: apiKeys})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
@@ -290,6 +294,11 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if a := cfg.Autoconfig.Listen; a != "" {
 		if err := s.listenHTTP(httpListener{key: "autoconfig", what: "mail client autoconfig", addr: a,
 			handler: ac, useTLS: adminServesTLS(a), writeTimeout: time.Minute}, log.With("component", "autoconfig")); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.SendAPI.Listen != "" {
+		if err := s.listenSendAPI(cfg, apiKeys, backend, log.With("component", "send-api")); err != nil {
 			return nil, err
 		}
 	}
