@@ -102,6 +102,12 @@ func New(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, openAPI)
 	})
+	// A known path with another method: 405 in JSON, as every answer is.
+	for _, path := range []string{"/v1/messages", "/v1/templates", "/v1/templates/{name}", "/v1/templates/{name}/render", "/v1/openapi.json"} {
+		h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (see /v1/openapi.json)", "")
+		})
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: the send API is POST /v1/messages", "")
 	})

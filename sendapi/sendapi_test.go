@@ -409,3 +409,19 @@ func TestKeyNotInTheMessage(t *testing.T) {
 		t.Fatalf("the queued message contains the key's prefix:\n%s", body)
 	}
 }
+
+func TestWrongMethodIsJSON405(t *testing.T) {
+	h := start(t, quota.Limits{PerHour: 100, PerDay: 100})
+	resp, err := http.Get(h.srv.URL + "/v1/messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if json.NewDecoder(resp.Body).Decode(&out) != nil || resp.StatusCode != 405 {
+		t.Fatalf("GET /v1/messages: %s %v", resp.Status, out)
+	}
+	if code, _, _ := errorOf(t, out); code != "method_not_allowed" {
+		t.Fatalf("%v", out)
+	}
+}
