@@ -67,6 +67,7 @@ type rig struct {
 	events    *events.Bolt
 	supp      *suppression.Bolt
 	captured  *capture.Bolt
+	apiKeys   *auth.APIKeys
 }
 
 type rigOptions struct {
@@ -125,6 +126,10 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	apiKeys, err := auth.NewAPIKeys(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes, err := route.New(route.Options{
 		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
 			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
@@ -141,7 +146,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
 		Bouncer:           delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
 		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog,
-		Suppressions: supp, Capture: captured})
+		Suppressions: supp, Capture: captured, APIKeys: apiKeys})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	profile := func(login string) ([]byte, error) {
 		u, err := users.Get(login)
@@ -162,7 +167,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp, captured: captured}
+	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp, captured: captured, apiKeys: apiKeys}
 }
 
 // addMessage queues a message user submitted to rcpts, all queued.

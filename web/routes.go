@@ -37,6 +37,9 @@ func (h *handler) routes() http.Handler {
 	mux.Handle("POST /users/{name}/limits/reset", h.operatorOnly(h.userLimitsReset))
 	mux.Handle("GET /users/{name}/spf", h.selfOrOperator(h.userSPF))
 	mux.Handle("GET /users/{name}/profile.mobileconfig", h.selfOrOperator(h.userProfile))
+	mux.Handle("POST /users/{name}/api-keys", h.selfOrOperator(h.apiKeyCreate))
+	mux.Handle("GET /users/{name}/api-keys/{prefix}/revoke", h.selfOrOperator(h.apiKeyRevokeConfirm))
+	mux.Handle("POST /users/{name}/api-keys/{prefix}/revoke", h.selfOrOperator(h.apiKeyRevoke))
 
 	mux.Handle("GET /smarthosts", h.operatorOnly(h.smarthostsList))
 	mux.Handle("GET /smarthosts/new", h.operatorOnly(h.smarthostNew))

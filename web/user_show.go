@@ -33,6 +33,8 @@ type UserPage struct {
 	Usage  Usage
 	// AppleProfile offers the profile download (Options.AppleProfile).
 	AppleProfile bool
+	// APIKeys is the API keys section (apikey_create.go).
+	APIKeys APIKeysSection
 }
 
 // SenderForm is the Sender section as entered, and the API's refusal.
@@ -83,6 +85,9 @@ func (h *handler) userPage(r *http.Request) (*UserPage, error) {
 	p.SMTP = smtpFields(form)
 	p.Sender = SenderForm{DisplayName: d.DisplayName, ReplyTo: d.ReplyTo, AllowFrom: joinList(d.AllowFrom), DSN: d.DSN}
 	p.Limits = LimitsForm{PerHour: strconv.Itoa(d.Limits.PerHour), PerDay: strconv.Itoa(d.Limits.PerDay)}
+	if p.APIKeys, err = h.apiKeysSection(r, d.Name); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
