@@ -47,7 +47,8 @@ type tracking struct {
 // and, for a permanent failure saying the address will not work, its
 // suppression.
 func (t *tracking) recipient(m *queue.Message, r *queue.Recipient, upstream string, v bounce.Verdict, now time.Time) {
-	e := events.Event{At: now, Message: m.ID, User: m.User, Recipient: r.Addr, Upstream: upstream, Reply: r.Reply, Attempt: r.Attempts}
+	e := events.Event{At: now, Message: m.ID, User: m.User, Recipient: r.Addr, Upstream: upstream, Reply: r.Reply, Attempt: r.Attempts,
+		Tags: m.Tags, Metadata: m.Metadata}
 	switch r.Status {
 	case queue.Delivered:
 		e.Kind = events.Relayed
@@ -108,7 +109,7 @@ func dsnEvents(m *queue.Message, additions []queue.Addition, now time.Time) []ev
 			to = a.Message.Recipients[0].Addr
 		}
 		out = append(out, events.Event{At: now, Kind: events.DSNQueued, Message: m.ID, User: m.User,
-			Detail: fmt.Sprintf("notification %s to %s", a.Message.ID, to)})
+			Detail: fmt.Sprintf("notification %s to %s", a.Message.ID, to), Tags: m.Tags, Metadata: m.Metadata})
 	}
 	return out
 }

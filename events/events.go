@@ -97,6 +97,11 @@ type Event struct {
 	// Detail is anything else worth saying (the DSN's queue ID, a bounce's
 	// class).
 	Detail string `json:"detail,omitempty"`
+	// Tags and Metadata are the message's own (queue.Message), copied
+	// into each of its events where it is made from the message, so a
+	// webhook's payload names the sender's labels with no lookup.
+	Tags     []string          `json:"tags,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // Query selects events for a listing.

@@ -133,6 +133,13 @@ type Message struct {
 	// (Retention.Content after the original finished), at once when the
 	// original is gone; set by Update for its additions.
 	ContentOf string `json:"content_of,omitempty"`
+	// Tags and Metadata are the sender's own labels for the message, given
+	// to the send API (never over SMTP): every event of the message
+	// carries them, so the sender's webhooks can tell its messages apart
+	// without keeping the queue ID. Kept in the stub: they are the
+	// sender's names for the message, not its content.
+	Tags     []string          `json:"tags,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // Pending reports whether any recipient still awaits delivery.

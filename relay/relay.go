@@ -227,8 +227,11 @@ type session struct {
 	// alsoWrite, set by Submit, gives a write for the transaction that
 	// queues the message with the given ID.
 	alsoWrite func(id string) queue.TxHook
-	user      *auth.User
-	policy    route.Policy
+	// tags and metadata, set by Submit, go into the queued message.
+	tags     []string
+	metadata map[string]string
+	user     *auth.User
+	policy   route.Policy
 
 	// The transaction in progress, cleared by Reset.
 	from     string
@@ -562,6 +565,8 @@ func (s *session) data(r io.Reader) *reply {
 		EnvID:      s.mailOpts.EnvelopeID,
 		Ret:        string(s.mailOpts.Return),
 		Created:    start,
+		Tags:       s.tags,
+		Metadata:   s.metadata,
 	}
 	var added bytes.Buffer
 	s.writeReceived(&added, id, start)

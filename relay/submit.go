@@ -34,6 +34,11 @@ type Submission struct {
 	// records about it (an idempotency key's answer) is durable exactly
 	// when the message is.
 	AlsoWrite func(id string) queue.TxHook
+	// Tags and Metadata are stored with the queued message
+	// (queue.Message) and carried into its events; the caller has checked
+	// their limits.
+	Tags     []string
+	Metadata map[string]string
 }
 
 // Refusal is why Submit did not queue a message: the reply an SMTP client
@@ -53,7 +58,8 @@ type Refusal struct {
 // the message is durably queued, or the refusal an SMTP client would have
 // read.
 func (b *Backend) Submit(sub Submission) (string, *Refusal) {
-	s := &session{b: b, tls: true, helo: sub.Client, remoteIP: sub.RemoteIP, protocol: sub.Protocol, alsoWrite: sub.AlsoWrite}
+	s := &session{b: b, tls: true, helo: sub.Client, remoteIP: sub.RemoteIP, protocol: sub.Protocol, alsoWrite: sub.AlsoWrite,
+		tags: sub.Tags, metadata: sub.Metadata}
 	r := s.submit(sub)
 	metrics.Submissions.WithLabelValues(string(r.outcome)).Inc()
 	if r.outcome == outcomeQueued {

@@ -57,7 +57,8 @@ func (s *session) receivedEvents(m *queue.Message, at time.Time) ([]queue.TxHook
 	}
 	evs := make([]events.Event, 0, len(m.Recipients))
 	for _, r := range m.Recipients {
-		evs = append(evs, events.Event{At: at, Kind: events.Received, Message: m.ID, User: m.User, Recipient: r.Addr})
+		evs = append(evs, events.Event{At: at, Kind: events.Received, Message: m.ID, User: m.User, Recipient: r.Addr,
+			Tags: m.Tags, Metadata: m.Metadata})
 	}
 	write := func(tx *bolt.Tx) error { return log.Put(tx, evs...) }
 	return []queue.TxHook{write}, func() { log.Counted(evs) }

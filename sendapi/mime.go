@@ -37,6 +37,11 @@ type Request struct {
 	Template        string         `json:"template,omitempty"`
 	TemplateVersion int            `json:"template_version,omitempty"`
 	Data            map[string]any `json:"data,omitempty"`
+	// Tags and Metadata are the sender's labels for the message: stored
+	// with it and carried into each of its events and webhook payloads,
+	// never into the message itself (labels.go has their limits).
+	Tags     []string          `json:"tags,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // Attachment is one file of a message.

@@ -218,6 +218,10 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the JSON this endpoint takes: "+err.Error(), jsonField(err))
 		return
 	}
+	if fe := checkLabels(&req); fe != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_request", fe.msg, fe.field)
+		return
+	}
 	ans := accepted{}
 	if req.Template != "" {
 		if req.Subject != "" || req.Text != "" || req.HTML != "" {
@@ -257,6 +261,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		// The key's prefix stays out of the Received header: recipients
 		// see that header, and the prefix is part of the key.
 		RemoteIP: remoteIP(r), Client: "send-api", Protocol: "HTTPSA",
+		Tags: req.Tags, Metadata: req.Metadata,
 	}
 	if idemKey != "" {
 		reqHash := requestHash(body)

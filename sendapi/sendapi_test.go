@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/auth"
+	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/queue"
 	"outbound/quota"
@@ -37,6 +38,7 @@ type harness struct {
 	key   string
 	srv   *httptest.Server
 	users *auth.Store
+	log   *events.Bolt
 }
 
 // start runs the send API over a real relay backend, queue, quota and key
@@ -63,8 +65,12 @@ func start(t *testing.T, lim quota.Limits) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	log, err := events.OpenBolt(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	backend := relay.New(relay.Options{
-		Hostname: "relay.test", Users: users, Spool: q, Quota: qs, Routes: fixedPolicy{Limits: lim},
+		Hostname: "relay.test", Users: users, Spool: q, Quota: qs, Routes: fixedPolicy{Limits: lim}, Events: log,
 		MaxMessageBytes: 256 << 10, MaxRecipients: 10, MaxBytesInFlight: 8 << 20,
 	})
 	keys, err := auth.NewAPIKeys(db)
@@ -81,7 +87,7 @@ func start(t *testing.T, lim quota.Limits) *harness {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &harness{db: db, q: q, keys: keys, key: key, srv: srv, users: users}
+	return &harness{db: db, q: q, keys: keys, key: key, srv: srv, users: users, log: log}
 }
 
 func (h *harness) post(t *testing.T, key string, body any, hdr ...string) (*http.Response, map[string]any) {
