@@ -25,6 +25,7 @@ import (
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/route"
+	"outbound/sendapi"
 	"outbound/smarthost"
 	"outbound/suppression"
 	"outbound/webhooks"
@@ -92,6 +93,9 @@ type Options struct {
 	// APIKeys are the send API's keys; nil: the /api/users/{name}/api-keys
 	// endpoints answer 501.
 	APIKeys *auth.APIKeys
+	// Templates are users' templates, the send API's store; nil: the
+	// /api/users/{name}/templates endpoints answer 501.
+	Templates *sendapi.Templates
 }
 
 type api struct {
@@ -142,6 +146,7 @@ func Handler(opts Options) http.Handler {
 	a.registerDKIM(mux)
 	a.registerCapture(mux)
 	a.registerAPIKeys(mux)
+	a.registerTemplates(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})

@@ -23,6 +23,7 @@ import (
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/route"
+	"outbound/sendapi"
 	"outbound/smarthost"
 	"outbound/spf"
 	"outbound/suppression"
@@ -68,6 +69,7 @@ type rig struct {
 	supp      *suppression.Bolt
 	captured  *capture.Bolt
 	apiKeys   *auth.APIKeys
+	tmpls     *sendapi.Templates
 }
 
 type rigOptions struct {
@@ -130,6 +132,10 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tmpls, err := sendapi.OpenTemplates(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes, err := route.New(route.Options{
 		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
 			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
@@ -146,7 +152,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
 		Bouncer:           delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
 		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog,
-		Suppressions: supp, Capture: captured, APIKeys: apiKeys})
+		Suppressions: supp, Capture: captured, APIKeys: apiKeys, Templates: tmpls})
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	profile := func(login string) ([]byte, error) {
 		u, err := users.Get(login)
@@ -167,7 +173,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp, captured: captured, apiKeys: apiKeys}
+	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp, captured: captured, apiKeys: apiKeys, tmpls: tmpls}
 }
 
 // addMessage queues a message user submitted to rcpts, all queued.

@@ -40,6 +40,11 @@ func (h *handler) routes() http.Handler {
 	mux.Handle("POST /users/{name}/api-keys", h.selfOrOperator(h.apiKeyCreate))
 	mux.Handle("GET /users/{name}/api-keys/{prefix}/revoke", h.selfOrOperator(h.apiKeyRevokeConfirm))
 	mux.Handle("POST /users/{name}/api-keys/{prefix}/revoke", h.selfOrOperator(h.apiKeyRevoke))
+	mux.Handle("GET /users/{name}/templates", h.selfOrOperator(h.templatesList))
+	mux.Handle("GET /users/{name}/templates/new", h.selfOrOperator(h.templateNew))
+	mux.Handle("GET /users/{name}/templates/{tmpl}", h.selfOrOperator(h.templateEdit))
+	mux.Handle("POST /users/{name}/templates/save", h.selfOrOperator(h.templateSave))
+	mux.Handle("POST /users/{name}/templates/preview", h.selfOrOperator(h.templatePreview))
 
 	mux.Handle("GET /smarthosts", h.operatorOnly(h.smarthostsList))
 	mux.Handle("GET /smarthosts/new", h.operatorOnly(h.smarthostNew))

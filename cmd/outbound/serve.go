@@ -28,6 +28,7 @@ import (
 	"outbound/quota"
 	"outbound/relay"
 	"outbound/route"
+	"outbound/sendapi"
 	"outbound/smarthost"
 	"outbound/spf"
 	"outbound/suppression"
@@ -237,6 +238,11 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The send API's template store, for the admin API and the web editor.
+	templates, err := sendapi.OpenTemplates(s.db, nil)
+	if err != nil {
+		return nil, err
+	}
 	do := deliveryOptions(cfg, log.With("component", "delivery"))
 	// Read when a notification is due, so that turning them off applies
 	// to messages already queued; a user that cannot be read gets them.
@@ -250,7 +256,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, Operators: operators, SPF: checker,
-		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured, APIKeys: apiKeys})
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured, APIKeys: apiKeys, Templates: templates})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
