@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// editorForm is the template editor's fields as a browser posts them.
+// templateForm is the template editor's fields as a browser posts them.
 func templateForm(name, subject, text, html, variables, sample string) url.Values {
 	return url.Values{"tmpl": {name}, "subject": {subject}, "text": {text}, "html": {html},
 		"variables": {variables}, "sample": {sample}}
