@@ -35,9 +35,9 @@ func TestCaptureIsTheEmbeddedDefault(t *testing.T) {
 // to change, unless allow_capture_in_production says so.
 func TestCaptureRefusedInProduction(t *testing.T) {
 	for text, want := range map[string]string{
-		"[submission]\nimplicit_tls = \"0.0.0.0:465\"":                          `submission.implicit_tls = "0.0.0.0:465"`,
-		"[admin]\nlisten = \"192.0.2.1:8025\"":                                  `admin.listen = "192.0.2.1:8025"`,
-		"hostname = \"r.example.com\"\n[acme]\nenabled = true":                  "acme.enabled",
+		"[submission]\nimplicit_tls = \"0.0.0.0:465\"":                           `submission.implicit_tls = "0.0.0.0:465"`,
+		"[admin]\nlisten = \"192.0.2.1:8025\"":                                   `admin.listen = "192.0.2.1:8025"`,
+		"hostname = \"r.example.com\"\n[acme]\nenabled = true":                   "acme.enabled",
 		"[default_route]\nmode = \"capture\"\n[submission]\nstarttls = \":587\"": `submission.starttls = ":587"`,
 	} {
 		_, err := loadCfg(t, text)
