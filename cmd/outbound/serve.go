@@ -18,20 +18,14 @@ import (
 	"outbound/admin"
 	"outbound/auth"
 	"outbound/autoconfig"
-	"outbound/capture"
 	"outbound/config"
 	"outbound/delivery"
-	"outbound/dkim"
-	"outbound/events"
 	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/relay"
 	"outbound/route"
-	"outbound/sendapi"
-	"outbound/smarthost"
 	"outbound/spf"
-	"outbound/suppression"
 	"outbound/web"
 	"outbound/webhooks"
 )
@@ -150,59 +144,13 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	if s.db, err = openDB(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if s.users, err = auth.NewStore(s.db); err != nil {
-		return nil, err
-	}
-	operators, err := auth.NewOperators(s.db, s.users)
+	st, err := openStores(s.db, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if s.queue, err = queue.Open(s.db, nil); err != nil {
-		return nil, err
-	}
-	if s.quota, err = quota.Open(s.db, nil); err != nil {
-		return nil, err
-	}
-	// Delivery tracking: the events are deleted with their message's stub.
-	evlog, err := events.OpenBolt(s.db, func(k events.Kind) { metrics.Events.WithLabelValues(string(k)).Inc() })
-	if err != nil {
-		return nil, err
-	}
-	// Captured messages (the capture route): their content goes with
-	// their queued message's, at retention.content, in the same
-	// transaction; the capture with the message's stub.
-	captured, err := capture.OpenBolt(s.db)
-	if err != nil {
-		return nil, err
-	}
-	s.queue.SetJournal(journals{evlog, captured})
-	// Users' webhooks: events are queued for their endpoints in the
-	// transaction that records them, so set before anything records.
-	hookPolicy := webhooks.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivate: cfg.Webhooks.AllowPrivate}
-	hooks, err := webhooks.OpenBolt(s.db, hookPolicy)
-	if err != nil {
-		return nil, err
-	}
-	evlog.SetOutbox(hooks)
-	scope, err := suppression.ParseScope(cfg.Suppression.Scope)
-	if err != nil {
-		return nil, err
-	}
-	suppressed, err := suppression.OpenBolt(s.db, scope, cfg.Suppression.Expire.D(), nil)
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := smarthost.Open(s.db, filepath.Join(cfg.DataDir, "secrets.key"))
-	if err != nil {
-		return nil, err
-	}
-	// DKIM keys are sealed under the same master key, and its rotation
-	// re-seals them with the smarthost passwords.
-	dkimKeys, err := dkim.Open(s.db, hosts, nil)
-	if err != nil {
-		return nil, err
-	}
-	hosts.AlsoReseal(dkimKeys.Reseal)
+	s.users, s.queue, s.quota = st.users, st.queue, st.quota
+	operators, evlog, captured, hooks, suppressed := st.operators, st.events, st.captured, st.webhooks, st.suppressed
+	hosts, dkimKeys, apiKeys, templates := st.hosts, st.dkim, st.apiKeys, st.templates
 	metrics.Register()
 	metrics.TLSExpiryFunc(cert.expiry)
 	metrics.QueueFuncs(
@@ -234,15 +182,6 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, checker, routes
 	ro.Suppressions, ro.Events, ro.Signer = suppressed, evlog, dkimKeys
 	backend := relay.New(ro)
-	apiKeys, err := auth.NewAPIKeys(s.db)
-	if err != nil {
-		return nil, err
-	}
-	// The send API's template store, for the admin API and the web editor.
-	templates, err := sendapi.OpenTemplates(s.db, nil)
-	if err != nil {
-		return nil, err
-	}
 	do := deliveryOptions(cfg, log.With("component", "delivery"))
 	// Read when a notification is due, so that turning them off applies
 	// to messages already queued; a user that cannot be read gets them.
@@ -323,7 +262,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		close(s.delivered)
 	}()
 	go s.sweep(cfg.Retention, log.With("component", "retention"))
-	hookWorker := webhooks.NewWorker(hooks, webhooks.Options{Policy: hookPolicy, Events: evlog, Logger: log.With("component", "webhooks")})
+	hookWorker := webhooks.NewWorker(hooks, webhooks.Options{Policy: st.webhookPolicy, Events: evlog, Logger: log.With("component", "webhooks")})
 	s.webhooksDone = make(chan struct{})
 	go func() {
 		hookWorker.Run(s.done)

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"path/filepath"
+
+	bolt "go.etcd.io/bbolt"
+
+	"outbound/auth"
+	"outbound/capture"
+	"outbound/config"
+	"outbound/dkim"
+	"outbound/events"
+	"outbound/metrics"
+	"outbound/queue"
+	"outbound/quota"
+	"outbound/sendapi"
+	"outbound/smarthost"
+	"outbound/suppression"
+	"outbound/webhooks"
+)
+
+// stores are the relay's storage owners, all in the one bbolt file, each
+// with its buckets (docs/flow.md, "What is on disk").
+type stores struct {
+	users     *auth.Store
+	operators *auth.Operators
+	apiKeys   *auth.APIKeys
+	queue     *queue.Queue
+	quota     *quota.Store
+	events    *events.Bolt
+	captured  *capture.Bolt
+	webhooks  *webhooks.Bolt
+	// webhookPolicy is what webhook URLs may be, for the store and the worker.
+	webhookPolicy webhooks.Policy
+	suppressed    *suppression.Bolt
+	hosts         *smarthost.Store
+	dkim          *dkim.Store
+	templates     *sendapi.Templates
+}
+
+// openStores opens every store on db and ties together the ones whose
+// writes share a transaction or a key.
+func openStores(db *bolt.DB, cfg config.Config) (_ *stores, err error) {
+	st := &stores{}
+	if st.users, err = auth.NewStore(db); err != nil {
+		return nil, err
+	}
+	if st.operators, err = auth.NewOperators(db, st.users); err != nil {
+		return nil, err
+	}
+	if st.apiKeys, err = auth.NewAPIKeys(db); err != nil {
+		return nil, err
+	}
+	if st.queue, err = queue.Open(db, nil); err != nil {
+		return nil, err
+	}
+	if st.quota, err = quota.Open(db, nil); err != nil {
+		return nil, err
+	}
+	// Delivery tracking: the events are deleted with their message's stub.
+	if st.events, err = events.OpenBolt(db, func(k events.Kind) { metrics.Events.WithLabelValues(string(k)).Inc() }); err != nil {
+		return nil, err
+	}
+	// Captured messages (the capture route): their content goes with
+	// their queued message's, at retention.content, in the same
+	// transaction; the capture with the message's stub.
+	if st.captured, err = capture.OpenBolt(db); err != nil {
+		return nil, err
+	}
+	st.queue.SetJournal(journals{st.events, st.captured})
+	// Users' webhooks: events are queued for their endpoints in the
+	// transaction that records them, so set before anything records.
+	st.webhookPolicy = webhooks.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivate: cfg.Webhooks.AllowPrivate}
+	if st.webhooks, err = webhooks.OpenBolt(db, st.webhookPolicy); err != nil {
+		return nil, err
+	}
+	st.events.SetOutbox(st.webhooks)
+	scope, err := suppression.ParseScope(cfg.Suppression.Scope)
+	if err != nil {
+		return nil, err
+	}
+	if st.suppressed, err = suppression.OpenBolt(db, scope, cfg.Suppression.Expire.D(), nil); err != nil {
+		return nil, err
+	}
+	if st.hosts, err = smarthost.Open(db, filepath.Join(cfg.DataDir, "secrets.key")); err != nil {
+		return nil, err
+	}
+	// DKIM keys are sealed under the same master key, and its rotation
+	// re-seals them with the smarthost passwords.
+	if st.dkim, err = dkim.Open(db, st.hosts, nil); err != nil {
+		return nil, err
+	}
+	st.hosts.AlsoReseal(st.dkim.Reseal)
+	// The send API's template store, for the admin API and the web editor.
+	if st.templates, err = sendapi.OpenTemplates(db, nil); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
