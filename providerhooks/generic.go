@@ -57,26 +57,40 @@ func GenericSign(secret, timestamp string, body []byte) string {
 	return "v1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// Verify checks the signature, then parses the events.
-func (g Generic) Verify(r *http.Request, body []byte, s Secrets) ([]Event, error) {
+// Verify checks the signature, parses the events, and takes the request's
+// token last.
+func (g Generic) Verify(r *http.Request, body []byte, s Secrets) (Verified, error) {
 	if s.GenericSecret == "" {
-		return nil, Unauthorized("no generic webhook secret is set for this smarthost")
+		return Verified{}, Unauthorized("no generic webhook secret is set for this smarthost")
 	}
-	ts, sig := r.Header.Get(GenericTimestampHeader), r.Header.Get(GenericSignatureHeader)
+	ts, sig := r.Header.Get(GenericTimestampHeader), strings.ToLower(r.Header.Get(GenericSignatureHeader))
 	if ts == "" || sig == "" {
-		return nil, Unauthorized("no signature")
+		return Verified{}, Unauthorized("no signature")
 	}
-	if !hmac.Equal([]byte(strings.ToLower(sig)), []byte(GenericSign(s.GenericSecret, ts, body))) {
-		return nil, Unauthorized("bad signature")
+	// sig is lowercased before both the comparison and the token: a
+	// replay in capitals must not pass as another token.
+	if !hmac.Equal([]byte(sig), []byte(GenericSign(s.GenericSecret, ts, body))) {
+		return Verified{}, Unauthorized("bad signature")
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return nil, Malformed("timestamp %q is not a number", ts)
+		return Verified{}, Malformed("timestamp %q is not a number", ts)
 	}
-	if err := g.Guard.Check(time.Unix(secs, 0), "generic:"+sig); err != nil {
-		return nil, err
+	evs, err := genericEvents(body)
+	if err != nil {
+		return Verified{}, err
 	}
+	claim, err := g.Guard.Check(time.Unix(secs, 0), "generic:"+sig)
+	if err != nil {
+		return Verified{}, err
+	}
+	return Verified{Events: evs, Claim: claim}, nil
+}
+
+// genericEvents parses the body: one event or an array of them.
+func genericEvents(body []byte) ([]Event, error) {
 	var batch []genericEvent
+	var err error
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
 		batch = make([]genericEvent, 1)
 		err = json.Unmarshal(t, &batch[0])

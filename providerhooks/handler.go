@@ -144,25 +144,23 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	evs, err := v.Verify(r, body, secrets)
+	verified, err := v.Verify(r, body, secrets)
 	if err != nil {
 		h.refuse(w, log, provider, err)
 		return
 	}
+	evs := verified.Events
 	var res result
 	for _, e := range evs {
 		outcome, err := h.record(smarthost, e)
 		if err != nil {
 			log.Error("provider webhook: recording an event", "err", err, "kind", e.Kind, "message_id", e.MessageID)
 			h.opts.Count(provider, "error")
-			// Let the provider's retry of this request past the
-			// Verifier's replay memory.
-			if f, ok := v.(interface{ Forget(body []byte) }); ok {
-				f.Forget(body)
-			}
 			// Nothing is answered 2xx that is not stored: the provider
-			// retries, and the events recorded already are skipped then
-			// by their ids.
+			// retries the same request, which must not be refused as
+			// a replay, so its token is given back; the events
+			// recorded already are skipped then by their ids.
+			verified.Claim.Release()
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}

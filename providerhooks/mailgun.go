@@ -51,32 +51,43 @@ type mailgunPayload struct {
 	} `json:"event-data"`
 }
 
-// Verify checks the signature, then parses the one event of the request.
-// Events that are no delivery outcome (accepted, opened, clicked,
-// unsubscribed, stored) are verified and give none.
-func (m Mailgun) Verify(r *http.Request, body []byte, s Secrets) ([]Event, error) {
+// Verify checks the signature, parses the one event of the request, and
+// takes its token last. Events that are no delivery outcome (accepted,
+// opened, clicked, unsubscribed, stored) are verified and give none.
+func (m Mailgun) Verify(r *http.Request, body []byte, s Secrets) (Verified, error) {
 	if s.MailgunSigningKey == "" {
-		return nil, Unauthorized("no Mailgun webhook signing key is set for this smarthost")
+		return Verified{}, Unauthorized("no Mailgun webhook signing key is set for this smarthost")
 	}
 	var p mailgunPayload
 	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, Malformed("not Mailgun's JSON: %v", err)
+		return Verified{}, Malformed("not Mailgun's JSON: %v", err)
 	}
 	sig := p.Signature
 	if sig.Timestamp == "" || sig.Token == "" || sig.Signature == "" {
-		return nil, Unauthorized("no signature")
+		return Verified{}, Unauthorized("no signature")
 	}
 	want := mailgunSign(s.MailgunSigningKey, sig.Timestamp, sig.Token)
 	if !hmac.Equal([]byte(strings.ToLower(sig.Signature)), []byte(want)) {
-		return nil, Unauthorized("bad signature")
+		return Verified{}, Unauthorized("bad signature")
 	}
 	secs, err := strconv.ParseInt(sig.Timestamp, 10, 64)
 	if err != nil {
-		return nil, Malformed("signature timestamp %q is not a number", sig.Timestamp)
+		return Verified{}, Malformed("signature timestamp %q is not a number", sig.Timestamp)
 	}
-	if err := m.Guard.Check(time.Unix(secs, 0), "mailgun:"+sig.Token); err != nil {
-		return nil, err
+	evs, err := mailgunEvents(p)
+	if err != nil {
+		return Verified{}, err
 	}
+	claim, err := m.Guard.Check(time.Unix(secs, 0), "mailgun:"+sig.Token)
+	if err != nil {
+		return Verified{}, err
+	}
+	return Verified{Events: evs, Claim: claim}, nil
+}
+
+// mailgunEvents is the event of p's event-data: none for an event that is
+// no delivery outcome.
+func mailgunEvents(p mailgunPayload) ([]Event, error) {
 	d := p.EventData
 	if d == nil {
 		return nil, Malformed("no event-data")

@@ -28,25 +28,26 @@ type Postmark struct{}
 
 var _ Verifier = Postmark{}
 
-// Verify implements Verifier.
-func (Postmark) Verify(r *http.Request, body []byte, s Secrets) ([]Event, error) {
+// Verify implements Verifier. It takes no replay token (there is none to
+// take), so its Verified holds no Claim.
+func (Postmark) Verify(r *http.Request, body []byte, s Secrets) (Verified, error) {
 	if s.PostmarkUser == "" || s.PostmarkPassword == "" {
-		return nil, Unauthorized("no Postmark webhook credentials are configured for this smarthost")
+		return Verified{}, Unauthorized("no Postmark webhook credentials are configured for this smarthost")
 	}
 	user, pass, ok := r.BasicAuth()
 	// Both compared, whatever the first gives.
 	userOK, passOK := equalSecret(user, s.PostmarkUser), equalSecret(pass, s.PostmarkPassword)
 	if !ok || !userOK || !passOK {
-		return nil, Unauthorized("wrong or missing basic-auth credentials")
+		return Verified{}, Unauthorized("wrong or missing basic-auth credentials")
 	}
 	e, err := parsePostmark(body)
 	if err != nil {
-		return nil, Malformed("%s", err)
+		return Verified{}, Malformed("%s", err)
 	}
 	if e == nil {
-		return nil, nil
+		return Verified{}, nil
 	}
-	return []Event{*e}, nil
+	return Verified{Events: []Event{*e}}, nil
 }
 
 // equalSecret compares in constant time, also in length (both sides are

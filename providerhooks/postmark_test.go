@@ -27,7 +27,7 @@ func postmarkPost(t *testing.T, file, user, pass string) (*http.Request, []byte)
 
 func TestPostmarkHardBounceIsPermanentAndNamedByItsID(t *testing.T) {
 	r, body := postmarkPost(t, "postmark-bounce.json", postmarkSecrets.PostmarkUser, postmarkSecrets.PostmarkPassword)
-	evs, err := Postmark{}.Verify(r, body, postmarkSecrets)
+	evs, err := eventsOf(Postmark{}.Verify(r, body, postmarkSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestPostmarkSoftBounceIsTemporary(t *testing.T) {
 		body := []byte(strings.Replace(string(mustRead(t, "testdata/postmark-bounce.json")), `"HardBounce"`, `"`+typ+`"`, 1))
 		r := httptest.NewRequest(http.MethodPost, "/hooks/ph1/postmark", strings.NewReader(string(body)))
 		r.SetBasicAuth(postmarkSecrets.PostmarkUser, postmarkSecrets.PostmarkPassword)
-		evs, err := Postmark{}.Verify(r, body, postmarkSecrets)
+		evs, err := eventsOf(Postmark{}.Verify(r, body, postmarkSecrets))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestPostmarkAutoResponderRecordsNothing(t *testing.T) {
 	body := []byte(strings.Replace(string(mustRead(t, "testdata/postmark-bounce.json")), `"HardBounce"`, `"AutoResponder"`, 1))
 	r := httptest.NewRequest(http.MethodPost, "/hooks/ph1/postmark", strings.NewReader(string(body)))
 	r.SetBasicAuth(postmarkSecrets.PostmarkUser, postmarkSecrets.PostmarkPassword)
-	evs, err := Postmark{}.Verify(r, body, postmarkSecrets)
+	evs, err := eventsOf(Postmark{}.Verify(r, body, postmarkSecrets))
 	if err != nil || len(evs) != 0 {
 		t.Errorf("got %+v, %v; want no events", evs, err)
 	}
@@ -74,7 +74,7 @@ func TestPostmarkAutoResponderRecordsNothing(t *testing.T) {
 
 func TestPostmarkSpamComplaintAndDelivery(t *testing.T) {
 	r, body := postmarkPost(t, "postmark-spam-complaint.json", postmarkSecrets.PostmarkUser, postmarkSecrets.PostmarkPassword)
-	evs, err := Postmark{}.Verify(r, body, postmarkSecrets)
+	evs, err := eventsOf(Postmark{}.Verify(r, body, postmarkSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPostmarkSpamComplaintAndDelivery(t *testing.T) {
 		t.Errorf("complaint: %+v", evs)
 	}
 	r, body = postmarkPost(t, "postmark-delivery.json", postmarkSecrets.PostmarkUser, postmarkSecrets.PostmarkPassword)
-	evs, err = Postmark{}.Verify(r, body, postmarkSecrets)
+	evs, err = eventsOf(Postmark{}.Verify(r, body, postmarkSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}

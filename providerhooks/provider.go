@@ -74,12 +74,29 @@ type Secrets struct {
 func (s Secrets) IsZero() bool { return s == Secrets{} }
 
 // Verifier checks one provider's callback and parses its events. body is
-// the whole request body (already read, size-limited). It must not record
-// anything: the Handler records the events it returns, and nothing when it
-// returns an error. Errors should be *Error (made by Unauthorized,
-// Malformed, Replayed); any other error is answered 500.
+// the whole request body (already read, size-limited). It records nothing
+// but the request's replay token (Guard.Check), and that as its last check,
+// so that a request refused for any other reason holds no token: the
+// Handler records the events it returns, and nothing when it returns an
+// error. Errors should be *Error (made by Unauthorized, Malformed,
+// Replayed); any other error is answered 500, and the Verifier has released
+// its claim by then.
 type Verifier interface {
-	Verify(r *http.Request, body []byte, s Secrets) ([]Event, error)
+	Verify(r *http.Request, body []byte, s Secrets) (Verified, error)
+}
+
+// Verified is what a Verifier accepted.
+type Verified struct {
+	// Events are the request's delivery outcomes; none for a request
+	// that reports none (opens, clicks, an SNS subscription).
+	Events []Event
+	// Claim is the replay token the Verifier took for the request (zero
+	// when its provider signs nothing to replay). The Handler releases it
+	// when storing Events fails and the request is answered 500: the
+	// provider retries a 500 with the very same request, and refusing that
+	// retry as a replay (409, which no provider retries) would lose the
+	// events. Returning it is the Verifier's whole part in this.
+	Claim Claim
 }
 
 // Error is a refusal with the HTTP status the Handler answers. Reason goes
@@ -103,10 +120,12 @@ func Malformed(format string, a ...any) error {
 }
 
 // Replayed: a correctly signed request whose token (Mailgun token, SNS
-// message id, SendGrid's signed timestamp and body, generic signature) was already seen within
-// MaxAge. Answered 409 Conflict and nothing is recorded: the first copy was
-// recorded already, and a signed request can only come again by replay or
-// by a provider retry of one we answered (whose events we have).
+// message id, SendGrid's signed timestamp and body, generic signature) was
+// already taken within MaxAge. Answered 409 Conflict and nothing is
+// recorded: the first copy was recorded already, as a token stays taken
+// only by a request answered 2xx (the Handler releases it after a 500), so
+// the request can only come again by replay or by a provider retry of one
+// we answered (whose events we have).
 func Replayed(format string, a ...any) error {
 	return &Error{Status: http.StatusConflict, Reason: fmt.Sprintf(format, a...)}
 }
@@ -135,8 +154,9 @@ func CheckFresh(now, signed time.Time) error {
 }
 
 // Guard is what the Verifiers of signed requests share: the clock and the
-// replay memory. Check a request after its signature is verified (so
-// forged tokens never fill the memory).
+// replay memory. Check a request last: after its signature is verified (so
+// forged tokens never fill the memory) and its body parsed (so a malformed
+// request holds no token, and only storing can fail after the claim).
 type Guard struct {
 	// Now is the clock (time.Now in production).
 	Now func() time.Time
@@ -157,15 +177,17 @@ func NewGuard(now func() time.Time, max int) Guard {
 }
 
 // Check refuses a request signed at signedAt that is stale (Unauthorized)
-// or whose token was accepted before (Replayed); token should name the
-// provider too ("mailgun:" + token), as one memory serves all of them.
-func (g Guard) Check(signedAt time.Time, token string) error {
+// or whose token was taken before (Replayed), and takes the token
+// otherwise: the Verifier returns the Claim in Verified, for the Handler to
+// release should storing the events fail. token should name the provider
+// too ("mailgun:" + token), as one memory serves all of them.
+func (g Guard) Check(signedAt time.Time, token string) (Claim, error) {
 	now := g.Now()
 	if err := CheckFresh(now, signedAt); err != nil {
-		return err
+		return Claim{}, err
 	}
 	if g.Replay.Seen(token, now) {
-		return Replayed("already received")
+		return Claim{}, Replayed("already received")
 	}
-	return nil
+	return g.Replay.claim(token, now), nil
 }

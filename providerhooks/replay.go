@@ -57,6 +57,36 @@ func (r *Replay) Forget(token string) {
 	delete(r.seen, token)
 }
 
+// Claim is a replay token one request took (Seen reported it new): the
+// Verifier returns it in Verified, and the Handler releases it when the
+// request's events could not be stored, so that the provider's retry of
+// that request is taken instead of refused as a replay. The zero Claim
+// holds nothing (Postmark's requests carry no token).
+type Claim struct {
+	replay *Replay
+	token  string
+	at     time.Time
+}
+
+// claim is the Claim of token, which Seen took at now.
+func (r *Replay) claim(token string, now time.Time) Claim {
+	return Claim{replay: r, token: token, at: now}
+}
+
+// Release gives the token back, so a request with it is accepted again. It
+// forgets only this claim: a token that expired and was taken since by
+// another request stays that request's.
+func (c Claim) Release() {
+	if c.replay == nil {
+		return
+	}
+	c.replay.mu.Lock()
+	defer c.replay.mu.Unlock()
+	if at, ok := c.replay.seen[c.token]; ok && at.Equal(c.at) {
+		delete(c.replay.seen, c.token)
+	}
+}
+
 // expire drops the entries older than the window.
 func (r *Replay) expire(now time.Time) {
 	i := 0

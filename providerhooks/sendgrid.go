@@ -45,38 +45,49 @@ type sendGridEvent struct {
 	Type        string `json:"type"`
 }
 
-// Verify checks the signature, then parses the batch of events. Events
-// that are no delivery outcome (processed, open, click, unsubscribe, ...)
-// give none.
-func (sg SendGrid) Verify(r *http.Request, body []byte, s Secrets) ([]Event, error) {
+// Verify checks the signature, parses the batch of events, and takes the
+// request's token last. Events that are no delivery outcome (processed,
+// open, click, unsubscribe, ...) give none.
+func (sg SendGrid) Verify(r *http.Request, body []byte, s Secrets) (Verified, error) {
 	if s.SendGridPublicKey == "" {
-		return nil, Unauthorized("no SendGrid verification key is set for this smarthost")
+		return Verified{}, Unauthorized("no SendGrid verification key is set for this smarthost")
 	}
 	pub, err := sendGridKey(s.SendGridPublicKey)
 	if err != nil {
-		return nil, Unauthorized("the smarthost's %v", err)
+		return Verified{}, Unauthorized("the smarthost's %v", err)
 	}
 	ts := r.Header.Get(SendGridTimestampHeader)
 	sig, err := base64.StdEncoding.DecodeString(r.Header.Get(SendGridSignatureHeader))
 	if ts == "" || err != nil || len(sig) == 0 {
-		return nil, Unauthorized("no signature")
+		return Verified{}, Unauthorized("no signature")
 	}
 	h := sha256.New()
 	h.Write([]byte(ts))
 	h.Write(body)
 	if !ecdsa.VerifyASN1(pub, h.Sum(nil), sig) {
-		return nil, Unauthorized("bad signature")
+		return Verified{}, Unauthorized("bad signature")
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return nil, Malformed("timestamp %q is not a number", ts)
+		return Verified{}, Malformed("timestamp %q is not a number", ts)
+	}
+	evs, err := sendGridEvents(body)
+	if err != nil {
+		return Verified{}, err
 	}
 	// ECDSA signatures are not unique (anyone may re-randomize one), so
 	// the token is what was signed, not the signature.
 	sum := sha256.Sum256(append([]byte(ts+"\n"), body...))
-	if err := sg.Guard.Check(time.Unix(secs, 0), "sendgrid:"+base64.RawStdEncoding.EncodeToString(sum[:])); err != nil {
-		return nil, err
+	claim, err := sg.Guard.Check(time.Unix(secs, 0), "sendgrid:"+base64.RawStdEncoding.EncodeToString(sum[:]))
+	if err != nil {
+		return Verified{}, err
 	}
+	return Verified{Events: evs, Claim: claim}, nil
+}
+
+// sendGridEvents parses SendGrid's batch of events, keeping the delivery
+// outcomes.
+func sendGridEvents(body []byte) ([]Event, error) {
 	var batch []sendGridEvent
 	if err := json.Unmarshal(body, &batch); err != nil {
 		return nil, Malformed("not SendGrid's JSON array of events: %v", err)

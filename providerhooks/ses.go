@@ -64,73 +64,88 @@ func NewSES(now func() time.Time, fetch Fetcher, log *slog.Logger) *SES {
 }
 
 // Verify implements Verifier.
-func (v *SES) Verify(r *http.Request, body []byte, s Secrets) ([]Event, error) {
+func (v *SES) Verify(r *http.Request, body []byte, s Secrets) (Verified, error) {
 	m, err := parseSNS(body)
 	if err != nil {
-		return nil, Malformed("%s", err)
+		return Verified{}, Malformed("%s", err)
 	}
 	if s.SNSTopicARN == "" {
-		return nil, Unauthorized("no SNS topic ARN is configured for this smarthost's SES webhooks")
+		return Verified{}, Unauthorized("no SNS topic ARN is configured for this smarthost's SES webhooks")
 	}
 	if m.TopicArn != s.SNSTopicARN {
-		return nil, Unauthorized("the SNS message is from topic %s, not the configured one", m.TopicArn)
+		return Verified{}, Unauthorized("the SNS message is from topic %s, not the configured one", m.TopicArn)
 	}
 	signed, err := time.Parse(time.RFC3339, m.Timestamp)
 	if err != nil {
-		return nil, Malformed("the SNS Timestamp %q is not RFC 3339", m.Timestamp)
+		return Verified{}, Malformed("the SNS Timestamp %q is not RFC 3339", m.Timestamp)
 	}
 	now := v.now()
 	if age := now.Sub(signed); age > SNSMaxAge || age < -MaxAge {
-		return nil, Unauthorized("the SNS Timestamp %s is stale (more than %s old) or in the future", m.Timestamp, SNSMaxAge)
+		return Verified{}, Unauthorized("the SNS Timestamp %s is stale (more than %s old) or in the future", m.Timestamp, SNSMaxAge)
 	}
 	if _, err := CheckSNSURL(m.SigningCertURL); err != nil {
-		return nil, Unauthorized("%s", err)
+		return Verified{}, Unauthorized("%s", err)
 	}
 	cert, err := v.certs.get(r.Context(), m.SigningCertURL, now)
 	if err != nil {
 		// A failed fetch is answered 500 (SNS retries), an expired
 		// certificate 401.
-		return nil, err
+		return Verified{}, err
 	}
 	if err := m.verifySignature(cert); err != nil {
-		return nil, Unauthorized("%s", err)
-	}
-	token := "sns:" + m.MessageID
-	if v.replay.Seen(token, now) {
-		return nil, Replayed("SNS message %s already received", m.MessageID)
+		return Verified{}, Unauthorized("%s", err)
 	}
 
 	switch m.Type {
 	case snsSubscriptionConfirmation:
-		if _, err := CheckSNSURL(m.SubscribeURL); err != nil {
-			return nil, Unauthorized("SubscribeURL: %s", err)
-		}
-		if _, err := v.fetch.Get(r.Context(), m.SubscribeURL); err != nil {
-			// Let SNS's retry of this confirmation through.
-			v.replay.Forget(token)
-			return nil, fmt.Errorf("confirming the SNS subscription to %s: %w", m.TopicArn, err)
-		}
-		v.log.Info("SES webhooks: SNS subscription confirmed", "topic", m.TopicArn)
-		return nil, nil
+		return v.confirm(r, m, now)
 	case snsUnsubscribeConfirmation:
+		claim, err := v.take(m, now)
+		if err != nil {
+			return Verified{}, err
+		}
 		v.log.Info("SES webhooks: SNS subscription ended; not resubscribing", "topic", m.TopicArn)
-		return nil, nil
+		return Verified{Claim: claim}, nil
 	}
 	evs, err := parseSESNotification(m.MessageID, []byte(m.Message))
 	if err != nil {
-		return nil, Malformed("%s", err)
+		return Verified{}, Malformed("%s", err)
 	}
-	return evs, nil
+	claim, err := v.take(m, now)
+	if err != nil {
+		return Verified{}, err
+	}
+	return Verified{Events: evs, Claim: claim}, nil
 }
 
-// Forget lets the SNS message in body be taken again. The Handler calls it
-// when recording the message's events failed: SNS retries a 500 with the
-// same message id, and refusing that retry as a replay (409, which SNS
-// does not retry) would lose the events.
-func (v *SES) Forget(body []byte) {
-	if m, err := parseSNS(body); err == nil {
-		v.replay.Forget("sns:" + m.MessageID)
+// take takes m's message id, the last check of every SNS message: SNS
+// retries a message with the same id, so a Claim of it is what the Handler
+// releases after a failure to store its events.
+func (v *SES) take(m *snsMessage, now time.Time) (Claim, error) {
+	token := "sns:" + m.MessageID
+	if v.replay.Seen(token, now) {
+		return Claim{}, Replayed("SNS message %s already received", m.MessageID)
 	}
+	return v.replay.claim(token, now), nil
+}
+
+// confirm confirms a verified SubscriptionConfirmation by a GET of its
+// SubscribeURL.
+func (v *SES) confirm(r *http.Request, m *snsMessage, now time.Time) (Verified, error) {
+	if _, err := CheckSNSURL(m.SubscribeURL); err != nil {
+		return Verified{}, Unauthorized("SubscribeURL: %s", err)
+	}
+	claim, err := v.take(m, now)
+	if err != nil {
+		return Verified{}, err
+	}
+	if _, err := v.fetch.Get(r.Context(), m.SubscribeURL); err != nil {
+		// Answered 500: let SNS's retry of this confirmation through.
+		claim.Release()
+		return Verified{}, fmt.Errorf("confirming the SNS subscription to %s: %w", m.TopicArn, err)
+	}
+	v.log.Info("SES webhooks: SNS subscription confirmed", "topic", m.TopicArn)
+	return Verified{Claim: claim}, nil
 }
 
 // sesNotification is the JSON in an SNS notification's Message, in the

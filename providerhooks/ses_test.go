@@ -166,7 +166,7 @@ var sesSecrets = Secrets{SNSTopicARN: testTopic}
 func TestSESBounceIsAPermanentBounceMatchedByMessageIDAndSESID(t *testing.T) {
 	v, _ := newTestSES(t)
 	body := notification(t, "ses-bounce.json", nil)
-	evs, err := v.Verify(post(body), body, sesSecrets)
+	evs, err := eventsOf(v.Verify(post(body), body, sesSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestSESBounceIsAPermanentBounceMatchedByMessageIDAndSESID(t *testing.T) {
 func TestSESComplaintAndDelivery(t *testing.T) {
 	v, _ := newTestSES(t)
 	body := notification(t, "ses-complaint.json", nil)
-	evs, err := v.Verify(post(body), body, sesSecrets)
+	evs, err := eventsOf(v.Verify(post(body), body, sesSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestSESComplaintAndDelivery(t *testing.T) {
 		t.Errorf("complaint: %+v", evs)
 	}
 	body = notification(t, "ses-delivery.json", nil)
-	evs, err = v.Verify(post(body), body, sesSecrets)
+	evs, err = eventsOf(v.Verify(post(body), body, sesSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestSESTransientAndSuppressedBounces(t *testing.T) {
 		m.MessageID += "-transient"
 		m.Message = strings.Replace(m.Message, `"bounceType": "Permanent"`, `"bounceType": "Transient"`, 1)
 	})
-	evs, err := v.Verify(post(transient), transient, sesSecrets)
+	evs, err := eventsOf(v.Verify(post(transient), transient, sesSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSESTransientAndSuppressedBounces(t *testing.T) {
 		m.MessageID += "-suppressed"
 		m.Message = strings.Replace(m.Message, `"bounceSubType": "General"`, `"bounceSubType": "Suppressed"`, 1)
 	})
-	evs, err = v.Verify(post(suppressed), suppressed, sesSecrets)
+	evs, err = eventsOf(v.Verify(post(suppressed), suppressed, sesSecrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func subscription(t *testing.T, edit func(*snsMessage)) []byte {
 func TestSESSubscriptionConfirmedByGETOnSubscribeURL(t *testing.T) {
 	v, f := newTestSES(t)
 	body := subscription(t, nil)
-	evs, err := v.Verify(post(body), body, sesSecrets)
+	evs, err := eventsOf(v.Verify(post(body), body, sesSecrets))
 	if err != nil || len(evs) != 0 {
 		t.Fatalf("got %v, %v; want confirmed with no events", evs, err)
 	}
