@@ -21,12 +21,18 @@ var (
 	outboxBucket    = []byte("webhook-outbox")
 )
 
-// stored is an endpoint as kept on disk: with its whole secret, which
-// leaves the store only to sign.
+// stored is an endpoint as kept on disk: with its signing secret sealed,
+// which only the Worker opens, to sign (sealed.go).
 type stored struct {
 	Endpoint
-	// Secret is the signing secret (whsec_...).
-	Secret string `json:"secret"`
+	// SealedSecret is the signing secret (whsec_...) sealed by the Sealer
+	// with secretAD(User, ID) as associated data. Bolt.openSecret opens
+	// it for the Worker; nothing lists it.
+	SealedSecret []byte `json:"sealed_secret,omitempty"`
+	// ClearSecret is the signing secret as data directories from before
+	// sealing kept it, in clear; OpenBolt seals it and empties it, so it
+	// is never written again.
+	ClearSecret string `json:"secret,omitempty"`
 }
 
 // delivery is one event waiting for one endpoint.
@@ -62,6 +68,7 @@ type Payload struct {
 type Bolt struct {
 	db     *bolt.DB
 	policy Policy
+	sealer Sealer
 	// wake is signalled when deliveries were queued or an endpoint
 	// enabled, so that the Worker looks at once.
 	wake chan struct{}
@@ -72,9 +79,11 @@ var (
 	_ events.Outbox = (*Bolt)(nil)
 )
 
-// OpenBolt creates the buckets if needed. policy checks the URLs
-// registered.
-func OpenBolt(db *bolt.DB, policy Policy) (*Bolt, error) {
+// OpenBolt creates the buckets if needed and seals the secrets an older
+// data directory kept in clear. policy checks the URLs registered; sealer
+// seals the signing secrets (smarthost.Store: register Bolt.Reseal with
+// its AlsoReseal so that a key rotation re-seals them).
+func OpenBolt(db *bolt.DB, policy Policy, sealer Sealer) (*Bolt, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{endpointsBucket, outboxBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -86,7 +95,11 @@ func OpenBolt(db *bolt.DB, policy Policy) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating webhook buckets: %w", err)
 	}
-	return &Bolt{db: db, policy: policy, wake: make(chan struct{}, 1)}, nil
+	b := &Bolt{db: db, policy: policy, sealer: sealer, wake: make(chan struct{}, 1)}
+	if err := b.sealClearSecrets(); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // Register implements Store.
@@ -107,13 +120,8 @@ func (b *Bolt) Register(ctx context.Context, user, rawURL string, kinds []events
 	rand.Read(id)
 	secret := NewSecret()
 	s := stored{Endpoint: Endpoint{ID: "ep_" + hex.EncodeToString(id), User: user, URL: rawURL, Kinds: kinds,
-		SecretHint: secret[:len(secretPrefix)+4] + "…", Created: time.Now().UTC()}, Secret: secret}
-	v, err := json.Marshal(s)
-	if err != nil {
-		return Endpoint{}, "", err
-	}
-	err = b.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(endpointsBucket).Put([]byte(s.ID), v) })
-	if err != nil {
+		SecretHint: secret[:len(secretPrefix)+4] + "…", Created: time.Now().UTC()}}
+	if err := b.storeNew(s, secret); err != nil {
 		return Endpoint{}, "", fmt.Errorf("storing webhook endpoint: %w", err)
 	}
 	return s.Endpoint, secret, nil

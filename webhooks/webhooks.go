@@ -5,7 +5,8 @@
 //
 // What is on disk (buckets in the shared bbolt file):
 //
-//	webhook-endpoints: endpoint ID → JSON of the endpoint and its secret.
+//	webhook-endpoints: endpoint ID → JSON of the endpoint and its signing
+//	                   secret, sealed under the relay's master key (sealed.go).
 //	webhook-outbox:    endpoint ID + sequence (8 bytes) → JSON of a delivery
 //	                   (webhook-id, body, attempts, next attempt): what is
 //	                   still to be sent to that endpoint, in order.

@@ -21,38 +21,54 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/events"
+	"outbound/smarthost"
 )
 
 // rig is an event log whose events are queued for webhooks, as serve
-// wires it.
+// wires it: the secrets sealed by a smarthost store, whose key rotation
+// re-seals them.
 type rig struct {
-	db  *bolt.DB
-	log *events.Bolt
-	wh  *Bolt
+	dir   string // the bbolt file t.db and the master key secrets.key
+	db    *bolt.DB
+	log   *events.Bolt
+	wh    *Bolt
+	hosts *smarthost.Store
 }
 
 func newRig(t *testing.T, p Policy) *rig {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	return openRig(t, t.TempDir(), p)
+}
+
+// openRig opens the stores in dir; on a dir a rig used before, it is a
+// restart.
+func openRig(t *testing.T, dir string, p Policy) *rig {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, "t.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	log, err := events.OpenBolt(db, nil)
 	must(t, err)
-	wh, err := OpenBolt(db, p)
+	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
 	must(t, err)
+	wh, err := OpenBolt(db, p, hosts)
+	must(t, err)
+	hosts.AlsoReseal(wh.Reseal)
 	log.SetOutbox(wh)
-	return &rig{db: db, log: log, wh: wh}
+	return &rig{dir: dir, db: db, log: log, wh: wh, hosts: hosts}
 }
 
-// run starts a worker until the test ends.
-func (r *rig) run(t *testing.T, o Options) {
+// run starts a worker until the test ends, or until the returned stop.
+func (r *rig) run(t *testing.T, o Options) (stop func()) {
 	o.Policy, o.Events = r.wh.policy, r.log
 	w := NewWorker(r.wh, o)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { w.Run(stop); close(done) }()
-	t.Cleanup(func() { close(stop); <-done })
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() { w.Run(quit); close(done) }()
+	stop = sync.OnceFunc(func() { close(quit); <-done })
+	t.Cleanup(stop)
+	return stop
 }
 
 // receiver is an endpoint that fails its first failures requests and

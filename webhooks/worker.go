@@ -222,8 +222,12 @@ func (w *Worker) send(ctx context.Context, h head) error {
 	if u.Scheme != "https" && !w.opts.Policy.AllowHTTP {
 		return fmt.Errorf("%s is not https, and [webhooks] allow_http is off", u.Scheme)
 	}
+	secret, err := w.store.openSecret(h.ep.ID)
+	if err != nil {
+		return err
+	}
 	ts := time.Now().Unix()
-	sig, err := Sign(h.ep.Secret, h.d.ID, ts, h.d.Body)
+	sig, err := Sign(secret, h.d.ID, ts, h.d.Body)
 	if err != nil {
 		return err
 	}

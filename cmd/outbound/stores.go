@@ -68,13 +68,6 @@ func openStores(db *bolt.DB, cfg config.Config) (_ *stores, err error) {
 		return nil, err
 	}
 	st.queue.SetJournal(journals{st.events, st.captured})
-	// Users' webhooks: events are queued for their endpoints in the
-	// transaction that records them, so set before anything records.
-	st.webhookPolicy = webhooks.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivate: cfg.Webhooks.AllowPrivate}
-	if st.webhooks, err = webhooks.OpenBolt(db, st.webhookPolicy); err != nil {
-		return nil, err
-	}
-	st.events.SetOutbox(st.webhooks)
 	scope, err := suppression.ParseScope(cfg.Suppression.Scope)
 	if err != nil {
 		return nil, err
@@ -91,6 +84,15 @@ func openStores(db *bolt.DB, cfg config.Config) (_ *stores, err error) {
 		return nil, err
 	}
 	st.hosts.AlsoReseal(st.dkim.Reseal)
+	// Users' webhooks: events are queued for their endpoints in the
+	// transaction that records them, so set before anything records; their
+	// signing secrets are sealed like the DKIM keys.
+	st.webhookPolicy = webhooks.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivate: cfg.Webhooks.AllowPrivate}
+	if st.webhooks, err = webhooks.OpenBolt(db, st.webhookPolicy, st.hosts); err != nil {
+		return nil, err
+	}
+	st.hosts.AlsoReseal(st.webhooks.Reseal)
+	st.events.SetOutbox(st.webhooks)
 	// The send API's template store, for the admin API and the web editor.
 	if st.templates, err = sendapi.OpenTemplates(db, nil); err != nil {
 		return nil, err

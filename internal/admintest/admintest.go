@@ -102,17 +102,19 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Endpoints at public addresses only; literal addresses need no DNS.
-	hooks, err := webhooks.OpenBolt(db, webhooks.Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	evlog.SetOutbox(hooks)
 	dir := t.TempDir()
 	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Endpoints at public addresses only; literal addresses need no DNS.
+	// Their secrets are sealed under the smarthosts' key, as serve does.
+	hooks, err := webhooks.OpenBolt(db, webhooks.Policy{}, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts.AlsoReseal(hooks.Reseal)
+	evlog.SetOutbox(hooks)
 	routes, err := route.New(route.Options{
 		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
 			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
