@@ -30,6 +30,7 @@ import (
 	"io"
 	"mime"
 	"net"
+	"net/http"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -307,6 +308,31 @@ func (r *relay) start() {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// A port that answers may be somebody else's: the relay is up once its
+	// own admin API answers /healthz (served after the submission
+	// listeners are bound) and it is still running.
+	for !r.healthy() {
+		select {
+		case <-r.exited:
+			r.t.Fatalf("relay exited while starting (%s)", cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("relay's admin API at %s did not answer /healthz within 30s", r.AdminAddr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// healthy reports whether the admin API answers GET /healthz with 200.
+func (r *relay) healthy() bool {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + r.AdminAddr + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func (r *relay) running() bool {

@@ -10,8 +10,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -325,14 +327,54 @@ func (discardLogger) Println(...any)        {}
 // ErrTemporary is a 451 an Upstream option can return.
 var ErrTemporary = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 
-// FreePort returns a loopback address nobody listens on (yet).
+// FreePort returns a loopback address nobody listens on (yet), for a
+// server a test starts later (often a subprocess). The port is never one
+// this process handed out before, and it is taken below the kernel's
+// ephemeral range, so no listener on port 0 and no outgoing connection
+// (in this process or another) can be given it in the meantime.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	if freePorts.given == nil {
+		freePorts.given = map[int]bool{}
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	low := ephemeralLow()
+	for range 1000 {
+		port := firstTestPort + mathrand.IntN(low-firstTestPort)
+		if freePorts.given[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		freePorts.given[port] = true
+		return l.Addr().String()
+	}
+	t.Fatal("FreePort: no free loopback port below the ephemeral range")
+	return ""
 }
+
+var freePorts struct {
+	sync.Mutex
+	given map[int]bool
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 2048 {
+			low = lo
+		}
+	}
+	return max(low, firstTestPort+1000)
+}
+
+// firstTestPort keeps FreePort above the ports that services on a
+// developer's machine usually take.
+const firstTestPort = 10000
