@@ -20,6 +20,7 @@ deps:
 test: deps build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd third_party/go-smtp && $(GO) vet . && $(GO) test -race -count=1 .
 
 ## interop: real clients (Nodemailer, smtplib, Django, PHPMailer, Ruby mail, Jakarta Mail,
 ## swaks, msmtp) send through the built binary on both listeners (docs/clients.md).
@@ -45,6 +46,9 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
+	done
+	@for f in FuzzPatchedDataReader FuzzPatchedDotWriter; do \
+	  echo "== third_party/go-smtp $$f"; (cd third_party/go-smtp && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) .) || exit 1; \
 	done
 
 ## bench: Go benchmarks of the hot paths (queue group commit, quota), then the
