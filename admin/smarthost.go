@@ -171,26 +171,74 @@ func (a *api) registerSmarthosts(mux *http.ServeMux) {
 	a.registerWebhookSecrets(mux)
 }
 
-// rotateKey re-encrypts every smarthost password under a fresh master key.
-// The key itself is never part of the answer.
+// rotateKey seals every secret under a fresh master key: the smarthosts'
+// passwords and provider webhook secrets, and, in the same transaction,
+// the values of the stores registered with AlsoReseal (DKIM keys, webhook
+// endpoints' signing secrets). The key itself is never part of the answer.
 func (a *api) rotateKey(w http.ResponseWriter, r *http.Request) error {
 	if err := a.Smarthosts.RotateKey(smarthost.NewKey()); err != nil {
 		return &httpError{status: http.StatusConflict, msg: err.Error()}
 	}
-	hosts, err := a.Smarthosts.List()
+	res, err := a.sealedCounts()
 	if err != nil {
 		return err
 	}
-	a.Logger.Info("master key rotated", "smarthosts", len(hosts))
-	writeJSON(w, http.StatusOK, KeyRotation{Reencrypted: len(hosts)})
+	a.Logger.Info("master key rotated", "reencrypted", res.Reencrypted, "smarthost_passwords", res.SmarthostPasswords,
+		"provider_webhook_secrets", res.ProviderWebhookSecrets, "dkim_keys", res.DKIMKeys, "webhook_endpoint_secrets", res.WebhookEndpointSecrets)
+	writeJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// sealedCounts counts what is sealed under the master key, by kind. The
+// rotation re-seals all of it in one transaction (or nothing), so after
+// one these are what it re-encrypted, give or take a change made since.
+func (a *api) sealedCounts() (KeyRotation, error) {
+	var res KeyRotation
+	hosts, err := a.Smarthosts.List()
+	if err != nil {
+		return res, err
+	}
+	for _, h := range hosts {
+		if len(h.SealedPassword) > 0 {
+			res.SmarthostPasswords++
+		}
+		if len(h.SealedWebhookSecrets) > 0 {
+			res.ProviderWebhookSecrets++
+		}
+	}
+	if a.DKIM != nil {
+		keys, err := a.DKIM.List("")
+		if err != nil {
+			return res, err
+		}
+		res.DKIMKeys = len(keys)
+	}
+	if a.Webhooks != nil {
+		eps, err := a.Webhooks.List("")
+		if err != nil {
+			return res, err
+		}
+		res.WebhookEndpointSecrets = len(eps)
+	}
+	res.Reencrypted = res.SmarthostPasswords + res.ProviderWebhookSecrets + res.DKIMKeys + res.WebhookEndpointSecrets
+	return res, nil
 }
 
 // KeyRotation is the answer to POST /api/key-rotate: never the key itself.
 type KeyRotation struct {
-	// Reencrypted counts the smarthosts whose password is now sealed
-	// under the new key.
+	// Reencrypted is how many sealed values are now sealed under the new
+	// key: the sum of the counts below.
 	Reencrypted int `json:"reencrypted"`
+	// SmarthostPasswords counts the smarthosts that have a password.
+	SmarthostPasswords int `json:"smarthost_passwords"`
+	// ProviderWebhookSecrets counts the smarthosts that have provider
+	// webhook secrets (sealed together, one value per smarthost).
+	ProviderWebhookSecrets int `json:"provider_webhook_secrets"`
+	// DKIMKeys counts the DKIM private keys, retired ones included.
+	DKIMKeys int `json:"dkim_keys"`
+	// WebhookEndpointSecrets counts the users' webhook endpoints, each
+	// with its signing secret.
+	WebhookEndpointSecrets int `json:"webhook_endpoint_secrets"`
 }
 
 // shError gives smarthost errors their HTTP status.
