@@ -65,6 +65,9 @@ type result struct {
 	delivered     int64
 	p50, p90, p99 time.Duration
 	peakRSS       int64 // KiB, VmHWM at the end of the run
+	// KiB at the end of the run: anonymous memory (heap, stacks) and the
+	// pages of mapped files (bbolt's mmap) that VmHWM also counts.
+	endAnon, endFile int64
 	idleRSS       int64 // KiB, VmRSS with the idle connections open, before the load
 	cpuPerMsg     time.Duration
 	login         time.Duration // wall time for the C reused connections to log in
@@ -174,6 +177,7 @@ func (r result) line() string {
 		s += fmt.Sprintf(" login_phase=%s", ms(r.login))
 	}
 	s = strings.ReplaceAll(s, " ms", "ms")
+	s += fmt.Sprintf(" end_rss_anon=%.1fMiB end_rss_file=%.1fMiB", float64(r.endAnon)/1024, float64(r.endFile)/1024)
 	if r.opts.idle > 0 {
 		s += fmt.Sprintf(" idle_rss=%.1fMiB", float64(r.idleRSS)/1024)
 	}
@@ -421,6 +425,7 @@ func run(o options) (res result, err error) {
 	}
 	res.cpuPerMsg = (rp.cpuTime() - cpu0) / time.Duration(max(1, res.accepted))
 	res.peakRSS = rp.procStatus("VmHWM")
+	res.endAnon, res.endFile = rp.procStatus("RssAnon"), rp.procStatus("RssFile")
 	res.acceptedRate = float64(res.accepted) / submitted.Seconds()
 	if res.delivered > 0 {
 		res.deliveredRate = float64(res.delivered) / time.Unix(0, sk.last.Load()).Sub(start).Seconds()

@@ -72,11 +72,23 @@ func (b *byteBudget) available() int64 {
 // heldBuffer is a message buffer whose capacity is held in a byteBudget.
 // It never grows past max bytes (0: no limit) and never allocates what the
 // budget did not grant. The zero value with a nil budget is unlimited.
+//
+// Its bytes may start past the beginning of their array: the spare room in
+// front (off) lets prepend put the relay's own header fields before a
+// message without copying the message (see newHeldBuffer).
 type heldBuffer struct {
-	b      []byte
+	b      []byte // the bytes: arr[off : off+len(b)], with cap to arr's end
+	arr    []byte // the whole allocation; nil until the first reserve
+	off    int    // spare bytes before b in arr
 	budget *byteBudget
 	max    int
-	held   int64 // == cap(b) while b is held
+	held   int64 // == cap(arr) while arr is held
+}
+
+// newHeldBuffer returns an empty buffer that keeps front bytes of spare
+// room before its bytes once it allocates.
+func newHeldBuffer(budget *byteBudget, max, front int) *heldBuffer {
+	return &heldBuffer{budget: budget, max: max, off: front}
 }
 
 // reserve makes room for n more bytes: errOverLimit past max,
@@ -91,20 +103,20 @@ func (h *heldBuffer) reserve(n int) error {
 	}
 	// Grow by doubling, as append does, but within max and within what
 	// the budget grants: when it cannot grant the double, whatever it has
-	// left, if that is enough.
+	// left, if that is enough. The room in front moves along.
 	newCap := max(need, 2*cap(h.b), 4096)
 	if h.max > 0 {
 		newCap = min(newCap, h.max)
 	}
-	got := h.budget.take(int64(need)-h.held, int64(newCap)-h.held)
+	got := h.budget.take(int64(h.off+need)-h.held, int64(h.off+newCap)-h.held)
 	if got == 0 {
 		return errOverBudget
 	}
 	// The old array is garbage once copied; the budget counts the new
 	// capacity only.
-	nb := make([]byte, len(h.b), h.held+got)
-	copy(nb, h.b)
-	h.b, h.held = nb, h.held+got
+	nb := make([]byte, h.held+got)
+	copy(nb[h.off:], h.b)
+	h.arr, h.b, h.held = nb, nb[h.off:h.off+len(h.b)], h.held+got
 	return nil
 }
 
@@ -118,11 +130,40 @@ func (h *heldBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// prepend puts p in front of the buffer's bytes, within max and the
+// budget like Write: into the room in front when it is large enough,
+// else by moving the bytes.
+func (h *heldBuffer) prepend(p []byte) error {
+	if h.max > 0 && len(h.b)+len(p) > h.max {
+		return errOverLimit
+	}
+	if len(p) <= h.off && h.arr != nil {
+		h.off -= len(p)
+		h.b = h.arr[h.off : h.off+len(p)+len(h.b)]
+		copy(h.b, p)
+		return nil
+	}
+	if err := h.reserve(len(p)); err != nil {
+		return err
+	}
+	n := len(h.b)
+	h.b = h.b[:n+len(p)]
+	copy(h.b[len(p):], h.b[:n])
+	copy(h.b, p)
+	return nil
+}
+
+// dropFront removes the first n bytes; their room can take a prepend.
+func (h *heldBuffer) dropFront(n int) {
+	h.off += n
+	h.b = h.b[n:]
+}
+
 // release gives the buffer's bytes back to the budget; the buffer must not
 // be used after.
 func (h *heldBuffer) release() {
 	h.budget.give(h.held)
-	h.b, h.held = nil, 0
+	h.b, h.arr, h.held = nil, nil, 0
 }
 
 // DefaultBytesInFlight is the in-flight budget when none is configured: an

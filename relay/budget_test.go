@@ -182,3 +182,45 @@ func TestBusyIsNotAStorageError(t *testing.T) {
 		t.Fatalf("errStorage counts as %q", got)
 	}
 }
+
+// The relay's fields go into the room in front of a received message, in
+// the same array, while the budget holds exactly that array; a prefix too
+// large for the room still works by moving the message; max holds both ways.
+func TestPrependUsesTheRoomInFront(t *testing.T) {
+	budget := newByteBudget(1 << 20)
+	buf := newHeldBuffer(budget, 64<<10, 16)
+	body := strings.Repeat("b", 5000)
+	if err := readMessage(strings.NewReader("Subject: x\r\n\r\n"+body), 0, buf); err != nil {
+		t.Fatal(err)
+	}
+	arr := &buf.arr[0]
+	buf.dropFront(len("Subject: x\r\n"))
+	if err := buf.prepend([]byte("Received: by relay\r\nSubject: y\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Received: by relay\r\nSubject: y\r\n\r\n" + body; string(buf.b) != want {
+		t.Fatalf("after prepend: %q", buf.b)
+	}
+	if &buf.arr[0] != arr || budget.used != int64(cap(buf.arr)) {
+		t.Fatalf("prepend that fits the room reallocated (or the budget lost count: %d used, %d held)", budget.used, cap(buf.arr))
+	}
+
+	big := strings.Repeat("X-Long: yes\r\n", 100)
+	if err := buf.prepend([]byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	if want := big + "Received: by relay\r\nSubject: y\r\n\r\n" + body; string(buf.b) != want {
+		t.Fatalf("after a prepend larger than the room: %q", buf.b[:80])
+	}
+	if budget.used != int64(cap(buf.arr)) {
+		t.Fatalf("budget used %d, buffer holds %d", budget.used, cap(buf.arr))
+	}
+
+	if err := buf.prepend(make([]byte, 64<<10)); !errors.Is(err, errOverLimit) {
+		t.Fatalf("prepend past max: %v, want errOverLimit", err)
+	}
+	buf.release()
+	if budget.used != 0 {
+		t.Fatalf("%d bytes still held after release", budget.used)
+	}
+}

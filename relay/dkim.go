@@ -64,15 +64,3 @@ func signedFor(values []string, domain string) bool {
 	return false
 }
 
-// prepend puts p in front of the buffer's bytes, within max and the
-// budget like Write.
-func (h *heldBuffer) prepend(p []byte) error {
-	if err := h.reserve(len(p)); err != nil {
-		return err
-	}
-	n := len(h.b)
-	h.b = h.b[:n+len(p)]
-	copy(h.b[len(p):], h.b[:n])
-	copy(h.b, p)
-	return nil
-}

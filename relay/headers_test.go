@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -130,6 +131,41 @@ func TestForeignSenderFieldsRefused(t *testing.T) {
 		msg := "From: alice@example.com\r\n" + field + "\r\nSubject: x\r\n\r\nbody\r\n"
 		if err := send(c, alice, []string{"bob@example.net"}, msg); err != nil {
 			t.Errorf("%q: %v", field, err)
+		}
+	}
+}
+
+// bareLineEndings (three counts) agrees with a walk over every byte on
+// every mix of CR, LF and other bytes.
+func TestBareLineEndingsCountsEveryLoneCRAndLF(t *testing.T) {
+	walk := func(b []byte) int {
+		n := 0
+		for i := 0; i < len(b); i++ {
+			switch b[i] {
+			case '\r':
+				if i+1 < len(b) && b[i+1] == '\n' {
+					i++
+					continue
+				}
+				n++
+			case '\n':
+				n++
+			}
+		}
+		return n
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("a\r\n")
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, rng.IntN(24))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		if got, want := bareLineEndings(b), walk(b); got != want {
+			t.Fatalf("bareLineEndings(%q) = %d, want %d", b, got, want)
+		}
+		if norm, _ := normalizeLineEndings(b); bareLineEndings(norm) != 0 || len(norm) != len(b)+walk(b) {
+			t.Fatalf("normalizeLineEndings(%q) = %q", b, norm)
 		}
 	}
 }

@@ -51,23 +51,16 @@ func readMessage(r io.Reader, declared int64, buf *heldBuffer) error {
 }
 
 // bareLineEndings counts the bare CRs and bare LFs in b: each becomes two
-// bytes when normalized.
+// bytes when normalized. Every CR and every LF that is not half of a CRLF
+// is bare, and CRLFs cannot overlap, so three vectorised counts do what a
+// loop over every byte would (it was a tenth of the relay's CPU with
+// 256 KiB messages).
 func bareLineEndings(b []byte) int {
-	n := 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '\r':
-			if i+1 < len(b) && b[i+1] == '\n' {
-				i++
-				continue
-			}
-			n++
-		case '\n':
-			n++
-		}
-	}
-	return n
+	crlf := bytes.Count(b, crlfBytes)
+	return bytes.Count(b, crBytes) - crlf + bytes.Count(b, lfBytes) - crlf
 }
+
+var crlfBytes, crBytes, lfBytes = []byte("\r\n"), []byte("\r"), []byte("\n")
 
 // normalizeLineEndings rewrites every bare CR and bare LF to CRLF and
 // reports whether it found any. go-smtp hands DATA to the backend verbatim;

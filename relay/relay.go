@@ -483,11 +483,13 @@ func (s *session) closeWith(final *smtp.SMTPError) {
 // (with its outcome, which Data counts).
 //
 // The message is held in heldBuffers (budget.go): as received, then, only
-// when that changes it, with its line endings normalized, and last as
-// queued, behind the relay's own headers, its long lines re-encoded on the
-// way. Each replaces the one before, so a message is held at most twice at
-// once, and each is held to max_message_bytes: what is queued is no larger
-// than what the relay accepts. Its header is parsed once (parseMessage),
+// when that changes it, with its line endings normalized, and, only when
+// its long lines must be re-encoded, rewritten as queued. The relay's own
+// header fields and the header's changes otherwise take the place of the
+// header block in the buffer the message arrived in, so its body is never
+// copied. Each buffer replaces the one before, so a message is held at
+// most twice at once, and each is held to max_message_bytes: what is
+// queued is no larger than what the relay accepts. Its header is parsed once (parseMessage),
 // and every check and change works from that reading.
 func (s *session) data(r io.Reader) *reply {
 	start := s.b.opts.Now()
@@ -589,30 +591,40 @@ func (s *session) data(r io.Reader) *reply {
 	// RFC 5322's 998 octets re-encoded, unless the client signed the
 	// message: it then leaves as signed.
 	changes := senderDefaults(pm, s.user)
-	reencode := len(pm.header.Values("DKIM-Signature")) == 0 && hasLongLine(msg)
-	queued := s.buffer()
-	// Room for all of it unless re-encoding grows it; the writes are what
-	// is held to the limit and the budget, so a refusal is theirs to tell.
-	_ = queued.reserve(added.Len() + len(msg) + changes.growth(pm.header))
-	_, err := queued.Write(added.Bytes())
-	if err == nil {
-		if reencode {
+	queued := cur
+	if len(pm.header.Values("DKIM-Signature")) == 0 && hasLongLine(msg) {
+		queued = s.buffer()
+		// Room for all of it unless re-encoding grows it; the writes are
+		// what is held to the limit and the budget, so a refusal is
+		// theirs to tell.
+		_ = queued.reserve(added.Len() + len(msg) + changes.growth(pm.header))
+		_, err := queued.Write(added.Bytes())
+		if err == nil {
 			err = rewriteLongLines(queued, pm, changes)
-		} else {
-			err = pm.write(queued, changes)
+		}
+		if err != nil {
+			queued.release()
+			var ne *notEncodableError
+			if errors.As(err, &ne) {
+				s.b.log.Info("message refused", "user", s.user.Name, "reason", "long line", "where", ne.where)
+				return errLongLineNotEncodable(ne.where)
+			}
+			return s.bufferReply(err)
+		}
+		cur.release()
+		cur = queued
+	} else {
+		// In place: the header block gives way to the relay's fields and
+		// the header as changed, and the body stays where it arrived
+		// (the buffer keeps room in front for this). pm's strings stay
+		// valid; its slices of the message do not, and are not used
+		// after this.
+		head := append(added.Bytes(), changes.apply(pm.block, pm.header)...)
+		queued.dropFront(len(pm.block))
+		if err := queued.prepend(head); err != nil {
+			return s.bufferReply(err)
 		}
 	}
-	if err != nil {
-		queued.release()
-		var ne *notEncodableError
-		if errors.As(err, &ne) {
-			s.b.log.Info("message refused", "user", s.user.Name, "reason", "long line", "where", ne.where)
-			return errLongLineNotEncodable(ne.where)
-		}
-		return s.bufferReply(err)
-	}
-	cur.release()
-	cur = queued
 	if refusal := s.sign(pm, queued); refusal != nil {
 		return refusal
 	}
@@ -651,10 +663,18 @@ func (s *session) data(r io.Reader) *reply {
 }
 
 // buffer returns an empty message buffer held in the in-flight budget and
-// bounded by max_message_bytes.
+// bounded by max_message_bytes, with room in front for the fields the
+// relay adds (Received, Received-SPF, Message-ID, Date, DKIM-Signature)
+// and the sender defaults, so that they go before the message without
+// copying it.
 func (s *session) buffer() *heldBuffer {
-	return &heldBuffer{budget: s.b.inflight, max: int(s.b.opts.MaxMessageBytes)}
+	return newHeldBuffer(s.b.inflight, int(s.b.opts.MaxMessageBytes), addedFieldsRoom)
 }
+
+// addedFieldsRoom is the room a message buffer keeps in front: what the
+// relay adds is usually well under 2 KiB; more still works, by moving the
+// message once.
+const addedFieldsRoom = 4096
 
 // bufferReply answers a heldBuffer that could not grow while the message
 // was rewritten.
