@@ -68,9 +68,9 @@ type result struct {
 	// KiB at the end of the run: anonymous memory (heap, stacks) and the
 	// pages of mapped files (bbolt's mmap) that VmHWM also counts.
 	endAnon, endFile int64
-	idleRSS       int64 // KiB, VmRSS with the idle connections open, before the load
-	cpuPerMsg     time.Duration
-	login         time.Duration // wall time for the C reused connections to log in
+	idleRSS          int64 // KiB, VmRSS with the idle connections open, before the load
+	cpuPerMsg        time.Duration
+	login            time.Duration // wall time for the C reused connections to log in
 }
 
 func main() {

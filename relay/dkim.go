@@ -63,4 +63,3 @@ func signedFor(values []string, domain string) bool {
 	}
 	return false
 }
-
