@@ -493,6 +493,7 @@ func (q *Queue) Body(id string) ([]byte, error) {
 		v := tx.Bucket(bodiesBucket).Get([]byte(id))
 		// bbolt's slices are valid only inside the transaction.
 		body = append([]byte(nil), v...)
+		unmapCopied(v)
 		return nil
 	})
 	return body, err

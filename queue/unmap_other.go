@@ -1,0 +1,6 @@
+//go:build !unix
+
+package queue
+
+// unmapCopied does nothing where madvise is not available.
+func unmapCopied([]byte) {}
