@@ -23,20 +23,21 @@
 // # On disk
 //
 // The package owns one bucket, "quota", in a bbolt database it shares with
-// other packages. It holds one key per user (the login name, byte for byte)
-// whose value is that user's non-empty minute buckets of the last 24 hours:
+// other packages. It holds one nested bucket per user with anything counted
+// in the last 24 hours, named by the login (byte for byte), and in it one
+// key per minute with sends:
 //
-//	byte    format version, 1
-//	varint  minute of the first bucket, in unix minutes (signed)
-//	uvarint its count
-//	then for every further bucket, oldest first:
-//	uvarint minutes since the previous bucket (at least 1)
-//	uvarint its count
+//	key    the unix minute, 8 bytes big-endian with the sign bit flipped
+//	       (so keys sort by time, even before 1970)
+//	value  that minute's count, 4 bytes big-endian, at least 1
 //
-// A user's record is rewritten whole on every Write and Release, with the
-// buckets older than 24 hours left out; a user with nothing left in the day
-// has no key. Open loads every record into memory, which is where Check and
-// Usage read; bbolt is only written.
+// A write puts the one minute it is about: 12 bytes, however long the
+// user's history (format version 1, which Open still reads and converts,
+// rewrote the user's whole day on every write; see v1.go). Expired minutes
+// are deleted a few at a time by the user's later writes, and all at once
+// by Open; a user with nothing left in the day has no bucket. Open loads
+// every count into memory, which is where Check and Usage read; bbolt is
+// only written.
 //
 // # Exactness and durability
 //
@@ -44,16 +45,18 @@
 // can never together cross a limit. It does not write: the caller puts
 // Reservation.Write in the transaction that stores the message, so one
 // fsync makes both durable, and Releases the hold if that transaction
-// fails. Release commits the user's record with DB.Batch (group commit)
-// and returns only once that commit is on disk; if it fails, the slots stay
-// counted.
+// fails. Release commits the minute's new count with DB.Batch (group
+// commit) and returns only once that commit is on disk; if it fails, the
+// slots stay counted.
 //
-// Because the record written is the user's whole in-memory state at the time
-// of writing, a commit may also carry another hold whose own transaction
-// is still pending. If that other transaction then fails, disk counts one
-// hold too many until the user's next write. That error is on the safe
-// side: after a crash a user may be held back slightly, never allowed to
-// oversend.
+// Write and Release put the minute's count as it is in memory when they
+// run, not a difference: running twice in a retried batch writes the same
+// thing, and since bbolt runs one writing transaction at a time, the last
+// count committed is the latest one. That count may also carry another
+// hold of the same minute whose own transaction is still pending. If that
+// other transaction then fails, disk counts one hold too many until the
+// minute's next write. That error is on the safe side: after a crash a
+// user may be held back slightly, never allowed to oversend.
 package quota
 
 import (
@@ -113,9 +116,10 @@ type Store struct {
 }
 
 // Open returns a Store that keeps its counts in db, creating the "quota"
-// bucket if needed and loading the counts of the last 24 hours. Records
-// that have fully expired are deleted. A record that cannot be decoded is
-// an error: counts that silently vanished would let users oversend.
+// bucket if needed, converting version 1 records to the current layout and
+// loading the counts of the last 24 hours. Expired minutes are deleted. A
+// count or record that cannot be decoded is an error: counts that silently
+// vanished would let users oversend.
 func Open(db *bbolt.DB, now Clock) (*Store, error) {
 	if now == nil {
 		now = time.Now
@@ -127,33 +131,13 @@ func Open(db *bbolt.DB, now Clock) (*Store, error) {
 		if err != nil {
 			return err
 		}
-		var expired [][]byte
-		err = b.ForEach(func(k, v []byte) error {
-			w, err := decode(v)
-			if err != nil {
-				return fmt.Errorf("quota: record of user %q: %w", k, err)
-			}
-			w.prune(cutoff)
-			if w.empty() {
-				// Keys must not be deleted while ForEach walks them.
-				expired = append(expired, k)
-				return nil
-			}
-			s.users[string(k)] = w
-			return nil
-		})
-		if err != nil {
+		if err := migrateV1(b, cutoff); err != nil {
 			return err
 		}
-		for _, k := range expired {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.loadAll(b, cutoff)
 	})
 	if err != nil {
-		// Update may have run part of the loop before failing.
+		// The transaction rolled back: nothing was converted or deleted.
 		return nil, err
 	}
 	return s, nil
@@ -230,14 +214,15 @@ func (s *Store) Hold(user string, lim Limits, n int) (Reservation, error) {
 	return Reservation{User: user, N: n, At: now, st: &reservationState{minute: minute}, store: s}, nil
 }
 
-// Write stores the user's current counts, this reservation included, in
-// tx. It may run more than once and reads only memory, as group commits
-// require.
+// Write stores the count of the reservation's minute, this reservation
+// included, in tx: one small key, whatever the user's history. It may run
+// more than once, as group commits require: the count comes from memory
+// and is written whole, not added.
 func (r Reservation) Write(tx *bbolt.Tx) error {
 	if r.store == nil {
 		return nil
 	}
-	return r.store.write(tx, r.User)
+	return r.store.write(tx, r.User, r.st.minute)
 }
 
 // Release gives back the slots of r, for a message that could not be queued
@@ -261,7 +246,7 @@ func (s *Store) Release(r Reservation) error {
 		return nil
 	}
 
-	if err := s.persist(r.User); err != nil {
+	if err := s.persist(r.User, r.st.minute); err != nil {
 		s.mu.Lock()
 		w := s.users[r.User]
 		if w == nil {
@@ -290,33 +275,30 @@ func (s *Store) take(user string, minute int64, n int) int {
 	return took
 }
 
-// persist writes user's current in-memory counts to disk with group
-// commit. DB.Batch may run the function more than once, and runs it after
-// other reservations may have changed the counts; writing whatever the
-// state is at that moment is correct either way, since it contains every
-// reservation made before persist was called.
-func (s *Store) persist(user string) error {
-	return s.db.Batch(func(tx *bbolt.Tx) error { return s.write(tx, user) })
+// persist writes user's count of minute to disk with group commit.
+// DB.Batch may run the function more than once, and runs it after other
+// reservations may have changed the count; writing whatever the count is
+// at that moment is correct either way, since it contains every
+// reservation of that minute made before persist was called.
+func (s *Store) persist(user string, minute int64) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error { return s.write(tx, user, minute) })
 }
 
-// write puts user's counts as they are in memory now into tx, or deletes
-// the user's record when nothing is left in the day.
-func (s *Store) write(tx *bbolt.Tx, user string) error {
+// write puts user's count of minute as it is in memory now into tx,
+// deleting the key when nothing is left in that minute or it has expired.
+func (s *Store) write(tx *bbolt.Tx, user string, minute int64) error {
 	b := tx.Bucket(bucketName)
 	if b == nil {
 		return errors.New("bucket \"quota\" is missing")
 	}
 	cutoff := unixMinute(s.now()) - dayMinutes
 	s.mu.Lock()
-	var val []byte
-	if w := s.users[user]; w != nil {
-		val = w.encode(cutoff)
-	}
+	n := s.users[user].count(minute)
 	s.mu.Unlock()
-	if val == nil {
-		return b.Delete([]byte(user))
+	if minute <= cutoff {
+		n = 0
 	}
-	return b.Put([]byte(user), val)
+	return putMinute(b, user, minute, n, cutoff)
 }
 
 // Usage is what a user has sent, for display by the admin API and CLI.

@@ -387,18 +387,18 @@ func onDisk(t *testing.T, db *bbolt.DB, user string) []bucket {
 	t.Helper()
 	var w *window
 	err := db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketName).Get([]byte(user))
-		if v == nil {
+		ub := tx.Bucket(bucketName).Bucket([]byte(user))
+		if ub == nil {
 			return nil
 		}
 		var err error
-		w, err = decode(v)
+		w, err = readUser(ub)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w == nil {
+	if w.empty() {
 		return nil
 	}
 	return w.b

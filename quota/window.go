@@ -1,10 +1,6 @@
 package quota
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"math"
 	"slices"
 	"time"
 )
@@ -69,6 +65,17 @@ func (w *window) sub(minute int64, n int) int {
 		w.b = slices.Delete(w.b, i, i+1)
 	}
 	return took
+}
+
+// count is the recipients in minute's bucket, 0 if there are none.
+func (w *window) count(minute int64) int {
+	if w == nil {
+		return 0
+	}
+	if i, ok := w.find(minute); ok {
+		return w.b[i].n
+	}
+	return 0
 }
 
 // sum counts the recipients in buckets after cutoff. Buckets after now
@@ -139,86 +146,4 @@ func (w *window) exceeded(user string, lim Limits, need int, now time.Time) erro
 	e.User = user
 	e.Requested = need
 	return e
-}
-
-// formatVersion is the first byte of every record; see the package doc.
-const formatVersion = 1
-
-// maxBucketCount bounds a decoded count so that sums over a day cannot
-// overflow, whatever the record says.
-const maxBucketCount = math.MaxInt32
-
-// encode returns the record for the buckets after cutoff, or nil if there
-// are none.
-func (w *window) encode(cutoff int64) []byte {
-	i := 0
-	for i < len(w.b) && w.b[i].minute <= cutoff {
-		i++
-	}
-	if i == len(w.b) {
-		return nil
-	}
-	buf := make([]byte, 0, 1+(len(w.b)-i)*2*binary.MaxVarintLen32)
-	buf = append(buf, formatVersion)
-	for j, b := range w.b[i:] {
-		if j == 0 {
-			// Signed, so that even a clock set before 1970 writes a
-			// record Open can read back.
-			buf = binary.AppendVarint(buf, b.minute)
-		} else {
-			buf = binary.AppendUvarint(buf, uint64(b.minute-w.b[i+j-1].minute))
-		}
-		buf = binary.AppendUvarint(buf, uint64(b.n))
-	}
-	return buf
-}
-
-var errRecord = errors.New("malformed record")
-
-// decode parses a record written by encode. It rejects anything encode
-// would not have written, so a damaged record is reported, not half-read.
-func decode(v []byte) (*window, error) {
-	if len(v) == 0 {
-		return nil, fmt.Errorf("%w: empty", errRecord)
-	}
-	if v[0] != formatVersion {
-		return nil, fmt.Errorf("%w: unknown version %d", errRecord, v[0])
-	}
-	v = v[1:]
-	w := &window{}
-	var minute int64
-	for len(v) > 0 {
-		if len(w.b) == 0 {
-			m, k := binary.Varint(v)
-			if k <= 0 {
-				return nil, fmt.Errorf("%w: bad minute", errRecord)
-			}
-			v = v[k:]
-			minute = m
-		} else {
-			delta, k := binary.Uvarint(v)
-			if k <= 0 {
-				return nil, fmt.Errorf("%w: bad minute", errRecord)
-			}
-			v = v[k:]
-			next := minute + int64(delta)
-			if delta == 0 || delta > math.MaxInt64 || next < minute {
-				return nil, fmt.Errorf("%w: minutes out of order", errRecord)
-			}
-			minute = next
-		}
-		n, k := binary.Uvarint(v)
-		if k <= 0 {
-			return nil, fmt.Errorf("%w: bad count", errRecord)
-		}
-		v = v[k:]
-		if n == 0 || n > maxBucketCount {
-			return nil, fmt.Errorf("%w: count %d out of range", errRecord, n)
-		}
-		w.b = append(w.b, bucket{minute: minute, n: int(n)})
-	}
-	if len(w.b) == 0 {
-		return nil, fmt.Errorf("%w: no buckets", errRecord)
-	}
-	return w, nil
 }
