@@ -67,8 +67,9 @@ Commands:
                                 from stdin (one line) or a prompt
   operator list                 list operators
   operator del NAME             delete an operator (its sessions end)
-  key rotate                    re-encrypt smarthost passwords under a new
-                                master key (data_dir/secrets.key)
+  key rotate                    re-encrypt smarthost passwords, provider webhook
+                                secrets, DKIM keys and webhook signing secrets
+                                under a new master key (data_dir/secrets.key)
   usage [USER]                  sent in the last hour and day, limits, next free slot
   limits set USER [--per-hour N] [--per-day N]
                                 override a user's limits (within limits.max_per_day)
