@@ -108,7 +108,8 @@ func staleConnection(err error, phase bounce.Phase) bool {
 	return phase != bounce.EndOfData
 }
 
-// transact sends MAIL, RCPT for each recipient and DATA. An error fails the
+// transact sends MAIL, RCPT for each recipient and DATA (pipelined when the
+// upstream offers it; see smtp.Client.Envelope). An error fails the
 // whole transaction; phase says whether it came before the whole message
 // went out (bounce.Transaction) or after (bounce.EndOfData). keep reports
 // whether the connection is in a clean state for reuse. When the upstream
@@ -127,35 +128,44 @@ func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, ti
 		}
 		opts.UTF8 = false
 	}
-	if err := c.Mail(m.From, opts); err != nil {
+	// MAIL, the RCPTs and DATA go in one round trip where the upstream
+	// offers PIPELINING (every provider does): over a link with a real
+	// round-trip time that, not bandwidth, bounds a connection's rate.
+	w, replies, err := c.Envelope(m.From, opts, rcpts)
+	if err == nil && replies.Mail != nil {
 		// A refused MAIL opens no transaction: another MAIL may follow.
-		fb := nullRefused(err)
-		if fb == "" || !isSMTPError(err) {
-			return nil, resetOK(c.Client, err), bounce.Transaction, err
+		fb := nullRefused(replies.Mail)
+		if fb == "" {
+			return nil, resetOK(c.Client, replies.Mail), bounce.Transaction, replies.Mail
 		}
-		if err := c.Mail(fb, opts); err != nil {
-			return nil, resetOK(c.Client, err), bounce.Transaction, err
+		if w, replies, err = c.Envelope(fb, opts, rcpts); err == nil && replies.Mail != nil {
+			return nil, resetOK(c.Client, replies.Mail), bounce.Transaction, replies.Mail
 		}
 	}
-	var accepted []string
-	for _, r := range rcpts {
-		if err := c.Rcpt(r, nil); err != nil {
-			// A 421 is the upstream closing the session, not a verdict on
-			// this recipient: it ends the transaction, before any DATA.
-			if !isSMTPError(err) || isClosing(err) {
-				return nil, false, bounce.Transaction, err
-			}
-			results[r] = refused(err)
+	if err != nil {
+		// The connection is out of step or gone (or the command could not
+		// be written): it cannot be reused.
+		return nil, false, bounce.Transaction, err
+	}
+	accepted := 0
+	for i, r := range rcpts {
+		rerr := replies.Rcpt[i]
+		if rerr == nil {
+			accepted++
 			continue
 		}
-		accepted = append(accepted, r)
+		// A 421 is the upstream closing the session, not a verdict on
+		// this recipient: it ends the transaction, before any DATA.
+		if isClosing(rerr) {
+			return nil, false, bounce.Transaction, rerr
+		}
+		results[r] = refused(rerr)
 	}
-	if len(accepted) == 0 {
+	if accepted == 0 {
 		return results, resetOK(c.Client, nil), bounce.Transaction, nil
 	}
-	w, err := c.Data()
-	if err != nil {
-		return nil, resetOK(c.Client, err), bounce.Transaction, err
+	if w == nil {
+		return nil, resetOK(c.Client, replies.Data), bounce.Transaction, replies.Data
 	}
 	// go-smtp sets no deadline while the body is written: an upstream that
 	// stops reading would hold this worker and its connection slot forever.
@@ -173,8 +183,10 @@ func transact(c *upstreamConn, m *queue.Message, body []byte, rcpts []string, ti
 	}
 	// go-smtp keeps only the text of the final 250; the code is implied.
 	reply := "250 " + resp.StatusText
-	for _, r := range accepted {
-		results[r] = result{reply: reply}
+	for i, r := range rcpts {
+		if replies.Rcpt[i] == nil {
+			results[r] = result{reply: reply}
+		}
 	}
 	return results, true, bounce.Transaction, nil
 }
