@@ -181,7 +181,7 @@ func TestSmarthostKeyRotateSurvivesRestart(t *testing.T) {
 	}
 	keyPath := filepath.Join(r.DataDir, "secrets.key")
 	before, _ := os.ReadFile(keyPath)
-	if res := r.cli("", "key", "rotate"); res.Code != 0 || !strings.Contains(res.Stdout, "1 smarthost passwords re-encrypted") {
+	if res := r.cli("", "key", "rotate"); res.Code != 0 || !strings.Contains(res.Stdout, "1 secrets re-encrypted (1 smarthost passwords,") {
 		t.Fatalf("key rotate: %s", res)
 	}
 	after, _ := os.ReadFile(keyPath)
