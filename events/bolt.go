@@ -69,11 +69,17 @@ func OpenBolt(db *bolt.DB, counted func(Kind)) (*Bolt, error) {
 // Put stores evs in tx, the transaction of the queue change they report
 // (wrap it as a queue.TxHook). It may run more than once for one commit
 // (groupcommit retries a failed shared transaction alone), and reads only
-// memory. Call Counted once the transaction committed.
+// memory and tx. An event of a kind written without its message's tags and
+// metadata (a provider's report, redacted) takes them from the message's
+// earlier events in tx (inherit); the others are stored as given, with no
+// read. Call Counted once the transaction committed.
 func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
 	all, idx := tx.Bucket(eventsBucket), tx.Bucket(byMessageBucket)
 	stored := make([]Event, 0, len(evs))
 	for _, e := range evs {
+		if err := inherit(tx, &e); err != nil {
+			return err
+		}
 		seq, err := all.NextSequence()
 		if err != nil {
 			return err
@@ -117,7 +123,10 @@ func messageKey(id string, key []byte) []byte {
 	return append([]byte(id+"/"), key...)
 }
 
-// Record stores events in a transaction of their own.
+// Record stores events in a transaction of their own. A provider's event
+// takes its message's tags and metadata from the message's earlier events
+// (Put); if the message is gone already (its stub and events deleted since
+// the event was matched), it is stored without them.
 func (b *Bolt) Record(evs ...Event) error {
 	if err := b.db.Update(func(tx *bolt.Tx) error { return b.Put(tx, evs...) }); err != nil {
 		return fmt.Errorf("recording events: %w", err)
@@ -235,7 +244,10 @@ func DeleteTx(tx *bolt.Tx, id string) error {
 }
 
 // Redacted records, in the retention sweep's transaction, that the
-// message's content was removed (queue.Journal). It is not counted in the
+// message's content was removed (queue.Journal). The event carries the
+// message's tags and metadata, read from its earlier events in tx (Put);
+// a message with no events left (none were stored, or an event store
+// was added later) gets it without them. It is not counted in the
 // metrics: the sweep's transaction may be retried, and the sweep logs its
 // own counts.
 func (b *Bolt) Redacted(tx *bolt.Tx, id, user string, at time.Time) error {

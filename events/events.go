@@ -98,8 +98,12 @@ type Event struct {
 	// class).
 	Detail string `json:"detail,omitempty"`
 	// Tags and Metadata are the message's own (queue.Message), copied
-	// into each of its events where it is made from the message, so a
-	// webhook's payload names the sender's labels with no lookup.
+	// into each of its events, so a listing filtered by them and a
+	// webhook's payload name the sender's labels with no lookup: by
+	// their writers where the event is made from the message (received,
+	// deferred, relayed, failed, dsn_queued), by Put from the message's
+	// earlier events for the others (provider_*, redacted). An event
+	// recorded after its message's stub was deleted has none.
 	Tags     []string          `json:"tags,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
@@ -131,7 +135,10 @@ type Page struct {
 // own way to write events with the queue's changes).
 type Store interface {
 	// Record stores events that come from no queue change (a provider's
-	// report, an operator's action).
+	// report, an operator's action). An event of a message given without
+	// tags and metadata gets the message's, as its earlier events have
+	// them, unless it is of a kind made from the message (received,
+	// deferred, relayed, failed, dsn_queued), whose writers copy them.
 	Record(evs ...Event) error
 	// ForMessage returns a message's events, oldest first.
 	ForMessage(id string) ([]Event, error)
