@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"reflect"
@@ -13,22 +14,19 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Tests of the on-disk layout: one key per user and minute.
+// Tests of the on-disk layout: one key per user and hour.
 
-// snapshot returns every count on disk, keyed by user and minute key.
+// snapshot returns every key and value in the quota bucket.
 func snapshot(t *testing.T, tx *bbolt.Tx) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	b := tx.Bucket(bucketName)
-	err := b.ForEach(func(user, v []byte) error {
-		if v != nil {
-			t.Errorf("plain key %q in the quota bucket", user)
+	err := tx.Bucket(bucketName).ForEach(func(k, v []byte) error {
+		if v == nil {
+			t.Errorf("nested bucket %q in the quota bucket", k)
 			return nil
 		}
-		return b.Bucket(user).ForEach(func(k, v []byte) error {
-			out[string(user)+"\x00"+string(k)] = append([]byte(nil), v...)
-			return nil
-		})
+		out[string(k)] = bytes.Clone(v)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +35,8 @@ func snapshot(t *testing.T, tx *bbolt.Tx) map[string][]byte {
 }
 
 // bytesWritten runs write in a transaction and returns the bytes of the
-// keys and values it changed or added, and how many entries it changed.
+// values it changed or added and of their keys' hours (the login, which
+// differs between users, left out), and how many entries it changed.
 func bytesWritten(t *testing.T, db *bbolt.DB, write func(*bbolt.Tx) error) (size, entries int) {
 	t.Helper()
 	err := db.Update(func(tx *bbolt.Tx) error {
@@ -46,8 +45,8 @@ func bytesWritten(t *testing.T, db *bbolt.DB, write func(*bbolt.Tx) error) (size
 			return err
 		}
 		for k, v := range snapshot(t, tx) {
-			if old, ok := before[k]; !ok || string(old) != string(v) {
-				size += len(k) - strings.IndexByte(k, 0) - 1 + len(v)
+			if old, ok := before[k]; !ok || !bytes.Equal(old, v) {
+				size += hourKeyLen + len(v)
 				entries++
 			}
 			delete(before, k)
@@ -94,18 +93,25 @@ func TestWriteSizeDoesNotGrowWithHistory(t *testing.T) {
 	s, db, _ := newStore(t, clock)
 	lim := Limits{PerHour: 1 << 20, PerDay: 1 << 20}
 
-	// busy has sent in each of the 1439 minutes before now.
+	// busy has sent in each of the 1439 minutes before now: 24 hours.
 	holdEveryMinute(t, s, clock, "busy@example.com", now.Add(-1439*time.Minute), now.Add(-time.Minute), 5)
 	if got := len(onDisk(t, db, "busy@example.com")); got != 1439 {
 		t.Fatalf("busy has %d minutes on disk, want 1439", got)
 	}
-	// Disk counting more than memory for every one of them (as after
+	if got := len(hourKeys(t, db, "busy@example.com")); got != 24 {
+		t.Fatalf("busy has %d hour keys, want 24", got)
+	}
+	// Disk counting more than memory in every minute (as after
 	// transactions that failed) makes a write of anything but the one
-	// minute show as a change.
+	// hour show as a change.
 	err := db.Update(func(tx *bbolt.Tx) error {
-		ub := tx.Bucket(bucketName).Bucket([]byte("busy@example.com"))
-		for _, b := range onDiskTx(t, ub) {
-			if err := ub.Put(minuteKey(b.minute), countValue(b.n+1)); err != nil {
+		b := tx.Bucket(bucketName)
+		for _, k := range hourKeys(t, db, "busy@example.com") {
+			v := bytes.Clone(b.Get(k))
+			for i := 1; i < len(v); i += 4 {
+				v[i+3]++
+			}
+			if err := b.Put(k, v); err != nil {
 				return err
 			}
 		}
@@ -115,45 +121,52 @@ func TestWriteSizeDoesNotGrowWithHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	clock.Set(now)
-	sizes := map[string]int{}
-	for _, user := range []string{"fresh@example.com", "busy@example.com"} {
-		r, err := s.Hold(user, lim, 3)
-		if err != nil {
-			t.Fatal(err)
+	// Each write changes one key, of one size: the first of an hour adds
+	// it, the next rewrite it.
+	const want = hourKeyLen + hourValueLen
+	for _, tm := range []time.Time{now, now.Add(time.Minute)} {
+		clock.Set(tm)
+		for _, user := range []string{"fresh@example.com", "busy@example.com"} {
+			r, err := s.Hold(user, lim, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if size, entries := bytesWritten(t, db, r.Write); size != want || entries != 1 {
+				t.Errorf("Write for %s at %s changed %d entries of %d bytes, want 1 of %d",
+					user, tm.Format(time.TimeOnly), entries, size, want)
+			}
 		}
-		size, entries := bytesWritten(t, db, r.Write)
-		if entries != 1 {
-			t.Errorf("Write for %s changed %d entries, want 1", user, entries)
-		}
-		sizes[user] = size
-	}
-	if sizes["busy@example.com"] != sizes["fresh@example.com"] || sizes["fresh@example.com"] == 0 {
-		t.Errorf("bytes written: fresh user %d, user with a full day %d; want the same, not 0",
-			sizes["fresh@example.com"], sizes["busy@example.com"])
 	}
 
-	// A release writes the one minute too.
+	// A release writes the one hour too.
 	r := mustReserve(t, s, "busy@example.com", lim, 2)
-	var releaseEntries int
-	_, releaseEntries = bytesWritten(t, db, func(tx *bbolt.Tx) error {
+	size, entries := bytesWritten(t, db, func(tx *bbolt.Tx) error {
 		s.mu.Lock()
 		s.take(r.User, r.st.minute, r.N)
 		s.mu.Unlock()
 		return s.write(tx, r.User, r.st.minute)
 	})
-	if releaseEntries != 1 {
-		t.Errorf("a release changed %d entries, want 1", releaseEntries)
+	if size != want || entries != 1 {
+		t.Errorf("a release changed %d entries of %d bytes, want 1 of %d", entries, size, want)
 	}
 }
 
-func onDiskTx(t *testing.T, ub *bbolt.Bucket) []bucket {
+// hourKeys returns user's keys, oldest hour first.
+func hourKeys(t *testing.T, db *bbolt.DB, user string) [][]byte {
 	t.Helper()
-	w, err := readUser(ub)
+	var keys [][]byte
+	err := db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketName).ForEach(func(k, _ []byte) error {
+			if _, u, err := keyHour(k); err == nil && u == user {
+				keys = append(keys, bytes.Clone(k))
+			}
+			return nil
+		})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w.b
+	return keys
 }
 
 // usageOf is everything the Store reports about users.
@@ -270,20 +283,16 @@ func TestOpenMigratesVersion1Records(t *testing.T) {
 		t.Errorf("users = %q, want %q", got, want)
 	}
 
-	// On disk: minute keys in user buckets, no version 1 record left.
+	// On disk: hour keys, no version 1 record left.
 	want := []bucket{{m(-1, 10, 1), 2}, {m(0, 9, 30), 3}, {m(0, 9, 59), 1}}
 	if got := onDisk(t, db, "alice@example.com"); !reflect.DeepEqual(got, want) {
 		t.Errorf("alice on disk = %+v, want %+v", got, want)
 	}
-	if keys := diskKeys(t, db); !reflect.DeepEqual(keys, []string{"alice@example.com", "carol"}) {
-		t.Errorf("quota bucket holds %q, want the buckets of alice and carol", keys)
+	if keys := hourKeys(t, db, "alice@example.com"); len(keys) != 2 {
+		t.Errorf("alice has %d hour keys, want 2 (yesterday 10:00, today 09:00)", len(keys))
 	}
-	err = db.View(func(tx *bbolt.Tx) error {
-		snapshot(t, tx) // reports plain keys
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	if users := diskUsers(t, db); !reflect.DeepEqual(users, []string{"alice@example.com", "carol"}) {
+		t.Errorf("quota bucket holds hours of %q, want alice and carol", users)
 	}
 
 	// Writes go on in the new layout, and the next Open reads them.
@@ -329,35 +338,83 @@ func TestMigrationIsAllOrNothing(t *testing.T) {
 }
 
 func TestOpenRejectsCorruptCount(t *testing.T) {
-	clock := newClock(at(0, 10, 0, 0))
-	s, db, path := newStore(t, clock)
-	mustReserve(t, s, "mallory", Limits{PerHour: 5, PerDay: 5}, 1)
-	err := db.Update(func(tx *bbolt.Tx) error {
-		ub := tx.Bucket(bucketName).Bucket([]byte("mallory"))
-		return ub.Put(minuteKey(unixMinute(clock.Now())), []byte{0, 0, 0, 0})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if _, err := Open(openDB(t, path), clock.Now); err == nil || !strings.Contains(err.Error(), `"mallory"`) {
-		t.Errorf("Open = %v, want an error naming the user", err)
+	hour := hourOf(unixMinute(at(0, 10, 0, 0)))
+	good := [hourMinutes]uint32{0: 1}
+	for name, v := range map[string][]byte{
+		"short":           hourValue(&good)[:hourValueLen-1],
+		"unknown version": append([]byte{hourFormat + 1}, hourValue(&good)[1:]...),
+		"all zero":        append([]byte{hourFormat}, make([]byte, hourValueLen-1)...),
+		"count too large": append(hourValue(&good)[:hourValueLen-4], 0x80, 0, 0, 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			clock := newClock(at(0, 10, 0, 0))
+			s, db, path := newStore(t, clock)
+			mustReserve(t, s, "alice", Limits{PerHour: 5, PerDay: 5}, 1)
+			err := db.Update(func(tx *bbolt.Tx) error {
+				return tx.Bucket(bucketName).Put(hourKey(hour, "mallory"), v)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			if _, err := Open(openDB(t, path), clock.Now); err == nil || !strings.Contains(err.Error(), `"mallory"`) {
+				t.Errorf("Open = %v, want an error naming the user", err)
+			}
+		})
 	}
 }
 
-func TestOpenDeletesExpiredMinutes(t *testing.T) {
+func TestHourValueRoundTrip(t *testing.T) {
+	hour := hourOf(unixMinute(at(0, 10, 0, 0)))
+	first := hour * hourMinutes
+	w := &window{b: []bucket{{first - 1, 9}, {first, 1}, {first + 30, 70000}, {first + 59, 3}, {first + 60, 4}}}
+	counts := w.hourCounts(hour, first-hourMinutes)
+	v := hourValue(&counts)
+	if len(v) != hourValueLen {
+		t.Fatalf("value of %d bytes, want %d", len(v), hourValueLen)
+	}
+	got := &window{}
+	if err := readHour(got, hour, v); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.b, w.b[1:4]) {
+		t.Errorf("round trip = %+v, want %+v", got.b, w.b[1:4])
+	}
+	// Minutes at or before the cutoff are left out; none left, no value.
+	counts = w.hourCounts(hour, first+30)
+	if got := (&window{}); readHour(got, hour, hourValue(&counts)) != nil || !reflect.DeepEqual(got.b, w.b[3:4]) {
+		t.Errorf("after cutoff: %+v, want %+v", got.b, w.b[3:4])
+	}
+	counts = w.hourCounts(hour, first+59)
+	if v := hourValue(&counts); v != nil {
+		t.Errorf("value of an expired hour = %x, want nil", v)
+	}
+	// Hours before 1970 (a broken clock) are floored like minutes.
+	for _, tc := range []struct{ minute, hour int64 }{{-1, -1}, {-60, -1}, {-61, -2}, {0, 0}, {59, 0}, {60, 1}} {
+		if got := hourOf(tc.minute); got != tc.hour {
+			t.Errorf("hourOf(%d) = %d, want %d", tc.minute, got, tc.hour)
+		}
+	}
+}
+
+func TestOpenDeletesExpiredHours(t *testing.T) {
 	clock := newClock(at(0, 10, 0, 0))
 	s, db, path := newStore(t, clock)
 	lim := Limits{PerHour: 50, PerDay: 500}
 	mustReserve(t, s, "alice", lim, 1) // day 0 10:00
 	mustReserve(t, s, "bob", lim, 1)   // day 0 10:00
+	clock.Set(at(0, 12, 0, 0))
+	mustReserve(t, s, "carol", lim, 4) // day 0 12:00
+	clock.Set(at(0, 12, 30, 0))
+	mustReserve(t, s, "carol", lim, 5) // day 0 12:30
 	clock.Set(at(0, 16, 0, 0))
 	mustReserve(t, s, "alice", lim, 2) // day 0 16:00
 	clock.Set(at(1, 9, 0, 0))
 	mustReserve(t, s, "alice", lim, 3) // day 1 09:00
 	db.Close()
 
-	// At day 1 12:00 the 10:00 minutes have expired.
+	// At day 1 12:00 the hour of 10:00 has expired; carol's 12:00 has
+	// too, but not her 12:30, so that hour's key stays.
 	clock.Set(at(1, 12, 0, 0))
 	db = openDB(t, path)
 	s, err := Open(db, clock.Now)
@@ -368,31 +425,48 @@ func TestOpenDeletesExpiredMinutes(t *testing.T) {
 	if got := onDisk(t, db, "alice"); !reflect.DeepEqual(got, want) {
 		t.Errorf("alice on disk = %+v, want %+v", got, want)
 	}
-	if keys := diskKeys(t, db); !reflect.DeepEqual(keys, []string{"alice"}) {
-		t.Errorf("quota bucket holds %q, want alice's only", keys)
+	if users := diskUsers(t, db); !reflect.DeepEqual(users, []string{"alice", "carol"}) {
+		t.Errorf("quota bucket holds hours of %q, want alice and carol", users)
+	}
+	if n := len(diskKeys(t, db)); n != 3 {
+		t.Errorf("%d hour keys on disk, want 3", n)
 	}
 	if u := s.Usage("alice", lim); u.LastDay != 5 {
 		t.Errorf("alice's day = %d, want 5", u.LastDay)
 	}
+	if u := s.Usage("carol", lim); u.LastDay != 5 {
+		t.Errorf("carol's day = %d, want the 5 of 12:30", u.LastDay)
+	}
 }
 
-// A running server deletes a user's expired minutes as the user keeps
-// writing, a few per write, so that disk stays near one day per user
+// A running server deletes expired hours as users keep writing, a few per
+// write, whoever's they are, so that disk stays near one day per user
 // without any write growing.
-func TestWritesDeleteAFewExpiredMinutes(t *testing.T) {
-	start := at(0, 10, 0, 0)
-	clock := newClock(start)
+func TestWritesDeleteAFewExpiredHours(t *testing.T) {
+	clock := newClock(at(0, 0, 0, 0))
 	s, db, _ := newStore(t, clock)
-	holdEveryMinute(t, s, clock, "alice", start, start.Add(9*time.Minute), 1)
-
-	// A day and a half later all ten have expired. Each write deletes two.
 	lim := Limits{PerHour: 50, PerDay: 500}
-	clock.Set(at(1, 22, 0, 0))
-	for i, want := range []int{1 + 8, 2 + 6, 3 + 4} {
+	for h := range 10 {
+		clock.Set(at(0, h, 0, 0))
+		mustReserve(t, s, "alice", lim, 1)
+		if h < 3 {
+			mustReserve(t, s, "bob", lim, 1) // who then stops sending
+		}
+	}
+	if n := len(diskKeys(t, db)); n != 13 {
+		t.Fatalf("%d hour keys, want 13", n)
+	}
+
+	// A day and a half later all 13 have expired. Each write of alice's
+	// deletes the two oldest, bob's as well as her own.
+	for i := range 7 {
 		clock.Set(at(1, 22, i, 0))
 		mustReserve(t, s, "alice", lim, 1)
-		if got := len(onDisk(t, db, "alice")); got != want {
-			t.Errorf("after write %d: %d minutes on disk, want %d", i+1, got, want)
+		if got, want := len(diskKeys(t, db)), 1+max(13-2*(i+1), 0); got != want {
+			t.Errorf("after write %d: %d hour keys, want %d", i+1, got, want)
+		}
+		if i == 2 && len(hourKeys(t, db, "bob")) != 0 {
+			t.Errorf("after write %d: bob's hours are still there", i+1)
 		}
 	}
 }
@@ -402,7 +476,7 @@ func TestWritesDeleteAFewExpiredMinutes(t *testing.T) {
 // while the clock moves across minutes. Afterwards disk agrees
 // with memory exactly, and no user was allowed past its limit.
 func TestConcurrentWritesReopenToTheSameCounts(t *testing.T) {
-	clock := newClock(at(0, 10, 0, 0))
+	clock := newClock(at(0, 10, 58, 0))
 	s, db, path := newStore(t, clock)
 	lim := Limits{PerHour: 60, PerDay: 1000}
 	users := []string{"alice", "bob", "carol"}
@@ -415,8 +489,9 @@ func TestConcurrentWritesReopenToTheSameCounts(t *testing.T) {
 			u := i % len(users)
 			for j := range 10 {
 				// Sessions move the clock back and forth over five
-				// minutes: each minute gets holds of several sessions.
-				clock.Set(at(0, 10, (i+j)%5, 0))
+				// minutes across an hour: each minute gets holds of
+				// several sessions, each hour key writes of many.
+				clock.Set(at(0, 10, 58+(i+j)%5, 0))
 				r, err := s.Hold(users[u], lim, 1+j%3)
 				if errors.As(err, new(*ExceededError)) {
 					continue

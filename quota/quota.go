@@ -23,21 +23,29 @@
 // # On disk
 //
 // The package owns one bucket, "quota", in a bbolt database it shares with
-// other packages. It holds one nested bucket per user with anything counted
-// in the last 24 hours, named by the login (byte for byte), and in it one
-// key per minute with sends:
+// other packages. It holds one key per user and hour with sends in the last
+// 24 hours (at most 25 per user, as the day rarely starts on an hour):
 //
-//	key    the unix minute, 8 bytes big-endian with the sign bit flipped
-//	       (so keys sort by time, even before 1970)
-//	value  that minute's count, 4 bytes big-endian, at least 1
+//	key    the unix hour, 8 bytes big-endian with the sign bit flipped
+//	       (so keys sort by time, even before 1970), then the login,
+//	       byte for byte
+//	value  1 byte, format version 3, then the counts of the hour's 60
+//	       minutes, first minute first, 4 bytes big-endian each, 0 for
+//	       a minute without sends; never all 0
 //
-// A write puts the one minute it is about: 12 bytes, however long the
-// user's history (format version 1, which Open still reads and converts,
-// rewrote the user's whole day on every write; see v1.go). Expired minutes
-// are deleted a few at a time by the user's later writes, and all at once
-// by Open; a user with nothing left in the day has no bucket. Open loads
-// every count into memory, which is where Check and Usage read; bbolt is
-// only written.
+// A write puts the one hour it is about: 241 bytes of value, however long
+// the user's history, about 6.6 KB for a user who sent in every minute of
+// the day. Sorting by hour first puts the expired keys of every user at
+// the front of the bucket: each write deletes up to two of them, whoever's
+// they are, and Open all of them, along with keys whose sends have all left
+// the day. An hour without sends has no key. Open loads every count into
+// memory, which is where Check and Usage read; bbolt is only written.
+//
+// Open converts the two older layouts, in its own transaction, all or
+// nothing: format version 1 kept one key per user, rewritten whole on
+// every write (v1.go); the per-minute layout kept a nested bucket per
+// user with one key per minute (minutes.go). Code of either layout refuses
+// to open the hour keys rather than misread them.
 //
 // # Exactness and durability
 //
@@ -116,10 +124,10 @@ type Store struct {
 }
 
 // Open returns a Store that keeps its counts in db, creating the "quota"
-// bucket if needed, converting version 1 records to the current layout and
-// loading the counts of the last 24 hours. Expired minutes are deleted. A
-// count or record that cannot be decoded is an error: counts that silently
-// vanished would let users oversend.
+// bucket if needed, converting older layouts to hour keys (see the package
+// doc) and loading the counts of the last 24 hours. Expired hours are
+// deleted. A count or record that cannot be decoded is an error: counts
+// that silently vanished would let users oversend.
 func Open(db *bbolt.DB, now Clock) (*Store, error) {
 	if now == nil {
 		now = time.Now
@@ -131,7 +139,7 @@ func Open(db *bbolt.DB, now Clock) (*Store, error) {
 		if err != nil {
 			return err
 		}
-		if err := migrateV1(b, cutoff); err != nil {
+		if err := migrate(b, cutoff); err != nil {
 			return err
 		}
 		return s.loadAll(b, cutoff)
@@ -190,7 +198,7 @@ func (s *Store) Hold(user string, lim Limits, n int) (Reservation, error) {
 	if user == "" {
 		return Reservation{}, errors.New("quota: reserve: empty user")
 	}
-	if len(user) > bbolt.MaxKeySize {
+	if len(user) > maxUserLen {
 		return Reservation{}, fmt.Errorf("quota: reserve: user name of %d bytes is too long", len(user))
 	}
 	if n < 1 {
@@ -214,10 +222,10 @@ func (s *Store) Hold(user string, lim Limits, n int) (Reservation, error) {
 	return Reservation{User: user, N: n, At: now, st: &reservationState{minute: minute}, store: s}, nil
 }
 
-// Write stores the count of the reservation's minute, this reservation
-// included, in tx: one small key, whatever the user's history. It may run
-// more than once, as group commits require: the count comes from memory
-// and is written whole, not added.
+// Write stores the counts of the reservation's hour, this reservation
+// included, in tx: one key of constant size, whatever the user's history.
+// It may run more than once, as group commits require: the counts come
+// from memory and are written whole, not added.
 func (r Reservation) Write(tx *bbolt.Tx) error {
 	if r.store == nil {
 		return nil
@@ -275,30 +283,29 @@ func (s *Store) take(user string, minute int64, n int) int {
 	return took
 }
 
-// persist writes user's count of minute to disk with group commit.
-// DB.Batch may run the function more than once, and runs it after other
-// reservations may have changed the count; writing whatever the count is
-// at that moment is correct either way, since it contains every
-// reservation of that minute made before persist was called.
+// persist writes the counts of minute's hour for user to disk with group
+// commit. DB.Batch may run the function more than once, and runs it after
+// other reservations may have changed the counts; writing whatever they
+// are at that moment is correct either way, since they contain every
+// reservation of that hour made before persist was called.
 func (s *Store) persist(user string, minute int64) error {
 	return s.db.Batch(func(tx *bbolt.Tx) error { return s.write(tx, user, minute) })
 }
 
-// write puts user's count of minute as it is in memory now into tx,
-// deleting the key when nothing is left in that minute or it has expired.
+// write puts user's counts of minute's hour as they are in memory now
+// into tx, leaving out expired minutes, and deleting the key when nothing
+// is left in that hour.
 func (s *Store) write(tx *bbolt.Tx, user string, minute int64) error {
 	b := tx.Bucket(bucketName)
 	if b == nil {
 		return errors.New("bucket \"quota\" is missing")
 	}
 	cutoff := unixMinute(s.now()) - dayMinutes
+	hour := hourOf(minute)
 	s.mu.Lock()
-	n := s.users[user].count(minute)
+	counts := s.users[user].hourCounts(hour, cutoff)
 	s.mu.Unlock()
-	if minute <= cutoff {
-		n = 0
-	}
-	return putMinute(b, user, minute, n, cutoff)
+	return putHour(b, user, hour, &counts, cutoff)
 }
 
 // Usage is what a user has sent, for display by the admin API and CLI.

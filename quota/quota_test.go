@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -382,18 +383,20 @@ func diskKeys(t *testing.T, db *bbolt.DB) []string {
 	return keys
 }
 
-// onDisk returns the minute buckets stored for user.
+// onDisk returns the minute buckets stored for user, oldest first,
+// whether expired or not.
 func onDisk(t *testing.T, db *bbolt.DB, user string) []bucket {
 	t.Helper()
-	var w *window
+	w := &window{}
 	err := db.View(func(tx *bbolt.Tx) error {
-		ub := tx.Bucket(bucketName).Bucket([]byte(user))
-		if ub == nil {
-			return nil
+		b := tx.Bucket(bucketName)
+		for _, k := range hourKeys(t, db, user) {
+			hour, _, _ := keyHour(k)
+			if err := readHour(w, hour, b.Get(k)); err != nil {
+				return err
+			}
 		}
-		var err error
-		w, err = readUser(ub)
-		return err
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -402,6 +405,21 @@ func onDisk(t *testing.T, db *bbolt.DB, user string) []bucket {
 		return nil
 	}
 	return w.b
+}
+
+// diskUsers lists, sorted, the users with hour keys.
+func diskUsers(t *testing.T, db *bbolt.DB) []string {
+	t.Helper()
+	var users []string
+	for _, k := range diskKeys(t, db) {
+		_, user, err := keyHour([]byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, user)
+	}
+	slices.Sort(users)
+	return slices.Compact(users)
 }
 
 // A hold is counted at once but written only in the caller's transaction,
@@ -657,7 +675,7 @@ func TestHoldRefusesBadArguments(t *testing.T) {
 		{"", 1},
 		{"alice", 0},
 		{"alice", -3},
-		{strings.Repeat("a", bbolt.MaxKeySize+1), 1},
+		{strings.Repeat("a", maxUserLen+1), 1},
 	} {
 		if _, err := s.Hold(tc.user, lim, tc.n); err == nil || errors.As(err, new(*ExceededError)) {
 			t.Errorf("Hold(%.10q, %d) = %v, want an argument error", tc.user, tc.n, err)

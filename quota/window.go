@@ -67,15 +67,20 @@ func (w *window) sub(minute int64, n int) int {
 	return took
 }
 
-// count is the recipients in minute's bucket, 0 if there are none.
-func (w *window) count(minute int64) int {
+// hourCounts returns the counts of hour's 60 minutes, its first minute
+// first, leaving out minutes at or before cutoff: what an hour key holds.
+func (w *window) hourCounts(hour, cutoff int64) (counts [hourMinutes]uint32) {
 	if w == nil {
-		return 0
+		return counts
 	}
-	if i, ok := w.find(minute); ok {
-		return w.b[i].n
+	first := hour * hourMinutes
+	i, _ := w.find(first)
+	for ; i < len(w.b) && w.b[i].minute < first+hourMinutes; i++ {
+		if m := w.b[i].minute; m > cutoff {
+			counts[m-first] = uint32(min(w.b[i].n, maxBucketCount))
+		}
 	}
-	return 0
+	return counts
 }
 
 // sum counts the recipients in buckets after cutoff. Buckets after now
