@@ -6,7 +6,8 @@
 // # On disk
 //
 // In the shared bbolt file, bucket "smarthosts" maps a smarthost's name to
-// the JSON form of Smarthost. The password is never stored in the clear:
+// the JSON form of Smarthost. Records written before smarthosts had a
+// kind have none and read as KindSMTP. The password is never stored in the clear:
 // SealedPassword is nonce || AES-256-GCM(password), with the smarthost's
 // name as additional data, so that a sealed password copied onto another
 // smarthost's record does not open. Bucket "smarthost-keys" holds one
@@ -78,11 +79,29 @@ var ErrExists = errors.New("smarthost already exists")
 // ErrInUse is returned when deleting a smarthost that users still use.
 var ErrInUse = errors.New("smarthost is in use")
 
+// The kinds of smarthost (Smarthost.Kind).
+const (
+	// KindSMTP is an SMTP server that delivery connects to: the kind of
+	// every smarthost before kinds existed.
+	KindSMTP = "smtp"
+	// KindCapture keeps the messages routed through it in the capture
+	// store instead of sending them (package capture), as the default
+	// route's mode = "capture" does: a staging relay can capture one
+	// user's mail while others' is sent. It has no host, port, TLS mode,
+	// credentials, SPF identity or fallback: nothing leaves.
+	KindCapture = "capture"
+)
+
 // Smarthost is one named upstream. Every field is persisted; package
 // route reads them for delivery and for the relay's SPF check.
 type Smarthost struct {
 	// Name is the route name users refer to (auth.User.Route).
 	Name string `json:"name"`
+	// Kind is KindSMTP or KindCapture. Records stored without one read as
+	// KindSMTP; Add and Update store it, KindSMTP when left empty. The
+	// connection, SPF and fallback settings below are KindSMTP's only: a
+	// capture smarthost has none, nor an owner (Validate).
+	Kind string `json:"kind,omitempty"`
 	// Host and Port are where to connect.
 	Host string `json:"host"`
 	Port int    `json:"port"`
@@ -132,10 +151,22 @@ type Smarthost struct {
 	Created time.Time `json:"created"`
 }
 
+// Captures reports whether h is of kind capture: its mail is kept, never
+// sent.
+func (h *Smarthost) Captures() bool { return h.Kind == KindCapture }
+
 // Validate checks the settings (not the password) and says what to fix.
+// An empty Kind is KindSMTP.
 func (h *Smarthost) Validate() error {
 	if err := ValidateName(h.Name); err != nil {
 		return err
+	}
+	switch h.Kind {
+	case "", KindSMTP:
+	case KindCapture:
+		return h.validateCapture()
+	default:
+		return fmt.Errorf("kind %q is not a smarthost kind: %q (an SMTP server, the default) or %q (keep the mail, never send it)", h.Kind, KindSMTP, KindCapture)
 	}
 	if h.Host == "" || (strings.ContainsAny(h.Host, " /:@") && net.ParseIP(h.Host) == nil) {
 		return fmt.Errorf("host %q is not a host name: give the upstream's SMTP host, e.g. smtp.sendgrid.net", h.Host)
@@ -158,6 +189,32 @@ func (h *Smarthost) Validate() error {
 		if _, err := spf.ParsePolicy(h.SPFPolicy); err != nil {
 			return fmt.Errorf("spf policy: %v (empty follows default_route.spf_policy)", err)
 		}
+	}
+	return nil
+}
+
+// validateCapture checks a capture smarthost: it connects to nothing, so
+// every SMTP setting given is a mistake, named rather than ignored.
+func (h *Smarthost) validateCapture() error {
+	var given []string
+	for _, f := range []struct {
+		key string
+		set bool
+	}{
+		{"preset", h.Preset != ""}, {"host", h.Host != ""}, {"port", h.Port != 0}, {"tls", h.TLS != ""},
+		{"username", h.Username != ""}, {"ca_file", h.CAFile != ""}, {"spf_include", h.SPFInclude != ""},
+		{"spf_ips", len(h.SPFIPs) > 0}, {"spf_policy", h.SPFPolicy != ""}, {"fallback", h.Fallback != ""},
+	} {
+		if f.set {
+			given = append(given, f.key)
+		}
+	}
+	if len(given) > 0 {
+		return fmt.Errorf("smarthost %s is of kind capture: it keeps mail instead of sending it and connects to nothing, so it takes no %s (leave them out, or make it of kind smtp)",
+			h.Name, strings.Join(given, ", "))
+	}
+	if h.Owner != "" {
+		return fmt.Errorf("smarthost %s is the own SMTP server of user %s: it cannot be of kind capture", h.Name, h.Owner)
 	}
 	return nil
 }
@@ -424,6 +481,12 @@ func (s *Store) Add(h Smarthost, password string) (*Smarthost, error) {
 	if strings.ContainsAny(password, "\r\n") {
 		return nil, errors.New("password must not contain line breaks")
 	}
+	if h.Captures() && password != "" {
+		return nil, errCapturePassword(h.Name)
+	}
+	if h.Kind == "" {
+		h.Kind = KindSMTP
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	h.Created = time.Now().UTC()
@@ -468,9 +531,9 @@ func (s *Store) List() ([]*Smarthost, error) {
 	var out []*Smarthost
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-			h := new(Smarthost)
-			if err := json.Unmarshal(v, h); err != nil {
-				return fmt.Errorf("smarthost %q: %w", k, err)
+			h, err := decodeRecord(k, v)
+			if err != nil {
+				return err
 			}
 			out = append(out, h)
 			return nil
@@ -497,11 +560,25 @@ func (s *Store) Update(name string, password *string, change func(*Smarthost) er
 			}
 		}
 		h.Name = name
+		if h.Kind == "" {
+			h.Kind = KindSMTP
+		}
 		if err := h.Validate(); err != nil {
 			return err
 		}
 		if err := checkFallback(b, h); err != nil {
 			return err
+		}
+		if h.Captures() {
+			if password != nil && *password != "" {
+				return errCapturePassword(name)
+			}
+			if err := checkNotFallback(b, name); err != nil {
+				return err
+			}
+			// A smarthost made of kind capture drops the SMTP password
+			// with the rest of its SMTP settings.
+			h.SealedPassword = nil
 		}
 		if password != nil {
 			h.SealedPassword = nil
@@ -519,8 +596,25 @@ func (s *Store) Update(name string, password *string, change func(*Smarthost) er
 	return err
 }
 
-// checkFallback checks that h's fallback exists and is not a user's own
-// SMTP server, whose credentials must carry no one else's mail.
+// errCapturePassword refuses a password for a capture smarthost.
+func errCapturePassword(name string) error {
+	return fmt.Errorf("smarthost %s is of kind capture: it logs in nowhere, so it takes no password", name)
+}
+
+// checkNotFallback refuses to make name a capture smarthost while another
+// smarthost fails over to it: a fallback must send the mail it takes.
+func checkNotFallback(b *bolt.Bucket, name string) error {
+	return b.ForEach(func(k, v []byte) error {
+		var h Smarthost
+		if json.Unmarshal(v, &h) == nil && h.Fallback == name {
+			return fmt.Errorf("smarthost %s is the fallback of smarthost %s, and a fallback must send the mail it takes: it cannot be of kind capture (change %s's fallback first)", name, h.Name, h.Name)
+		}
+		return nil
+	})
+}
+
+// checkFallback checks that h's fallback exists, sends mail and is not a
+// user's own SMTP server, whose credentials must carry no one else's mail.
 func checkFallback(b *bolt.Bucket, h *Smarthost) error {
 	if h.Fallback == "" {
 		return nil
@@ -534,6 +628,11 @@ func checkFallback(b *bolt.Bucket, h *Smarthost) error {
 	}
 	if fb.Owner != "" {
 		return fmt.Errorf("fallback %q is the own SMTP server of user %s: it cannot carry other users' mail", fb.Name, fb.Owner)
+	}
+	if fb.Captures() {
+		// Failing over to capture would keep, unsent, mail that was
+		// meant to leave: a fallback must send.
+		return fmt.Errorf("fallback %q is of kind capture: it keeps mail instead of sending it, so it cannot take over another smarthost's mail", fb.Name)
 	}
 	return nil
 }
@@ -718,9 +817,18 @@ func get(b *bolt.Bucket, name string) (*Smarthost, error) {
 	if v == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
+	return decodeRecord([]byte(name), v)
+}
+
+// decodeRecord reads a stored smarthost; one stored before kinds existed
+// is of KindSMTP.
+func decodeRecord(name, v []byte) (*Smarthost, error) {
 	h := new(Smarthost)
 	if err := json.Unmarshal(v, h); err != nil {
 		return nil, fmt.Errorf("smarthost %q: %w", name, err)
+	}
+	if h.Kind == "" {
+		h.Kind = KindSMTP
 	}
 	return h, nil
 }
