@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"outbound/auth"
+	"outbound/smarthost"
 	"outbound/spf"
 )
 
@@ -25,5 +26,49 @@ func TestDefaultRouteCapture(t *testing.T) {
 	p := r.Policy(&auth.User{})
 	if p.SPFPolicy != spf.PolicyOff || len(p.Rewrites) != 0 {
 		t.Fatalf("policy = %+v, want SPF off and no rewrites", p)
+	}
+}
+
+// A smarthost of kind capture resolves to the capture upstream under its
+// own name, with SPF off and no header rewrites whatever the default
+// route's policy, while the default route still sends.
+func TestCaptureSmarthostResolvesToCaptureUpstream(t *testing.T) {
+	r := newRig(t, sendgrid)
+	if _, err := r.hosts.Add(smarthost.Smarthost{Name: "staging", Kind: smarthost.KindCapture}, ""); err != nil {
+		t.Fatal(err)
+	}
+	up, err := r.Upstream("staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !up.Capture || up.Name != "staging" || up.Host != CaptureHost || up.Password != "" || up.Fallback != nil {
+		t.Fatalf("upstream = %+v, want the capture upstream named staging", up)
+	}
+	if def, _ := r.Upstream(""); def.Capture {
+		t.Fatal("the default route captures too")
+	}
+	p := r.Policy(&auth.User{Route: "staging"})
+	if p.SPFPolicy != spf.PolicyOff || len(p.Rewrites) != 0 {
+		t.Fatalf("policy = %+v, want SPF off and no rewrites", p)
+	}
+}
+
+// An smtp smarthost made of kind capture is captured at the next attempt:
+// the router does not keep the upstream it built before.
+func TestSmarthostMadeCaptureTakesEffect(t *testing.T) {
+	r := newRig(t, sendgrid)
+	r.add(t, smarthost.Smarthost{Name: "sg"}, "pw")
+	if up, err := r.Upstream("sg"); err != nil || up.Capture {
+		t.Fatalf("before: %+v, %v", up, err)
+	}
+	err := r.hosts.Update("sg", nil, func(h *smarthost.Smarthost) error {
+		*h = smarthost.Smarthost{Name: h.Name, Kind: smarthost.KindCapture, Created: h.Created}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up, err := r.Upstream("sg"); err != nil || !up.Capture || up.Password != "" {
+		t.Fatalf("after: %+v, %v; want the capture upstream", up, err)
 	}
 }

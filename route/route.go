@@ -6,7 +6,9 @@
 // at each attempt, the admin API for both and for the operator's ceiling.
 //
 // A user's route is the default route (auth.User.Route empty), configured
-// in default_route, or a stored smarthost (package smarthost). Its rules:
+// in default_route, or a stored smarthost (package smarthost). Either may
+// be the capture upstream (Upstream.Capture): the default route with
+// default_route.mode = "capture", a smarthost of kind capture. Its rules:
 //
 //   - Limits: the user's own override (auth.User.Limits), else
 //     Options.DefaultLimits on the default route (strict: the upstream is
@@ -99,8 +101,12 @@ func (u *Upstream) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(
 // operator allows private hosts). The
 // CA file is read and checked here (smarthost.RootCAs), so a smarthost
 // whose file became unreadable fails at its next use; the error names the
-// file.
+// file. A smarthost of kind capture is the capture upstream under its own
+// name: delivery keeps its mail in the capture store, dials nothing.
 func FromSmarthost(h *smarthost.Smarthost, password string) (*Upstream, error) {
+	if h.Captures() {
+		return &Upstream{Name: h.Name, Host: CaptureHost, Capture: true, Owner: h.Owner}, nil
+	}
 	roots, err := smarthost.RootCAs(h.CAFile)
 	if err != nil {
 		return nil, err
