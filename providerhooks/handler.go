@@ -27,6 +27,9 @@ type Messages interface {
 var _ Messages = (*events.Bolt)(nil)
 
 // Recorder stores events that come from no queue change (events.Bolt).
+// The events given it name their message by ID only; events.Bolt adds the
+// message's tags and metadata from its earlier events, in the transaction
+// that stores them (none when the message is gone by then).
 type Recorder interface {
 	Record(evs ...events.Event) error
 }
@@ -238,6 +241,7 @@ func (h *Handler) store(smarthost string, e Event) (outcome string, err error) {
 	if at.IsZero() {
 		at = h.opts.Now()
 	}
+	// No tags or metadata: the Recorder copies the message's (Recorder).
 	ev := events.Event{At: at, Kind: e.Kind, Message: m.Message, User: m.User, Recipient: e.Recipient,
 		Upstream: smarthost, Reply: e.Reply, ProviderID: e.ProviderID}
 	switch e.Kind {

@@ -26,10 +26,12 @@ import (
 )
 
 // rig is a Handler over real bbolt stores, with the clock at now and the
-// message "Q1" of user "app" relayed with Message-ID ourMessageID.
+// message "Q1" of user "app" relayed with Message-ID ourMessageID, tagged
+// ourTags with metadata ourMetadata.
 type rig struct {
 	t       *testing.T
 	h       *Handler
+	db      *bolt.DB
 	events  *events.Bolt
 	sup     *suppression.Bolt
 	now     time.Time
@@ -45,6 +47,11 @@ const (
 	ourProviderID = "14c5d75ce93.dfd.64b469"
 )
 
+// ourTags and ourMetadata are Q1's labels (queue.Message), fresh each
+// time so no test can change another's.
+func ourTags() []string              { return []string{"receipt", "shop"} }
+func ourMetadata() map[string]string { return map[string]string{"order_id": "A-1001"} }
+
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
@@ -56,7 +63,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, events: ev, now: time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC), counts: map[string]int{}}
+	r := &rig{t: t, db: db, events: ev, now: time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC), counts: map[string]int{}}
 	r.sup, err = suppression.OpenBolt(db, suppression.PerUser, 0, func() time.Time { return r.now })
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +79,11 @@ func newRig(t *testing.T) *rig {
 	r.secrets = Secrets{MailgunSigningKey: "key-mailgun-test", SendGridPublicKey: base64.StdEncoding.EncodeToString(der),
 		GenericSecret: "generic-test-secret"}
 	clock := func() time.Time { return r.now }
-	// Q1 of user app was relayed with our Message-ID and provider id.
+	// Q1 of user app was relayed with our Message-ID and provider id; the
+	// event carries the message's labels, as delivery writes it.
 	err = ev.Record(events.Event{At: r.now.Add(-time.Hour), Kind: events.Relayed, Message: "Q1", User: "app",
-		Recipient: "alice@example.com", MessageID: "<" + ourMessageID + ">", ProviderID: ourProviderID})
+		Recipient: "alice@example.com", MessageID: "<" + ourMessageID + ">", ProviderID: ourProviderID,
+		Tags: ourTags(), Metadata: ourMetadata()})
 	if err != nil {
 		t.Fatal(err)
 	}

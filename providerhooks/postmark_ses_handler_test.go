@@ -19,7 +19,8 @@ import (
 // pmSESRig is a Handler over real bbolt stores with the Postmark and SES
 // verifiers (SES fetching through a fakeFetcher), and two messages of user
 // "app": Q-ses relayed through SES to jane@example.com and Q-pm through
-// Postmark to john@example.com, each with the provider id from its 250.
+// Postmark to john@example.com, each with the provider id from its 250 and
+// the labels ourTags and ourMetadata.
 type pmSESRig struct {
 	h      *Handler
 	events *events.Bolt
@@ -43,9 +44,11 @@ func newPMSESRig(t *testing.T) *pmSESRig {
 	}
 	err = r.events.Record(
 		events.Event{At: time.Now().Add(-time.Hour), Kind: events.Relayed, Message: "Q-ses", User: "app",
-			Recipient: "jane@example.com", ProviderID: "00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa0680-000000"},
+			Recipient: "jane@example.com", ProviderID: "00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa0680-000000",
+			Tags: ourTags(), Metadata: ourMetadata()},
 		events.Event{At: time.Now().Add(-time.Hour), Kind: events.Relayed, Message: "Q-pm", User: "app",
-			Recipient: "john@example.com", ProviderID: "883953f4-6105-42a2-a16a-77a8eac79483"})
+			Recipient: "john@example.com", ProviderID: "883953f4-6105-42a2-a16a-77a8eac79483",
+			Tags: ourTags(), Metadata: ourMetadata()})
 	if err != nil {
 		t.Fatal(err)
 	}
