@@ -177,22 +177,23 @@ func deleteExpired(b *bbolt.Bucket, cutoff int64, limit int) error {
 	return nil
 }
 
-// putWindow stores w as user's hour keys, in Open's conversion of older
-// layouts. w must hold nothing at or before cutoff.
-func putWindow(b *bbolt.Bucket, user string, w *window, cutoff int64) error {
+// hourEntry is one hour key and its value.
+type hourEntry struct{ key, value []byte }
+
+// appendHours appends w's hour keys for user to entries, in Open's
+// conversion of older layouts. w must hold nothing at or before cutoff.
+func appendHours(entries []hourEntry, user string, w *window, cutoff int64) []hourEntry {
 	for i := 0; i < len(w.b); {
 		hour := hourOf(w.b[i].minute)
 		counts := w.hourCounts(hour, cutoff)
 		if v := hourValue(&counts); v != nil {
-			if err := b.Put(hourKey(hour, user), v); err != nil {
-				return err
-			}
+			entries = append(entries, hourEntry{hourKey(hour, user), v})
 		}
 		for i < len(w.b) && hourOf(w.b[i].minute) == hour {
 			i++
 		}
 	}
-	return nil
+	return entries
 }
 
 // loadAll deletes the hour keys of b with nothing left in the day and
@@ -204,9 +205,13 @@ func (s *Store) loadAll(b *bbolt.Bucket, cutoff int64) error {
 	if err := deleteExpired(b, cutoff, 0); err != nil {
 		return err
 	}
+	sizes, err := minutesPerUser(b)
+	if err != nil {
+		return err
+	}
 	// Keys of the hour cutoff falls in may hold expired minutes only.
 	var stale [][]byte
-	err := b.ForEach(func(k, v []byte) error {
+	err = b.ForEach(func(k, v []byte) error {
 		hour, user, err := keyHour(k)
 		if err != nil {
 			return err
@@ -216,7 +221,7 @@ func (s *Store) loadAll(b *bbolt.Bucket, cutoff int64) error {
 		}
 		w := s.users[user]
 		if w == nil {
-			w = &window{}
+			w = &window{b: make([]bucket, 0, sizes[user])}
 			s.users[user] = w
 		}
 		if err := readHour(w, hour, v); err != nil {
@@ -242,4 +247,27 @@ func (s *Store) loadAll(b *bbolt.Bucket, cutoff int64) error {
 		}
 	}
 	return nil
+}
+
+// minutesPerUser counts the minutes with sends of each user in b, so that
+// loadAll allocates each window once: growing a thousand windows of a full
+// day by appending took most of Open's time. It counts what it can; what
+// it cannot, loadAll reports.
+func minutesPerUser(b *bbolt.Bucket) (map[string]int, error) {
+	sizes := map[string]int{}
+	err := b.ForEach(func(k, v []byte) error {
+		_, user, err := keyHour(k)
+		if err != nil || len(v) != hourValueLen {
+			return err
+		}
+		n := 0
+		for i := 1; i < len(v); i += 4 {
+			if binary.BigEndian.Uint32(v[i:]) != 0 {
+				n++
+			}
+		}
+		sizes[user] += n
+		return nil
+	})
+	return sizes, err
 }

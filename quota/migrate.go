@@ -3,6 +3,7 @@ package quota
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/bbolt"
 )
@@ -37,10 +38,18 @@ func migrate(b *bbolt.Bucket, cutoff int64) error {
 			return err
 		}
 	}
-	b.FillPercent = quotaFill
+	var entries []hourEntry
 	for _, e := range old {
 		e.w.prune(cutoff)
-		if err := putWindow(b, string(e.name), e.w, cutoff); err != nil {
+		entries = appendHours(entries, string(e.name), e.w, cutoff)
+	}
+	// Put in key order: bbolt inserts into a sorted slice per page, and
+	// a thousand busy users' keys put user by user spent seconds moving
+	// it; in order, each put appends.
+	slices.SortFunc(entries, func(a, b hourEntry) int { return bytes.Compare(a.key, b.key) })
+	b.FillPercent = quotaFill
+	for _, e := range entries {
+		if err := b.Put(e.key, e.value); err != nil {
 			return err
 		}
 	}
