@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"outbound/config"
+	"outbound/internal/netutil"
 )
 
 // The admin listener serves the admin API (/api), the metrics (/metrics,
@@ -27,14 +28,7 @@ import (
 // (an empty or unspecified host listens on every interface).
 func adminServesTLS(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return true
-	}
-	if host == "localhost" {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback()
+	return err != nil || !netutil.IsLoopback(host)
 }
 
 // adminMux puts the admin API and the web interface on one handler: the

@@ -17,7 +17,7 @@ func ValidateTLSMode(mode, host string) error {
 	case "implicit", "starttls":
 		return nil
 	case "none":
-		if !isLoopback(host) {
+		if !IsLoopback(host) {
 			return fmt.Errorf("tls \"none\" is allowed only for a loopback host, not %q: credentials and mail would cross the network in the clear", host)
 		}
 		return nil
@@ -25,9 +25,11 @@ func ValidateTLSMode(mode, host string) error {
 	return fmt.Errorf("tls must be \"implicit\", \"starttls\" or \"none\", got %q", mode)
 }
 
-// isLoopback reports whether host names this machine: "localhost" or a
-// loopback address.
-func isLoopback(host string) bool {
+// IsLoopback reports whether host names this machine: "localhost" or a
+// loopback address (127.0.0.0/8, ::1). A name other than "localhost" is
+// not looked up, and an empty or unspecified host ("", 0.0.0.0, ::) is
+// not loopback: a listener there takes connections from every network.
+func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
