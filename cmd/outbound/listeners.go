@@ -15,6 +15,27 @@ import (
 	"outbound/relay"
 )
 
+// listenSubmissions starts the submission listeners that are configured
+// (submission.implicit_tls, submission.starttls), served by backend with
+// the relay's certificate.
+func (s *server) listenSubmissions(backend *relay.Backend, c config.Submission, log *slog.Logger) error {
+	tlsConfig := relay.ServerTLSConfig(tls.Certificate{})
+	// Served through GetCertificate, so that SIGHUP or ACME can replace it.
+	tlsConfig.Certificates, tlsConfig.GetCertificate = nil, s.cert.get
+	for _, l := range []struct {
+		kind, addr string
+		implicit   bool
+	}{{"implicit", c.ImplicitTLS, true}, {"starttls", c.StartTLS, false}} {
+		if l.addr == "" {
+			continue
+		}
+		if err := s.listenSubmission(backend, l.kind, l.addr, l.implicit, tlsConfig, c, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // listenSubmission starts one submission listener (kind "implicit" or
 // "starttls") on addr, served by backend until its Shutdown.
 func (s *server) listenSubmission(backend *relay.Backend, kind, addr string, implicit bool, tlsConfig *tls.Config, c config.Submission, log *slog.Logger) error {
