@@ -57,9 +57,16 @@ var bucket = []byte("dkim-keys")
 var ErrNotFound = errors.New("no DKIM key")
 
 // Sealer seals and opens secrets under the relay's master key
-// (smarthost.Store is one; its key rotation re-seals ours too).
+// (smarthost.Store is one; its key rotation re-seals ours too, through
+// Store.Reseal).
 type Sealer interface {
-	Seal(ad, plain []byte) ([]byte, error)
+	// SealCommit runs commit with a seal function and keeps the master
+	// key from changing until commit returns, so that the keys commit
+	// seals and stores are re-sealed by any later rotation (a rotation
+	// committing between a seal and its commit would leave the new key
+	// sealed under a key nothing opens any more).
+	SealCommit(commit func(seal func(ad, plain []byte) ([]byte, error)) error) error
+	// Open opens what seal sealed with the same ad.
 	Open(ad, sealed []byte) ([]byte, error)
 }
 
@@ -260,18 +267,40 @@ func (s *Store) add(domain, selector, algorithms string, retireOthers bool) ([]*
 		return nil, err
 	}
 	var keys []*Key
+	var ders [][]byte // the private keys in the clear, by keys' index
 	for _, alg := range []string{Ed25519, RSA} {
 		sel, ok := sels[alg]
 		if !ok {
 			continue
 		}
-		k, err := s.newKey(d, sel, alg, now)
+		k, der, err := newKey(d, sel, alg, now)
 		if err != nil {
 			return nil, err
 		}
-		keys = append(keys, k)
+		keys, ders = append(keys, k), append(ders, der)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Generating (slow for RSA) is done; sealing and storing hold the
+	// master key, so a key rotation waits for the commit.
+	err = s.sealer.SealCommit(func(seal func(ad, plain []byte) ([]byte, error)) error {
+		for i, k := range keys {
+			var err error
+			if k.SealedPrivate, err = seal(sealAD(k.Domain, k.Selector), ders[i]); err != nil {
+				return err
+			}
+		}
+		return s.store(d, keys, now, retireOthers)
+	})
+	s.forget(d)
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// store puts keys (new selectors of domain d) in one transaction,
+// retiring d's active keys first when retireOthers.
+func (s *Store) store(d string, keys []*Key, now time.Time, retireOthers bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		for _, k := range keys {
 			if b.Get(entryKey(d, k.Selector)) != nil {
@@ -302,11 +331,6 @@ func (s *Store) add(domain, selector, algorithms string, retireOthers bool) ([]*
 		}
 		return nil
 	})
-	s.forget(d)
-	if err != nil {
-		return nil, err
-	}
-	return keys, nil
 }
 
 func put(b *bolt.Bucket, k *Key) error {
@@ -317,37 +341,34 @@ func put(b *bolt.Bucket, k *Key) error {
 	return b.Put(entryKey(k.Domain, k.Selector), v)
 }
 
-// newKey generates a key pair and seals its private half.
-func (s *Store) newKey(domain, selector, alg string, now time.Time) (*Key, error) {
+// newKey generates a key pair: the Key without SealedPrivate, and the
+// private half as PKCS#8 DER for the caller to seal.
+func newKey(domain, selector, alg string, now time.Time) (*Key, []byte, error) {
 	var priv crypto.Signer
 	var pub []byte
 	switch alg {
 	case Ed25519:
 		p, sk, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		priv, pub = sk, p
 	default:
 		sk, err := rsa.GenerateKey(rand.Reader, rsaBits)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if pub, err = x509.MarshalPKIXPublicKey(&sk.PublicKey); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		priv = sk
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return nil, err
-	}
-	sealed, err := s.sealer.Seal(sealAD(domain, selector), der)
-	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &Key{Domain: domain, Selector: selector, Algorithm: alg,
-		PublicKey: base64.StdEncoding.EncodeToString(pub), SealedPrivate: sealed, Created: now}, nil
+		PublicKey: base64.StdEncoding.EncodeToString(pub), Created: now}, der, nil
 }
 
 // List returns the keys of domain, or of every domain when domain is "",
@@ -443,6 +464,21 @@ func (s *Store) active(domain string) ([]signingKey, error) {
 	if sk, ok := s.signers[domain]; ok {
 		return sk, nil
 	}
+	// Two reads: a master key rotation that commits between reading the
+	// keys and opening them re-sealed them under the key now in use.
+	out, err := s.openActive(domain)
+	if err != nil {
+		out, err = s.openActive(domain)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.signers[domain] = out
+	return out, nil
+}
+
+// openActive reads domain's active keys and opens them, Ed25519 first.
+func (s *Store) openActive(domain string) ([]signingKey, error) {
 	keys, err := s.List(domain)
 	if err != nil {
 		return nil, err
@@ -477,7 +513,6 @@ func (s *Store) active(domain string) ([]signingKey, error) {
 		}
 		return 1
 	})
-	s.signers[domain] = out
 	return out, nil
 }
 

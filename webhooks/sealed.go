@@ -18,7 +18,13 @@ import (
 // (smarthost.Store is one; its key rotation re-seals ours too, through
 // Bolt.Reseal). A store in another database reuses it as it is.
 type Sealer interface {
-	Seal(ad, plain []byte) ([]byte, error)
+	// SealCommit runs commit with a seal function and keeps the master
+	// key from changing until commit returns, so that the secrets commit
+	// seals and stores are re-sealed by any later rotation (a rotation
+	// committing between a seal and its commit would leave the secret
+	// sealed under a key nothing opens any more).
+	SealCommit(commit func(seal func(ad, plain []byte) ([]byte, error)) error) error
+	// Open opens what seal sealed with the same ad.
 	Open(ad, sealed []byte) ([]byte, error)
 }
 
@@ -31,34 +37,14 @@ func secretAD(user, id string) []byte { return []byte("webhook/" + id + "/" + us
 
 // storeNew stores a new endpoint with secret sealed.
 func (b *Bolt) storeNew(s stored, secret string) error {
-	ad := secretAD(s.User, s.ID)
-	for try := 1; ; try++ {
-		sealed, err := b.sealer.Seal(ad, []byte(secret))
+	return b.sealer.SealCommit(func(seal func(ad, plain []byte) ([]byte, error)) error {
+		sealed, err := seal(secretAD(s.User, s.ID), []byte(secret))
 		if err != nil {
 			return fmt.Errorf("sealing the signing secret: %w", err)
 		}
-		err = b.db.Update(func(tx *bolt.Tx) error {
-			if try > 1 {
-				// Keep what changed since the first write (deleted: stop).
-				cur, err := getTx(tx, s.ID)
-				if err != nil {
-					return err
-				}
-				s = cur
-			}
-			s.SealedSecret = sealed
-			return putTx(tx, s)
-		})
-		if err != nil {
-			return err
-		}
-		// A key rotation that committed between Seal and this commit
-		// re-sealed every secret but this one, which the new key does not
-		// open: seal it again. Reading it back finds that.
-		if _, err := b.openSecret(s.ID); err == nil || try == 3 {
-			return err
-		}
-	}
+		s.SealedSecret = sealed
+		return b.db.Update(func(tx *bolt.Tx) error { return putTx(tx, s) })
+	})
 }
 
 // openSecret returns endpoint id's signing secret, opened, for the Worker
@@ -83,42 +69,35 @@ func (b *Bolt) openSecret(id string) (string, error) {
 // leaves them in clear for the next start). The old pages keep the clear
 // text until bbolt reuses them, and older backups keep it for good: an
 // operator who cares deletes the endpoint and adds it again, for a new
-// secret. Sealing happens outside the transaction, since the sealer may
-// wait for a key rotation that waits for this transaction.
+// secret.
 func (b *Bolt) sealClearSecrets() error {
-	sealed := map[string][]byte{} // endpoint ID → sealed secret
-	err := b.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(endpointsBucket).ForEach(func(k, v []byte) error {
-			var s stored
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("webhook endpoint %s: %w", k, err)
-			}
-			if s.ClearSecret == "" {
+	err := b.sealer.SealCommit(func(seal func(ad, plain []byte) ([]byte, error)) error {
+		return b.db.Update(func(tx *bolt.Tx) error {
+			var clear []stored
+			err := tx.Bucket(endpointsBucket).ForEach(func(k, v []byte) error {
+				var s stored
+				if err := json.Unmarshal(v, &s); err != nil {
+					return fmt.Errorf("webhook endpoint %s: %w", k, err)
+				}
+				if s.ClearSecret != "" {
+					clear = append(clear, s)
+				}
 				return nil
-			}
-			p, err := b.sealer.Seal(secretAD(s.User, s.ID), []byte(s.ClearSecret))
+			})
 			if err != nil {
-				return fmt.Errorf("sealing the signing secret of webhook endpoint %s: %w", s.ID, err)
+				return err
 			}
-			sealed[s.ID] = p
+			for _, s := range clear {
+				if s.SealedSecret, err = seal(secretAD(s.User, s.ID), []byte(s.ClearSecret)); err != nil {
+					return fmt.Errorf("webhook endpoint %s: %w", s.ID, err)
+				}
+				s.ClearSecret = ""
+				if err := putTx(tx, s); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
-	})
-	if err != nil || len(sealed) == 0 {
-		return err
-	}
-	err = b.db.Update(func(tx *bolt.Tx) error {
-		for id, p := range sealed {
-			s, err := getTx(tx, id)
-			if err != nil {
-				return err
-			}
-			s.SealedSecret, s.ClearSecret = p, ""
-			if err := putTx(tx, s); err != nil {
-				return err
-			}
-		}
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sealing the webhook signing secrets kept in clear: %w", err)
