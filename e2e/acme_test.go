@@ -48,6 +48,14 @@ func testTool(t *testing.T, name string) string {
 // 127.0.0.1, its HTTPS served with a certificate from r.CA.
 func startPebble(t *testing.T, r *relay, httpPort, tlsPort string, validity time.Duration) *pebble {
 	t.Helper()
+	return startPebbleAt(t, r, testutil.FreePort(t), httpPort, tlsPort, validity)
+}
+
+// startPebbleAt is startPebble with Pebble's directory served on listen
+// (host:port), for a relay configured with that address before the CA is
+// up.
+func startPebbleAt(t *testing.T, r *relay, listen, httpPort, tlsPort string, validity time.Duration) *pebble {
+	t.Helper()
 	dns := testutil.FreePort(t)
 	run := func(name string, args ...string) {
 		cmd := exec.Command(testTool(t, name), args...)
@@ -77,7 +85,6 @@ func startPebble(t *testing.T, r *relay, httpPort, tlsPort string, validity time
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 
 	p := &pebble{mgmt: testutil.FreePort(t), pool: r.CA.Pool}
-	listen := testutil.FreePort(t)
 	p.Directory = "https://" + listen + "/dir"
 	certPEM, keyPEM := r.CA.IssuePEM(t, "127.0.0.1", "localhost")
 	cfg := fmt.Sprintf(`{"pebble": {"listenAddress": %q, "managementListenAddress": %q,
@@ -222,30 +229,127 @@ func TestACMEObtainsTheCertificateClientsVerify(t *testing.T) {
 	}
 }
 
-// With the CA unreachable at the first start the relay starts, says so in
-// its log, refuses TLS handshakes (nothing a client could not verify is
-// served) and reports the error in /api/tls while it retries.
-func TestACMEWithTheCADownRefusesHandshakesAndSaysWhy(t *testing.T) {
-	r, _ := acmeRelay(t, "http-01")
-	r.cfg.set("acme", "directory", q("https://"+testutil.FreePort(t)+"/dir"))
+// With the CA unreachable at the first start the relay starts all the
+// same, refuses TLS handshakes on 465 and 587 (nothing a client could not
+// verify is served), and says why: in its log, in /api/tls, in `outbound
+// doctor` (the certificate renewal check fails with the CA's error and
+// the fix) and in /metrics (expiry 0, no certificate). It retries with
+// backoff (certmagic's first retry comes a minute after the failure), so
+// once the CA listens on its address the relay obtains the certificate
+// and new connections get it on both listeners, without a restart.
+func TestACMEWithTheCADownRefusesHandshakesThenObtainsWhenItReturns(t *testing.T) {
+	r, port := acmeRelay(t, "http-01")
+	caAddr := testutil.FreePort(t) // nothing listens there yet
+	r.cfg.set("acme", "directory", q("https://"+caAddr+"/dir"))
 	r.start()
 	waitUntil(t, 30*time.Second, "the failure logged", func() bool {
 		return strings.Contains(r.log(), "acme: could not obtain the certificate; retrying with backoff")
 	})
+	failed := time.Now()
 	if !strings.Contains(r.log(), "TLS handshakes are refused") {
 		t.Errorf("the log does not say handshakes are refused:\n%s", r.log())
+	}
+	if !strings.Contains(r.log(), caAddr) {
+		t.Errorf("the logged failure does not name the CA's address %s:\n%s", caAddr, r.log())
 	}
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.ImplicitAddr, &tls.Config{InsecureSkipVerify: true})
 	if err == nil {
 		c.Close()
 		t.Fatal("465 completed a TLS handshake without a certificate from the CA")
 	}
-	if st := r.tlsStatus(t); st["source"] != "acme" || st["last_error"] == nil || st["not_after"] != nil {
-		t.Errorf("/api/tls: %v", st)
+	// After STARTTLS the handshake happens with the next command.
+	if c, err := smtp.DialStartTLS(r.StartTLSAddr, &tls.Config{InsecureSkipVerify: true}); err == nil {
+		err = c.Noop()
+		c.Close()
+		if err == nil {
+			t.Fatal("587 completed STARTTLS without a certificate from the CA")
+		}
 	}
-	if !r.running() {
-		t.Fatal("the relay exited")
+	if st := r.tlsStatus(t); st["source"] != "acme" || !strings.Contains(fmt.Sprint(st["last_error"]), caAddr) || st["not_after"] != nil {
+		t.Errorf("/api/tls while the CA is down: %v", st)
 	}
+	renewal, code := doctorCheck(t, r, "certificate renewal")
+	if code != 1 || renewal.OK || !strings.Contains(renewal.Detail, "the last attempt failed") ||
+		!strings.Contains(renewal.Detail, caAddr) || !strings.Contains(renewal.Fix, "[acme]") {
+		t.Errorf("doctor while the CA is down (exit %d): %+v", code, renewal)
+	}
+	if got := certExpiryMetric(t, r); got != "0" {
+		t.Errorf("/metrics certificate expiry while there is none: %q, want 0", got)
+	}
+
+	// The CA comes back on the address the relay was configured with.
+	p := startPebbleAt(t, r, caAddr, port, "1", 90*24*time.Hour)
+	waitUntil(t, 5*time.Minute, "the certificate obtained once the CA is back", func() bool {
+		return strings.Contains(r.log(), "acme: certificate obtained")
+	})
+	t.Logf("certificate obtained %s after the first failure was logged", time.Since(failed).Round(time.Second))
+	roots := p.root(t)
+	if got := servedBy(t, r.ImplicitAddr, roots); !strings.Contains(got.Issuer.CommonName, "Pebble") {
+		t.Errorf("465 serves a certificate issued by %q", got.Issuer.CommonName)
+	}
+	sc, err := smtp.DialStartTLS(r.StartTLSAddr, &tls.Config{RootCAs: roots, ServerName: "relay.e2e.test", MinVersion: tls.VersionTLS12})
+	if err == nil {
+		err = sc.Noop()
+		sc.Quit()
+	}
+	if err != nil {
+		t.Errorf("587: STARTTLS verified against Pebble's root: %v", err)
+	}
+	if st := r.tlsStatus(t); !strings.Contains(fmt.Sprint(st["issuer"]), "Pebble") || st["not_after"] == nil || st["last_error"] != nil {
+		t.Errorf("/api/tls once the CA is back: %v", st)
+	}
+	if renewal, _ := doctorCheck(t, r, "certificate renewal"); !renewal.OK || !strings.Contains(renewal.Detail, "Pebble") {
+		t.Errorf("doctor once the CA is back: %+v", renewal)
+	}
+	if got := certExpiryMetric(t, r); got == "0" || got == "" {
+		t.Errorf("/metrics certificate expiry once obtained: %q", got)
+	}
+	if !r.running() || r.starts != 1 {
+		t.Fatal("the relay was restarted")
+	}
+}
+
+// doctorResult is one check of `outbound doctor --json`.
+type doctorResult struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix"`
+}
+
+// doctorCheck runs `outbound doctor --json` against r and returns the
+// check named name and doctor's exit status.
+func doctorCheck(t *testing.T, r *relay, name string) (doctorResult, int) {
+	t.Helper()
+	res := r.cli("", "doctor", "--json", "--min-free", "1MiB")
+	var results []doctorResult
+	if err := json.Unmarshal([]byte(res.Stdout), &results); err != nil {
+		t.Fatalf("doctor --json: %v\n%s", err, res)
+	}
+	for _, c := range results {
+		if c.Name == name {
+			return c, res.Code
+		}
+	}
+	t.Fatalf("doctor has no check %q: %s", name, res.Stdout)
+	return doctorResult{}, 0
+}
+
+// certExpiryMetric is the value of outbound_tls_certificate_expiry_timestamp_seconds
+// in r's /metrics, "" when it is missing.
+func certExpiryMetric(t *testing.T, r *relay) string {
+	t.Helper()
+	resp, err := http.Get("http://" + r.AdminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^outbound_tls_certificate_expiry_timestamp_seconds (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
 }
 
 // servedBy is the certificate a new implicit-TLS connection gets, verified
