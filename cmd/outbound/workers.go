@@ -5,13 +5,15 @@ import (
 
 	"outbound/config"
 	"outbound/delivery"
+	"outbound/internal/gcpace"
 	"outbound/queue"
 	"outbound/webhooks"
 )
 
 // startWorkers starts what runs in the background until stop closes
-// s.done: the delivery workers, the retention sweep and the webhook
-// worker. stop waits for delivery and the webhook worker (delivered,
+// s.done: the delivery workers, the retention sweep, the webhook worker
+// and the collector's pacing (gcpace: memory stays near what is alive
+// when messages are large). stop waits for delivery and the webhook worker (delivered,
 // webhooksDone) so that their last outcomes are stored before the
 // database closes.
 func (s *server) startWorkers(d *delivery.Deliverer, st *stores, r config.Retention, log *slog.Logger) {
@@ -21,6 +23,7 @@ func (s *server) startWorkers(d *delivery.Deliverer, st *stores, r config.Retent
 		close(s.delivered)
 	}()
 	go s.sweep(r, log.With("component", "retention"))
+	go gcpace.Run(s.done, gcpace.Options{})
 	hookWorker := webhooks.NewWorker(st.webhooks, webhooks.Options{Policy: st.webhookPolicy, Events: st.events, Logger: log.With("component", "webhooks")})
 	s.webhooksDone = make(chan struct{})
 	go func() {
