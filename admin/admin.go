@@ -62,6 +62,12 @@ type Options struct {
 	// address (web.allow_private_hosts); otherwise it must be public
 	// (netutil.CheckPublicHost). Operators may always set any host.
 	AllowPrivateHosts bool
+	// RefuseCaptureSmarthosts refuses (409) adding a smarthost of kind
+	// capture or making one capture: set when the relay looks like
+	// production and allow_capture_in_production is off, by the same rule
+	// as the configuration's check of default_route.mode = "capture"
+	// ([acme], or a submission or admin listener not on loopback).
+	RefuseCaptureSmarthosts bool
 	// Resolver resolves the host names senders give, for that check; nil
 	// means net.DefaultResolver.
 	Resolver netutil.Resolver

@@ -21,7 +21,12 @@ import (
 // the password only masked ("****xyz789"), never whole. Embedded, its
 // fields are the JSON object's own.
 type SmarthostSummary struct {
-	Name     string `json:"name"`
+	Name string `json:"name"`
+	// Kind is "capture" for a smarthost whose mail is kept in the
+	// capture store, never sent (it has no host, port, TLS mode or
+	// credentials); empty (absent from the JSON, as before smarthosts had
+	// kinds) for an SMTP server.
+	Kind     string `json:"kind,omitempty"`
 	Preset   string `json:"preset,omitempty"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
@@ -33,7 +38,11 @@ type SmarthostSummary struct {
 
 // summary is h as SmarthostSummary shows it, the password masked.
 func (a *api) summary(h *smarthost.Smarthost) SmarthostSummary {
-	return SmarthostSummary{Name: h.Name, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS,
+	kind := ""
+	if h.Captures() {
+		kind = smarthost.KindCapture
+	}
+	return SmarthostSummary{Name: h.Name, Kind: kind, Preset: h.Preset, Host: h.Host, Port: h.Port, TLS: h.TLS,
 		Username: h.Username, Password: a.Smarthosts.MaskedPassword(h)}
 }
 
@@ -105,6 +114,9 @@ func (c ConnectionSettings) apply(h *smarthost.Smarthost) error {
 // SmarthostRequest is the body of POST /api/smarthosts.
 type SmarthostRequest struct {
 	Name string `json:"name"`
+	// Kind is "smtp" (empty: the default) or "capture", which takes
+	// none of the settings below but the name.
+	Kind string `json:"kind,omitempty"`
 	ConnectionSettings
 	SPFInclude string   `json:"spf_include,omitempty"`
 	SPFIPs     []string `json:"spf_ips,omitempty"`
@@ -116,7 +128,10 @@ type SmarthostRequest struct {
 
 // SmarthostUpdateRequest is the body of PUT /api/smarthosts/{name}: only
 // the fields given change. The connection is tested again before saving.
+// Kind "capture" drops the SMTP settings and the password; back to "smtp",
+// the request gives them again.
 type SmarthostUpdateRequest struct {
+	Kind       *string   `json:"kind,omitempty"`
 	Host       *string   `json:"host,omitempty"`
 	Port       *int      `json:"port,omitempty"`
 	TLS        *string   `json:"tls,omitempty"`
@@ -277,6 +292,18 @@ func normalPolicy(s string) string {
 	return strings.TrimSpace(s)
 }
 
+// normalKind writes a smarthost kind as stored ("" and " SMTP" → "smtp");
+// what is not a kind is kept for Smarthost.Validate to refuse by name.
+func normalKind(s string) string {
+	switch k := strings.ToLower(strings.TrimSpace(s)); k {
+	case "", smarthost.KindSMTP:
+		return smarthost.KindSMTP
+	case smarthost.KindCapture:
+		return k
+	}
+	return s
+}
+
 func (a *api) viewSmarthost(h *smarthost.Smarthost) (*SmarthostView, error) {
 	users, err := a.usersOf(h.Name)
 	if err != nil {
@@ -324,6 +351,9 @@ func (a *api) showSmarthost(w http.ResponseWriter, r *http.Request) error {
 // (h.PublicOnly) is connected to on a public address only, unless the
 // operator allows others.
 func (a *api) connectionTest(ctx context.Context, h *smarthost.Smarthost, password string) (*delivery.ConnectionReport, error) {
+	if h.Captures() {
+		return CaptureTestReport(), nil
+	}
 	up, err := route.FromSmarthost(h, password)
 	if err != nil {
 		return nil, badRequest("%v", err)
@@ -333,6 +363,32 @@ func (a *api) connectionTest(ctx context.Context, h *smarthost.Smarthost, passwo
 	}
 	rep := delivery.ConnectionTest(ctx, up, a.LocalName, a.ConnectionTestTimeout)
 	return &rep, nil
+}
+
+// CaptureTestReport is the connection test's answer for a smarthost of
+// kind capture: it passes, and says that nothing is dialled.
+func CaptureTestReport() *delivery.ConnectionReport {
+	return &delivery.ConnectionReport{OK: true, Target: "capture (mail is kept in the capture store, never sent)",
+		Steps: []delivery.ConnectionStep{{Name: "capture", Status: "ok",
+			Reply: "nothing to connect to: messages routed here are kept in the capture store (GET /api/capture, outbound capture list)"}}}
+}
+
+// checkCapture refuses a smarthost of kind capture, with what to change:
+// in a password, or on a relay that looks like production unless the
+// configuration allows it (Options.RefuseCaptureSmarthosts).
+func (a *api) checkCapture(h *smarthost.Smarthost, password string) error {
+	if !h.Captures() {
+		return nil
+	}
+	if password != "" {
+		return badRequest("smarthost %s is of kind capture: it logs in nowhere, so it takes no password", h.Name)
+	}
+	if a.RefuseCaptureSmarthosts {
+		return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("smarthost %s: kind capture keeps mail instead of sending it, "+
+			"and this relay looks like production ([acme], or a submission or admin listen address that is not loopback): "+
+			"refused; to capture here anyway, set allow_capture_in_production = true in the configuration and restart", h.Name)}
+	}
+	return nil
 }
 
 // refuseFailed answers 422 with the report when a test failed and the
@@ -352,13 +408,16 @@ func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	h := smarthost.Smarthost{Name: req.Name, CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs,
+	h := smarthost.Smarthost{Name: req.Name, Kind: normalKind(req.Kind), CAFile: req.CAFile, SPFInclude: req.SPFInclude, SPFIPs: req.SPFIPs,
 		SPFPolicy: normalPolicy(req.SPFPolicy), Fallback: req.Fallback}
 	if err := req.apply(&h); err != nil {
 		return err
 	}
 	if err := h.Validate(); err != nil {
 		return badRequest("%v", err)
+	}
+	if err := a.checkCapture(&h, req.Password); err != nil {
+		return err
 	}
 	if _, err := a.Smarthosts.Get(h.Name); err == nil {
 		return shError(fmt.Errorf("%w: %s (use update, or delete it first)", smarthost.ErrExists, h.Name))
@@ -370,7 +429,7 @@ func (a *api) addSmarthost(w http.ResponseWriter, r *http.Request) error {
 		if _, err := a.Smarthosts.Add(h, req.Password); err != nil {
 			return err
 		}
-		a.Logger.Info("smarthost added", "smarthost", h.Name, "host", h.Host, "port", h.Port, "test_ok", testOK)
+		a.Logger.Info("smarthost added", "smarthost", h.Name, "kind", h.Kind, "host", h.Host, "port", h.Port, "test_ok", testOK)
 		return nil
 	})
 }
@@ -389,6 +448,11 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 		set := func(dst *string, src *string) {
 			if src != nil {
 				*dst = *src
+			}
+		}
+		if req.Kind != nil && normalKind(*req.Kind) != h.Kind {
+			if h.Kind = normalKind(*req.Kind); h.Captures() {
+				h.MakeCapture() // what the request gives besides is refused by Validate, by name
 			}
 		}
 		if req.Host != nil && *req.Host != h.Host {
@@ -417,16 +481,22 @@ func (a *api) updateSmarthost(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("%v", err)
 	}
 	password := ""
-	if req.Password != nil {
+	switch {
+	case req.Password != nil:
 		password = *req.Password
-	} else if password, err = a.storedPasswordFor(&stored, h); err != nil {
+	case !h.Captures(): // a capture smarthost logs in nowhere: its stored password goes
+		if password, err = a.storedPasswordFor(&stored, h); err != nil {
+			return err
+		}
+	}
+	if err := a.checkCapture(h, password); err != nil {
 		return err
 	}
 	return a.testThenSave(w, r, h, password, req.Force, http.StatusOK, func(testOK bool) error {
 		if err := a.Smarthosts.Update(name, req.Password, apply); err != nil {
 			return err
 		}
-		a.Logger.Info("smarthost updated", "smarthost", name, "password_changed", req.Password != nil, "test_ok", testOK)
+		a.Logger.Info("smarthost updated", "smarthost", name, "kind", h.Kind, "password_changed", req.Password != nil, "test_ok", testOK)
 		return nil
 	})
 }

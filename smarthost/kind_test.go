@@ -101,10 +101,7 @@ func TestCaptureKindUpdateAndFallbacks(t *testing.T) {
 	if _, err := s.Add(sample("sg"), secret); err != nil {
 		t.Fatal(err)
 	}
-	toCapture := func(h *Smarthost) error {
-		*h = Smarthost{Name: h.Name, Kind: KindCapture, Created: h.Created}
-		return nil
-	}
+	toCapture := func(h *Smarthost) error { h.MakeCapture(); return nil }
 	if err := s.Update("sg", nil, toCapture); err != nil {
 		t.Fatal(err)
 	}

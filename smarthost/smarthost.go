@@ -193,6 +193,14 @@ func (h *Smarthost) Validate() error {
 	return nil
 }
 
+// MakeCapture makes h of kind capture and drops what only an SMTP server
+// has (connection, credentials' user name, SPF settings, fallback); the
+// sealed password goes when the store saves it (Store.Update).
+func (h *Smarthost) MakeCapture() {
+	*h = Smarthost{Name: h.Name, Kind: KindCapture, SealedPassword: h.SealedPassword,
+		SealedWebhookSecrets: h.SealedWebhookSecrets, Owner: h.Owner, Created: h.Created}
+}
+
 // validateCapture checks a capture smarthost: it connects to nothing, so
 // every SMTP setting given is a mistake, named rather than ignored.
 func (h *Smarthost) validateCapture() error {
