@@ -11,17 +11,18 @@ import (
 
 // smarthostFlags are the settings flags shared by add and update.
 type smarthostFlags struct {
-	fs                                                             *flag.FlagSet
-	preset, host, tls, username, caFile, spfInclude, spfPolicy, fb *string
-	passwordFile                                                   *string
-	port                                                           *int
-	passwordStdin, force, asJSON                                   *bool
+	fs                                                                   *flag.FlagSet
+	kind, preset, host, tls, username, caFile, spfInclude, spfPolicy, fb *string
+	passwordFile                                                         *string
+	port                                                                 *int
+	passwordStdin, force, asJSON                                         *bool
 }
 
 func newSmarthostFlags(name string) *smarthostFlags {
 	fs := newFlags(name)
 	return &smarthostFlags{
 		fs:            fs,
+		kind:          fs.String("kind", "", "smtp (an SMTP server, the default) or capture (keep the mail in the capture store, never send it; takes none of the flags below)"),
 		preset:        fs.String("preset", "", "provider preset (fills host, port, TLS mode, username)"),
 		host:          fs.String("host", "", "SMTP host"),
 		port:          fs.Int("port", 0, "port"),
@@ -38,13 +39,34 @@ func newSmarthostFlags(name string) *smarthostFlags {
 	}
 }
 
+// smtpOnly are the flags of settings a capture smarthost does not have.
+var smtpOnly = []string{"preset", "host", "port", "tls", "username", "password-stdin", "password-file", "ca-file", "spf-include", "spf-policy", "fallback"}
+
+// checkCapture refuses, for --kind capture, the SMTP settings given with
+// it, by flag: a capture smarthost connects to nothing.
+func (f *smarthostFlags) checkCapture(set map[string]bool) error {
+	if *f.kind != "capture" {
+		return nil
+	}
+	var given []string
+	for _, name := range smtpOnly {
+		if set[name] {
+			given = append(given, "--"+name)
+		}
+	}
+	if len(given) > 0 {
+		return fmt.Errorf("--kind capture keeps the mail instead of sending it and connects to nothing: it takes no %s (leave them out)", strings.Join(given, ", "))
+	}
+	return nil
+}
+
 // password reads the password --password-stdin or --password-file asks
 // for; ok is false when neither was given.
 func (f *smarthostFlags) password(e *cliEnv) (password string, ok bool, err error) {
 	return e.readSecret(*f.passwordStdin, *f.passwordFile)
 }
 
-const smarthostAddUsage = "usage: outbound smarthost add NAME (--preset P | --host H --port N --tls implicit|starttls|none) [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]"
+const smarthostAddUsage = "usage: outbound smarthost add NAME (--preset P | --host H --port N --tls implicit|starttls|none) [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force]\n       outbound smarthost add NAME --kind capture"
 
 func (e *cliEnv) smarthostCommand(args []string) error {
 	del := func(args []string) error {
@@ -71,14 +93,18 @@ func (e *cliEnv) smarthostAdd(args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || (*f.preset == "" && (*f.host == "" || *f.port == 0 || *f.tls == "")) {
+	if err := f.checkCapture(given(f.fs)); err != nil {
+		return err
+	}
+	capture := *f.kind == "capture"
+	if len(pos) != 1 || (!capture && *f.preset == "" && (*f.host == "" || *f.port == 0 || *f.tls == "")) {
 		return usagef(smarthostAddUsage)
 	}
 	password, _, err := f.password(e)
 	if err != nil {
 		return err
 	}
-	req := admin.SmarthostRequest{Name: pos[0], ConnectionSettings: admin.ConnectionSettings{Preset: *f.preset,
+	req := admin.SmarthostRequest{Name: pos[0], Kind: *f.kind, ConnectionSettings: admin.ConnectionSettings{Preset: *f.preset,
 		Host: *f.host, Port: *f.port, TLS: *f.tls, Username: *f.username, Password: password, CAFile: *f.caFile},
 		SPFInclude: *f.spfInclude, SPFPolicy: *f.spfPolicy, Fallback: *f.fb, Force: *f.force}
 	return e.saveSmarthost(func(c *admin.Client) (*admin.SmarthostResult, error) { return c.AddSmarthost(req) }, *f.asJSON, "added")
@@ -109,10 +135,13 @@ func (e *cliEnv) smarthostUpdate(args []string) error {
 		}
 	}
 	if len(pos) != 1 || set["preset"] {
-		return usagef("usage: outbound smarthost update NAME [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force] [webhook secrets: see outbound help]")
+		return usagef("usage: outbound smarthost update NAME [--kind smtp|capture] [--host H] [--port N] [--tls M] [--username U] [--password-stdin | --password-file F] [--ca-file F] [--spf-include D] [--spf-policy off|warn|enforce] [--fallback NAME] [--force] [webhook secrets: see outbound help]")
+	}
+	if err := f.checkCapture(set); err != nil {
+		return err
 	}
 	var req admin.SmarthostUpdateRequest
-	for name, dst := range map[string]**string{"host": &req.Host, "tls": &req.TLS, "username": &req.Username,
+	for name, dst := range map[string]**string{"kind": &req.Kind, "host": &req.Host, "tls": &req.TLS, "username": &req.Username,
 		"ca-file": &req.CAFile, "spf-include": &req.SPFInclude, "spf-policy": &req.SPFPolicy, "fallback": &req.Fallback} {
 		if set[name] {
 			*dst = new(string)
@@ -157,6 +186,10 @@ func (e *cliEnv) saveSmarthost(save func(*admin.Client) (*admin.SmarthostResult,
 		if !res.Test.OK {
 			fmt.Fprintf(e.stdout, "warning: the connection test failed; saved anyway (--force)\n")
 		}
+		if h.Kind == "capture" {
+			fmt.Fprintf(e.stdout, "%s smarthost %s: capture (its users' mail is kept in the capture store, never sent)\n", done, h.Name)
+			return nil
+		}
 		fmt.Fprintf(e.stdout, "%s smarthost %s: %s:%d (%s), username %s, password %s\n", done, h.Name, h.Host, h.Port, h.TLS, dash(h.Username), dash(h.Password))
 	}
 	return nil
@@ -185,6 +218,10 @@ func printSmarthosts(w io.Writer, list []admin.SmarthostView) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "NAME\tHOST\tPORT\tTLS\tUSERNAME\tPASSWORD\tUSERS")
 	for _, h := range list {
+		if h.Kind == "capture" {
+			fmt.Fprintf(tw, "%s\t(capture)\t-\t-\t-\t-\t%d\n", h.Name, len(h.Users))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", h.Name, h.Host, h.Port, h.TLS, dash(h.Username), dash(h.Password), len(h.Users))
 	}
 	return tw.Flush()
@@ -192,6 +229,13 @@ func printSmarthosts(w io.Writer, list []admin.SmarthostView) error {
 
 func showSmarthost(w io.Writer, h *admin.SmarthostView) error {
 	fmt.Fprintf(w, "Name:        %s\n", h.Name)
+	if h.Kind == "capture" {
+		fmt.Fprintf(w, "Kind:        capture (mail is kept in the capture store, never sent)\n")
+		fmt.Fprintf(w, "Users:       %s\n", dash(strings.Join(h.Users, ", ")))
+		fmt.Fprintf(w, "Created:     %s\n", h.Created.Local().Format("2006-01-02 15:04:05"))
+		return nil
+	}
+	fmt.Fprintf(w, "Kind:        smtp\n")
 	if h.Preset != "" {
 		fmt.Fprintf(w, "Preset:      %s\n", h.Preset)
 	}

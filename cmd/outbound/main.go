@@ -47,16 +47,23 @@ Commands:
   user route USER... --default  back to the default route and its limits
   smarthost add NAME (--preset P | --host H --port N --tls implicit|starttls|none)
         [--username U] [--password-stdin | --password-file F] [--ca-file F]
-        [--spf-include D] [--fallback NAME] [--force]
+        [--spf-include D] [--spf-policy P] [--fallback NAME] [--force]
                                 test the connection, then save (refused when
                                 the test fails, unless --force)
+  smarthost add NAME --kind capture
+                                a smarthost that keeps its users' mail in the
+                                capture store, never sends it (no other flag;
+                                refused on a production-looking relay unless
+                                allow_capture_in_production = true)
   smarthost list                list smarthosts (passwords masked)
   smarthost show NAME           one smarthost, its users, the masked password
   smarthost test NAME           connection test, step by step; exits 1 on failure
-  smarthost update NAME [--host H] [--port N] [--tls M] [--username U]
-        [--password-stdin | --password-file F] [--ca-file F] [--spf-include D]
-        [--fallback NAME] [--force]
-                                change settings (tested again before saving)
+  smarthost update NAME [--kind smtp|capture] [--host H] [--port N] [--tls M]
+        [--username U] [--password-stdin | --password-file F] [--ca-file F]
+        [--spf-include D] [--spf-policy P] [--fallback NAME] [--force]
+                                change settings (tested again before saving);
+                                --kind capture drops the SMTP settings, --kind
+                                smtp needs them again
   smarthost update NAME [--webhook-signing-key-file F] [--sendgrid-public-key-file F]
         [--postmark-user U --postmark-password-file F] [--sns-topic-arn ARN]
         [--generic-webhook-secret-file F] [--clear-webhook-secrets a,b]
