@@ -249,8 +249,8 @@ func TestACMEWithTheCADownRefusesHandshakesThenObtainsWhenItReturns(t *testing.T
 	if !strings.Contains(r.log(), "TLS handshakes are refused") {
 		t.Errorf("the log does not say handshakes are refused:\n%s", r.log())
 	}
-	if !strings.Contains(r.log(), caAddr) {
-		t.Errorf("the logged failure does not name the CA's address %s:\n%s", caAddr, r.log())
+	if !regexp.MustCompile(`could not obtain the certificate.*` + regexp.QuoteMeta(caAddr) + `.*attempt=1\b`).MatchString(r.log()) {
+		t.Errorf("the logged failure does not name the CA's address %s and the attempt:\n%s", caAddr, r.log())
 	}
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.ImplicitAddr, &tls.Config{InsecureSkipVerify: true})
 	if err == nil {

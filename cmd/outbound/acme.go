@@ -32,7 +32,11 @@ import (
 // start, say) get returns an error, so every TLS handshake is refused:
 // the relay serves nothing a client could not verify, and mail clients
 // retry later. certmagic retries issuance with backoff (after 1, 2, 2, 5,
-// 10 minutes... up to hourly) and each failure is logged.
+// 10 minutes... growing to every 6 hours, for up to 30 days) and each
+// failure is logged with its attempt number. A failed renewal is retried
+// on the same schedule, looked at every 10 minutes, while the current
+// certificate is still served. The schedule is certmagic's and cannot be
+// set; e2e/acme_test.go waits for its first retry.
 type acmeCert struct {
 	magic  *certmagic.Config
 	cache  *certmagic.Cache
@@ -166,8 +170,12 @@ func (a *acmeCert) onEvent(ctx context.Context, event string, data map[string]an
 		a.mu.Lock()
 		a.lastErr = msg
 		a.mu.Unlock()
-		a.log.Error("acme: could not obtain the certificate; retrying with backoff", "name", data["identifier"],
-			"renewal", data["renewal"], "err", msg)
+		attrs := []any{"name", data["identifier"], "renewal", data["renewal"], "err", msg}
+		// An obtain (not a renewal) counts its attempts in ctx, from 0.
+		if n, ok := ctx.Value(certmagic.AttemptsCtxKey).(*int); ok {
+			attrs = append(attrs, "attempt", *n+1)
+		}
+		a.log.Error("acme: could not obtain the certificate; retrying with backoff", attrs...)
 	}
 	return nil
 }
