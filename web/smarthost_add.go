@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"outbound/admin"
+	"outbound/smarthost"
 )
 
 // smarthostAdd is POST /smarthosts/new, Add smarthost (and Save anyway):
@@ -35,8 +36,12 @@ func (h *handler) smarthostNew(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/smarthosts#add-smarthost", http.StatusSeeOther)
 }
 
-// savedFlash says what a save did, and whether its test passed.
+// savedFlash says what a save did, and whether its test passed; a
+// capture smarthost has nothing to test.
 func savedFlash(what string, res *admin.SmarthostResult) *Flash {
+	if res.Smarthost != nil && res.Smarthost.Kind == smarthost.KindCapture {
+		return ok("%s: its users' mail is kept in the capture store, never sent.", what)
+	}
 	if res.Test != nil && !res.Test.OK {
 		return failed("%s, though the connection test failed at step %s: mail waits in the queue until the settings work.", what, res.Test.Failed().Name)
 	}

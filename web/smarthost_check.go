@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+
+	"outbound/admin"
 )
 
 // smarthostCheck is POST /smarthosts/new/test (the Add smarthost form) and
@@ -18,9 +20,13 @@ func (h *handler) smarthostCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := f.testRequest()
 	var t *TestResult
-	if err != nil {
+	switch {
+	case f.captures():
+		// Nothing to dial: the API's answer for a capture smarthost.
+		t = testResult(admin.CaptureTestReport(), nil, f, save)
+	case err != nil:
 		t = &TestResult{Error: err.Error()}
-	} else {
+	default:
 		if name != "" && f.password == "" {
 			req.Smarthost = name
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"outbound/admin"
+	"outbound/smarthost"
 )
 
 // SmarthostPage is a smarthost's page: its settings and users, the edit
@@ -35,7 +36,10 @@ func (h *handler) showSmarthost(w http.ResponseWriter, r *http.Request, status i
 		return
 	}
 	form := smtpFormOf(s.Preset, s.Host, s.Port, s.TLS, s.Username, s.Password)
-	form.Fallback = s.Fallback
+	form.Fallback, form.Kind = s.Fallback, s.Kind
+	if form.Kind == "" {
+		form.Kind = smarthost.KindSMTP
+	}
 	if f != nil {
 		f.Saved = form.Saved
 		form = *f
@@ -43,7 +47,7 @@ func (h *handler) showSmarthost(w http.ResponseWriter, r *http.Request, status i
 	edit := smtpFields(form)
 	edit.NoPreset, edit.Test = true, t
 	if s.Owner == "" {
-		edit.Fallbacks = fallbacks(hosts, s.Name)
+		edit.Fallbacks, edit.Kinds = fallbacks(hosts, s.Name), smarthostKinds
 	}
 	h.render(w, r, status, "smarthost", "smarthosts", SmarthostPage{Smarthost: s, Edit: edit, Path: "/smarthosts/" + pathName(s.Name)})
 }

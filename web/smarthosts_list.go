@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"outbound/admin"
+	"outbound/smarthost"
 )
 
 // SmarthostsPage is the Smarthosts page: the shared smarthosts, the
@@ -29,7 +30,7 @@ func (h *handler) showSmarthosts(w http.ResponseWriter, r *http.Request, status 
 		return
 	}
 	add := smtpFields(f)
-	add.AddName, add.Test, add.Fallbacks = true, t, fallbacks(hosts, "")
+	add.AddName, add.Test, add.Fallbacks, add.Kinds = true, t, fallbacks(hosts, ""), smarthostKinds
 	p := SmarthostsPage{Add: add}
 	for _, s := range hosts {
 		if s.Owner == "" {
@@ -42,11 +43,12 @@ func (h *handler) showSmarthosts(w http.ResponseWriter, r *http.Request, status 
 }
 
 // fallbacks are the smarthosts that self (a smarthost's name, "" for a new
-// one) may fall back to: the shared ones but itself.
+// one) may fall back to: the shared ones but itself and those of kind
+// capture (a fallback must send).
 func fallbacks(hosts []admin.SmarthostView, self string) []string {
 	out := []string{}
 	for _, s := range hosts {
-		if s.Owner == "" && s.Name != self {
+		if s.Owner == "" && s.Name != self && s.Kind != smarthost.KindCapture {
 			out = append(out, s.Name)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"outbound/admin"
 	"outbound/delivery"
 	"outbound/provider"
+	"outbound/smarthost"
 )
 
 // SMTPForm is the SMTP server fields of a form, as entered: a user's own
@@ -20,9 +21,10 @@ type SMTPForm struct {
 	password                          string
 	// Saved is the stored password masked ("****xyz789"), "" when none.
 	Saved string
-	// Name and Fallback are a smarthost's (Add smarthost only has Name
-	// as a field).
-	Name, Fallback string
+	// Name, Fallback and Kind are a smarthost's (Add smarthost only has
+	// Name as a field). Kind is "smtp" (or "" on a form without it) or
+	// "capture", whose form sends none of the SMTP fields.
+	Name, Fallback, Kind string
 	// PasswordGiven says a password was typed, to say it must be typed
 	// again: it is not sent back to the browser.
 	PasswordGiven bool
@@ -32,7 +34,7 @@ type SMTPForm struct {
 func smtpFormFrom(r *http.Request) SMTPForm {
 	v := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	f := SMTPForm{Preset: v("preset"), Host: v("host"), Port: v("port"), TLS: v("tls"), Username: v("username"),
-		password: r.PostFormValue("password"), Name: v("name"), Fallback: v("fallback")}
+		password: r.PostFormValue("password"), Name: v("name"), Fallback: v("fallback"), Kind: v("kind")}
 	f.PasswordGiven = f.password != ""
 	return f
 }
@@ -79,8 +81,16 @@ func (f SMTPForm) testRequest() (admin.ConnectionTestRequest, error) {
 	return admin.ConnectionTestRequest{ConnectionSettings: c}, err
 }
 
+// captures says the form is a smarthost of kind capture. Its SMTP fields
+// are only hidden (the page works without script), so they still come
+// with the form: they are left out of its requests.
+func (f SMTPForm) captures() bool { return f.Kind == smarthost.KindCapture }
+
 // addRequest is the form as POST /api/smarthosts takes it.
 func (f SMTPForm) addRequest(force bool) (admin.SmarthostRequest, error) {
+	if f.captures() {
+		return admin.SmarthostRequest{Name: f.Name, Kind: f.Kind, Force: force}, nil
+	}
 	c, err := f.settings()
 	return admin.SmarthostRequest{Name: f.Name, ConnectionSettings: c, Fallback: f.Fallback, Force: force}, err
 }
@@ -88,11 +98,17 @@ func (f SMTPForm) addRequest(force bool) (admin.SmarthostRequest, error) {
 // updateRequest is the form as PUT /api/smarthosts/{name} takes it: every
 // field as given, the password only when typed (empty keeps it).
 func (f SMTPForm) updateRequest(force bool) (admin.SmarthostUpdateRequest, error) {
+	if f.captures() {
+		return admin.SmarthostUpdateRequest{Kind: &f.Kind, Force: force}, nil
+	}
 	port, err := f.port()
 	req := admin.SmarthostUpdateRequest{Host: &f.Host, Port: &port, TLS: &f.TLS, Username: &f.Username,
 		Fallback: &f.Fallback, Force: force}
 	if f.password != "" {
 		req.Password = &f.password
+	}
+	if f.Kind != "" {
+		req.Kind = &f.Kind
 	}
 	return req, err
 }
@@ -107,6 +123,9 @@ type SMTPFields struct {
 	// Fallbacks are the smarthosts a smarthost may fall back to; nil
 	// hides the field (a user's own SMTP server has none).
 	Fallbacks []string
+	// Kinds are the Kind choices of a shared smarthost (smarthostKinds);
+	// nil hides the field (a user's own SMTP server is always SMTP).
+	Kinds []Choice
 	// AddName shows the Name field (Add smarthost); NoPreset hides the
 	// Provider (a saved smarthost's preset does not change).
 	AddName, NoPreset bool
@@ -123,6 +142,13 @@ var tlsModes = []Choice{
 	{"starttls", "STARTTLS (usually port 587)"},
 	{"implicit", "Implicit TLS (usually port 465)"},
 	{"none", "None (only a server on this machine)"},
+}
+
+// smarthostKinds are the Kind choices: with Capture, the page's style
+// hides the SMTP fields (no script needed).
+var smarthostKinds = []Choice{
+	{smarthost.KindSMTP, "SMTP"},
+	{smarthost.KindCapture, "Capture"},
 }
 
 func smtpFields(f SMTPForm) SMTPFields {
