@@ -22,7 +22,7 @@ func newSmarthostFlags(name string) *smarthostFlags {
 	fs := newFlags(name)
 	return &smarthostFlags{
 		fs:            fs,
-		kind:          fs.String("kind", "", "smtp (an SMTP server, the default) or capture (keep the mail in the capture store, never send it; takes none of the flags below)"),
+		kind:          fs.String("kind", "", "smtp (an SMTP server, the default) or capture (keep the mail in the capture store, never send it; takes no other setting)"),
 		preset:        fs.String("preset", "", "provider preset (fills host, port, TLS mode, username)"),
 		host:          fs.String("host", "", "SMTP host"),
 		port:          fs.Int("port", 0, "port"),
