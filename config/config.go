@@ -34,7 +34,7 @@ type Config struct {
 	Web          Web        `toml:"web"`
 	DefaultRoute Upstream   `toml:"default_route" doc:"The operator's shared upstream smarthost, used by every user without a route of its own."`
 	// AllowCaptureInProduction is checked by Validate: see validateCapture.
-	AllowCaptureInProduction bool             `toml:"allow_capture_in_production" doc:"Allow default_route.mode = \"capture\" together with [acme] or a submission or admin listen address that is not loopback. Off: such a configuration is refused, so that a production relay cannot silently keep mail instead of sending it."`
+	AllowCaptureInProduction bool             `toml:"allow_capture_in_production" doc:"Allow default_route.mode = \"capture\", and smarthosts of kind capture, together with [acme] or a submission or admin listen address that is not loopback. Off: such a configuration is refused, and so is adding a capture smarthost to it, so that a production relay cannot silently keep mail instead of sending it."`
 	Delivery                 Delivery         `toml:"delivery"`
 	Retry                    Retry            `toml:"retry"`
 	Retention                Retention        `toml:"retention"`

@@ -168,7 +168,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 
 	// Background work: delivery, the retention sweep, webhooks.
 	s.startWorkers(d, st, cfg.Retention, log)
-	logStarted(cfg, cert.path, log)
+	logStarted(cfg, cert.path, st.hosts, log)
 	return s, nil
 }
 
