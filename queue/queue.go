@@ -297,7 +297,7 @@ func (q *Queue) prepare(m *Message, body []byte) {
 }
 
 func putNew(tx *bolt.Tx, id string, meta, body []byte) error {
-	if err := tx.Bucket(bodiesBucket).Put([]byte(id), body); err != nil {
+	if err := putBody(tx, id, body); err != nil {
 		return err
 	}
 	return tx.Bucket(messagesBucket).Put([]byte(id), meta)
@@ -490,7 +490,7 @@ func (q *Queue) Get(id string) (*Message, error) {
 func (q *Queue) Body(id string) ([]byte, error) {
 	var body []byte
 	err := q.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bodiesBucket).Get([]byte(id))
+		v := storedBody(tx, []byte(id))
 		// bbolt's slices are valid only inside the transaction.
 		body = append([]byte(nil), v...)
 		unmapCopied(v)
@@ -586,7 +586,7 @@ func (q *Queue) Delete(id string) error {
 		if tx.Bucket(messagesBucket).Get([]byte(id)) == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
-		if err := tx.Bucket(bodiesBucket).Delete([]byte(id)); err != nil {
+		if err := deleteBody(tx, []byte(id)); err != nil {
 			return err
 		}
 		if q.journal != nil {

@@ -272,3 +272,83 @@ func TestLargeBodyReadsBackAfterItsPagesAreDropped(t *testing.T) {
 		t.Fatalf("after reopen: %d bytes, err %v", len(got), err)
 	}
 }
+
+// A body is written once: appending a message does not rewrite the bodies
+// stored before it (bbolt kept up to four large values in one leaf and
+// copied them all on every append). Measured as what each Add wrote
+// (bbolt's PageAlloc: bytes of pages written), which stays near the new
+// body's own size.
+func TestAddWritesOnlyTheNewBody(t *testing.T) {
+	q, db := openAt(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	defer db.Close()
+	body := bytes.Repeat([]byte("x"), 256<<10)
+	for i := 0; i < 4; i++ { // neighbours to rewrite, were they shared
+		if err := q.Add(newMessage("bob@example.net"), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := db.Stats().TxStats
+	const n = 8
+	for i := 0; i < n; i++ {
+		if err := q.Add(newMessage("bob@example.net"), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := db.Stats().TxStats
+	diff := after.Sub(&before)
+	perAdd := int(diff.GetPageAlloc()) / n // bytes of pages written per Add
+	if perAdd > len(body)+len(body)/4 {
+		t.Fatalf("%d KiB of pages written per 256 KiB Add: the bodies before it were written again", perAdd>>10)
+	}
+}
+
+// Bodies stored by earlier versions as plain values of the bodies bucket
+// (as small bodies still are) are read and deleted like those in buckets
+// of their own.
+func TestBodiesOfTheEarlierLayoutStillWork(t *testing.T) {
+	q, db := openAt(t, filepath.Join(t.TempDir(), "q.db"), nil)
+	defer db.Close()
+	large := string(bytes.Repeat([]byte("own bucket "), ownBucketFrom/10))
+	m := newMessage("bob@example.net")
+	if err := q.Add(m, []byte(large)); err != nil {
+		t.Fatal(err)
+	}
+	old := newMessage("carol@example.net")
+	if err := q.Add(old, []byte("placeholder")); err != nil {
+		t.Fatal(err)
+	}
+	// A large body the way earlier versions stored it: a plain value.
+	err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bodiesBucket).Put([]byte(old.ID), []byte("old layout"+large))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bodiesBucket).Bucket([]byte(m.ID)) == nil {
+			t.Error("a large body is not in a bucket of its own")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{m.ID: large, old.ID: "old layout" + large} {
+		if got, err := q.Body(id); err != nil || string(got) != want {
+			t.Fatalf("Body(%s) = %d bytes, %v; want %d", id, len(got), err, len(want))
+		}
+	}
+	db.Update(func(tx *bolt.Tx) error {
+		for _, id := range []string{m.ID, old.ID} {
+			if err := deleteBody(tx, []byte(id)); err != nil {
+				t.Fatalf("deleteBody(%s): %v", id, err)
+			}
+			if storedBody(tx, []byte(id)) != nil {
+				t.Fatalf("body of %s still stored after deleteBody", id)
+			}
+		}
+		if err := deleteBody(tx, []byte("no-such-id")); err != nil {
+			t.Fatalf("deleteBody of a missing body: %v", err)
+		}
+		return nil
+	})
+}

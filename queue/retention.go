@@ -182,7 +182,7 @@ func (q *Queue) sweepDue(r Retention, now time.Time, from []byte) (due [][]byte,
 func (q *Queue) sweepApply(r Retention, now time.Time, keys [][]byte) (redacted, deleted int, err error) {
 	err = q.commit.Update(func(tx *bolt.Tx) error {
 		redacted, deleted = 0, 0 // the function may run more than once
-		msgs, bodies := tx.Bucket(messagesBucket), tx.Bucket(bodiesBucket)
+		msgs := tx.Bucket(messagesBucket)
 		for _, k := range keys {
 			v := msgs.Get(k)
 			if v == nil {
@@ -194,7 +194,7 @@ func (q *Queue) sweepApply(r Retention, now time.Time, keys [][]byte) (redacted,
 			}
 			switch r.action(tx, &m, now) {
 			case remove:
-				if err := bodies.Delete(k); err != nil {
+				if err := deleteBody(tx, k); err != nil {
 					return err
 				}
 				if err := msgs.Delete(k); err != nil {
@@ -213,7 +213,7 @@ func (q *Queue) sweepApply(r Retention, now time.Time, keys [][]byte) (redacted,
 				if err != nil {
 					return err
 				}
-				if err := bodies.Delete(k); err != nil {
+				if err := deleteBody(tx, k); err != nil {
 					return err
 				}
 				if err := msgs.Put(k, meta); err != nil {
