@@ -84,7 +84,7 @@ func main() {
 	flag.BoolVar(&o.perConnection, "per-connection", false, "open a new STARTTLS + AUTH connection for every message")
 	flag.IntVar(&o.idle, "idle", 0, "authenticated idle connections to hold open during the run")
 	flag.IntVar(&o.workers, "workers", 32, "relay delivery.workers (the config default)")
-	flag.IntVar(&o.upstreamConns, "upstream-conns", 8, "relay delivery.connections_per_upstream (the config default)")
+	flag.IntVar(&o.upstreamConns, "upstream-conns", 16, "relay delivery.connections_per_upstream (the config default)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the relay's temporary directory (config, data, log)")
 	flag.StringVar(&o.perfOut, "perf", "", "record the relay with `perf record -g` during the load into this file")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "longest wait for deliveries after the last submission")
