@@ -98,6 +98,25 @@ func FuzzMessageHandling(f *testing.F) {
 		}
 		sameSenders(t, m, out, u)
 
+		// In place, as the session queues a message: the same bytes as the
+		// relay's fields followed by the changed message, whether the room
+		// in front takes the new header or the message has to move.
+		added := []byte("Received: from client by relay.test; Mon, 1 Jan 2024 00:00:00 +0000\r\n")
+		for _, room := range []int{addedFieldsRoom, 0} {
+			buf := newHeldBuffer(nil, 0, room)
+			buf.Write(norm)
+			pm, bad := parseMessage(buf.b)
+			if bad != nil {
+				t.Fatalf("parsing the same bytes again: %v", bad)
+			}
+			if err := replaceHeader(buf, pm, added, senderDefaults(pm, u)); err != nil {
+				t.Fatal(err)
+			}
+			if want := append(append([]byte(nil), added...), out...); !bytes.Equal(buf.b, want) {
+				t.Fatalf("in place (room %d):\n%q\nwant\n%q", room, buf.b, want)
+			}
+		}
+
 		// With long lines re-encoded in the same pass, as the session
 		// does: no long line is left, and the header reads as above.
 		if signed || !hasLongLine(norm) {

@@ -294,6 +294,18 @@ func (m *parsedMessage) write(w io.Writer, c headerChanges) error {
 	return err
 }
 
+// replaceHeader turns buf, which holds the message pm was parsed from,
+// into the message as queued: added, then pm's header with changes made,
+// then the body, which stays where it is (the header block gives way, and
+// the buffer's room in front takes what is longer). It writes what
+// pm.write after added would, without copying the body. pm's slices of
+// the message are stale after it; its strings are not.
+func replaceHeader(buf *heldBuffer, pm *parsedMessage, added []byte, changes headerChanges) error {
+	head := append(append([]byte(nil), added...), changes.apply(pm.block, pm.header)...)
+	buf.dropFront(len(pm.block))
+	return buf.prepend(head)
+}
+
 // headerChanges are changes to a message's own header, stated against its
 // fields as parsed: the sender defaults name the From and add a Reply-To,
 // the long-line rewrite replaces Content-Transfer-Encoding, and apply

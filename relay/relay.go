@@ -619,9 +619,7 @@ func (s *session) data(r io.Reader) *reply {
 		// (the buffer keeps room in front for this). pm's strings stay
 		// valid; its slices of the message do not, and are not used
 		// after this.
-		head := append(added.Bytes(), changes.apply(pm.block, pm.header)...)
-		queued.dropFront(len(pm.block))
-		if err := queued.prepend(head); err != nil {
+		if err := replaceHeader(queued, pm, added.Bytes(), changes); err != nil {
 			return s.bufferReply(err)
 		}
 	}
