@@ -62,6 +62,31 @@ type Preset struct {
 	// cover them, or the provider's own change breaks it; SES documents
 	// that they must not be signed.
 	Rewrites []string
+	// Webhook is the path of the relay's provider webhook listener
+	// (package providerhooks) whose format and signature are this
+	// provider's own: "mailgun", "sendgrid", "postmark" or "ses". Empty for
+	// the providers the relay has no reader for: their events reach it
+	// through a bridge of the operator's on "generic" (see WebhookPath).
+	Webhook string
+}
+
+// GenericWebhook is the webhook path for events posted in the relay's own
+// signed format, by a bridge from any provider.
+const GenericWebhook = "generic"
+
+// WebhookProviders returns the paths of the provider webhook listener, one
+// per format it reads, in the order they are listed to users.
+func WebhookProviders() []string {
+	return []string{"mailgun", "sendgrid", "postmark", "ses", GenericWebhook}
+}
+
+// WebhookPath returns the webhook path to give this provider: Webhook,
+// else GenericWebhook.
+func (p Preset) WebhookPath() string {
+	if p.Webhook == "" {
+		return GenericWebhook
+	}
+	return p.Webhook
 }
 
 // table is the one list of presets, from each provider's documentation:
@@ -90,6 +115,10 @@ type Preset struct {
 //     2587 STARTTLS, 465 recommended; SPF "include:amazonses.com" on the
 //     "send." subdomain.
 //   - Loopia: mailcluster.loopia.se; include kundspf.loopia.se.
+//
+// Webhook is set for the four providers whose event callbacks package
+// providerhooks verifies and reads (Mailgun, SendGrid, Postmark, and SES
+// through SNS); the others post nothing the relay reads as it is.
 func table() []Preset {
 	presets := []Preset{
 		{
@@ -98,6 +127,7 @@ func table() []Preset {
 			AltPorts:     []PortMode{{465, Implicit}, {2525, StartTLS}, {25, StartTLS}},
 			UsernameHint: "your Mailgun SMTP login, e.g. postmaster@mg.yourdomain.com (per sending domain)",
 			SPFInclude:   "mailgun.org",
+			Webhook:      "mailgun",
 		},
 		{
 			Name: "mailgun-eu", Title: "Mailgun EU",
@@ -105,6 +135,7 @@ func table() []Preset {
 			AltPorts:     []PortMode{{465, Implicit}, {2525, StartTLS}, {25, StartTLS}},
 			UsernameHint: "your Mailgun SMTP login, e.g. postmaster@mg.yourdomain.com (per sending domain)",
 			SPFInclude:   "_spf.eu.mailgun.org",
+			Webhook:      "mailgun",
 		},
 		{
 			Name: "sendgrid", Title: "SendGrid",
@@ -112,6 +143,7 @@ func table() []Preset {
 			AltPorts:   []PortMode{{465, Implicit}, {2525, StartTLS}, {25, StartTLS}},
 			Username:   "apikey",
 			SPFInclude: "sendgrid.net",
+			Webhook:    "sendgrid",
 		},
 		{
 			Name: "postmark", Title: "Postmark",
@@ -119,6 +151,7 @@ func table() []Preset {
 			AltPorts:     []PortMode{{2525, StartTLS}, {25, StartTLS}},
 			UsernameHint: "your Postmark Server API Token, as both username and password",
 			SPFInclude:   "spf.mtasv.net",
+			Webhook:      "postmark",
 		},
 		{
 			Name: "gmail", Title: "Gmail / Google Workspace",
@@ -183,6 +216,7 @@ func table() []Preset {
 			SPFInclude:   "amazonses.com",
 			SPFNote:      "SES sends from its own MAIL FROM domain unless you set a custom one; the include belongs on that custom MAIL FROM domain",
 			Rewrites:     []string{"Message-ID", "Date"},
+			Webhook:      "ses",
 		})
 	}
 	slices.SortFunc(presets, func(a, b Preset) int { return strings.Compare(a.Name, b.Name) })

@@ -157,3 +157,24 @@ func TestSESRewritesMessageIDAndDate(t *testing.T) {
 		}
 	}
 }
+
+// Each preset says which webhook path its provider's event callbacks go
+// to: its own format where the relay reads one, else the generic bridge.
+func TestPresetsNameTheirWebhook(t *testing.T) {
+	want := map[string]string{"mailgun-us": "mailgun", "mailgun-eu": "mailgun", "sendgrid": "sendgrid", "postmark": "postmark",
+		"gmail": "generic", "brevo": "generic", "mailjet": "generic", "mailchimp-transactional": "generic", "resend": "generic", "loopia": "generic"}
+	for _, p := range All() {
+		if p.Webhook == GenericWebhook || (p.Webhook != "" && !slices.Contains(WebhookProviders(), p.Webhook)) {
+			t.Errorf("%s: Webhook %q is none of %v (leave it empty for the generic bridge)", p.Name, p.Webhook, WebhookProviders())
+		}
+		w, ok := want[p.Name]
+		if strings.HasPrefix(p.Name, "ses-") {
+			w, ok = "ses", true
+		}
+		if !ok {
+			t.Errorf("%s: no expected webhook path in this test; add one", p.Name)
+		} else if got := p.WebhookPath(); got != w {
+			t.Errorf("%s: WebhookPath = %q, want %q", p.Name, got, w)
+		}
+	}
+}
