@@ -32,13 +32,16 @@ func checkDKIM(ctx context.Context, o *Options, spfPass map[string]bool) []Resul
 	case err != nil:
 		return []Result{fail("DKIM keys", err.Error(), "start `outbound serve` and check [admin] listen")}
 	}
-	// signing holds the domains with an active key whose record matches.
+	// signing holds the domains with an active key whose record matches;
+	// hasKey those with an active key at all, published or not.
 	signing := map[string]string{}
+	hasKey := map[string]bool{}
 	now := o.Now()
 	for _, k := range keys {
 		if !k.Active && !now.Before(k.PublishUntil) {
 			continue // retired and past its date: may leave DNS
 		}
+		hasKey[k.Domain] = hasKey[k.Domain] || k.Active
 		r := checkDKIMRecord(ctx, o, k)
 		if r.OK && k.Active {
 			signing[k.Domain] = k.Selector
@@ -51,7 +54,7 @@ func checkDKIM(ctx context.Context, o *Options, spfPass map[string]bool) []Resul
 	}
 	sort.Strings(domains)
 	for _, d := range domains {
-		out = append(out, checkDMARC(ctx, o, d, signing[d], spfPass[d]))
+		out = append(out, checkDMARC(ctx, o, d, signing[d], hasKey[d], spfPass[d]))
 	}
 	return out
 }
@@ -82,8 +85,11 @@ func checkDKIMRecord(ctx context.Context, o *Options, k admin.DKIMKey) Result {
 
 // checkDMARC reports whether mail from domain passes DMARC: it needs a
 // _dmarc record and alignment by our DKIM signature (selector != "") or
-// by SPF through the route (spfOK).
-func checkDMARC(ctx context.Context, o *Options, domain, selector string, spfOK bool) Result {
+// by SPF through the route (spfOK). hasKey says the domain has an active
+// DKIM key, so that the fix for an unaligned domain is to publish its
+// records, not to make keys again (keygen refuses a selector in use, or
+// makes a second set that signs beside the first).
+func checkDMARC(ctx context.Context, o *Options, domain, selector string, hasKey, spfOK bool) Result {
 	name := "DMARC alignment of " + domain
 	var by []string
 	if selector != "" {
@@ -94,8 +100,11 @@ func checkDMARC(ctx context.Context, o *Options, domain, selector string, spfOK 
 	}
 	suggestion := dkim.DMARCSuggestion(domain)
 	if len(by) == 0 {
-		return fail(name, "neither our DKIM signature nor SPF aligns it: receivers' DMARC checks fail",
-			fmt.Sprintf("run `outbound dkim keygen %s` and publish the record it prints (or fix its SPF as above)", domain))
+		fix := fmt.Sprintf("run `outbound dkim keygen %s` and publish the record it prints (or fix its SPF as above)", domain)
+		if hasKey {
+			fix = fmt.Sprintf("publish the DKIM records (`outbound dkim records %s`; the DKIM key checks above name each), or fix its SPF as above", domain)
+		}
+		return fail(name, "neither our DKIM signature nor SPF aligns it: receivers' DMARC checks fail", fix)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()

@@ -394,6 +394,28 @@ func TestDKIMRecordMissing(t *testing.T) {
 	onlyFailure(t, Run(context.Background(), o), "DKIM key", "publish TXT s1._domainkey.example.org")
 }
 
+// A domain whose keys exist but are not published yet is told to publish
+// them: keygen again would be refused (the selector is in use) or make a
+// second set of keys.
+func TestDMARCUnalignedWithUnpublishedKey(t *testing.T) {
+	o, rig := healthy(t)
+	if _, err := rig.Client.CreateUser(admin.CreateUserRequest{Name: "bob@example.com", Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.Client.GenerateDKIM("example.com", admin.DKIMKeyRequest{Selector: "s1", Algorithm: "ed25519"}); err != nil {
+		t.Fatal(err)
+	}
+	rs := Run(context.Background(), o)
+	if k := failures(rs, "DKIM key s1._domainkey.example.com"); len(k) != 1 || !strings.Contains(k[0].Fix, "publish TXT s1._domainkey.example.com") {
+		t.Errorf("want the unpublished key reported with its record: %+v", k)
+	}
+	d := failures(rs, "DMARC alignment of example.com")
+	if len(d) != 1 || !strings.Contains(d[0].Fix, "publish the DKIM records (`outbound dkim records example.com`") ||
+		strings.Contains(d[0].Fix, "keygen") {
+		t.Errorf("want the fix to publish the existing keys, not to make new ones: %+v", d)
+	}
+}
+
 func TestDMARCUnaligned(t *testing.T) {
 	o, rig := healthy(t)
 	// bob's domain has a wrong SPF and no DKIM key: nothing aligns it.
