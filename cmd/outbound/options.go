@@ -73,6 +73,7 @@ func relayOptions(cfg config.Config, log *slog.Logger) relay.Options {
 	return relay.Options{
 		Hostname:              cfg.Hostname,
 		MaxMessageBytes:       c.MaxMessageBytes,
+		MaxBytesInFlight:      c.MaxBytesInFlight,
 		MaxRecipients:         c.MaxRecipients,
 		RejectBareLineEndings: c.BareLineEndings == "reject",
 		ReadTimeout:           c.ReadTimeout.D(),
