@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"outbound/provider"
 	"outbound/providerhooks"
+	"outbound/smarthost"
 )
 
 // The secrets a smarthost's provider signs its event callbacks with
@@ -14,14 +16,51 @@ import (
 // answered whole: GET shows them masked, PUT sets them.
 
 // WebhookSecretsView is a smarthost's webhook secrets as the API shows
-// them: each set secret's name with its value masked ("****xyz789"), and
-// the paths of the webhook listener ([provider_webhooks] listen) to give
-// each provider.
+// them: each set secret's name with its value masked ("****xyz789"), the
+// path of the webhook listener ([provider_webhooks] listen) to give this
+// smarthost's provider, and every path the listener answers for it.
 type WebhookSecretsView struct {
 	Smarthost string            `json:"smarthost"`
 	Secrets   map[string]string `json:"secrets"`
-	// Paths maps each provider to its path on the webhook listener.
+	// Provider is the path element to give the smarthost's provider:
+	// that of the preset it was made from, else of the preset whose host
+	// it connects to, else "generic" (a bridge of the operator's).
+	Provider string `json:"provider"`
+	// ProviderFrom says how Provider was chosen: "preset mailgun-eu",
+	// "host smtp.mailgun.org", or "" when no preset names the provider.
+	ProviderFrom string `json:"provider_from,omitempty"`
+	// Path is Paths[Provider], the one to give the provider.
+	Path string `json:"path"`
+	// Needs are the secrets Path verifies requests with.
+	Needs []string `json:"needs"`
+	// Paths maps each provider to its path on the webhook listener. The
+	// others than Path are answered too (a smarthost may take events in
+	// another format, e.g. through a bridge), with their own secrets.
 	Paths map[string]string `json:"paths"`
+}
+
+// webhookNeeds are the secrets each webhook path verifies with.
+var webhookNeeds = map[string][]string{
+	"mailgun":  {"mailgun_signing_key"},
+	"sendgrid": {"sendgrid_public_key"},
+	"postmark": {"postmark_user", "postmark_password"},
+	"ses":      {"sns_topic_arn"},
+	"generic":  {"generic_secret"},
+}
+
+// webhookProvider returns the webhook path element for h's provider and
+// how it was found, the way SPF finds its include: h's preset, else the
+// preset of its host, else the generic bridge.
+func webhookProvider(h *smarthost.Smarthost) (path, from string) {
+	if h.Preset != "" {
+		if p, err := provider.Lookup(h.Preset); err == nil {
+			return p.WebhookPath(), "preset " + p.Name
+		}
+	}
+	if p, ok := provider.ForHost(h.Host); ok {
+		return p.WebhookPath(), "host " + p.Host
+	}
+	return provider.GenericWebhook, ""
 }
 
 func (a *api) registerWebhookSecrets(mux *http.ServeMux) {
@@ -39,9 +78,11 @@ func (a *api) webhookSecretsView(name string) (*WebhookSecretsView, error) {
 		return nil, err
 	}
 	v := &WebhookSecretsView{Smarthost: name, Secrets: masked, Paths: map[string]string{}}
-	for _, p := range []string{"mailgun", "sendgrid", "postmark", "ses", "generic"} {
+	for _, p := range provider.WebhookProviders() {
 		v.Paths[p] = "/hooks/" + url.PathEscape(name) + "/" + p
 	}
+	v.Provider, v.ProviderFrom = webhookProvider(h)
+	v.Path, v.Needs = v.Paths[v.Provider], webhookNeeds[v.Provider]
 	return v, nil
 }
 
