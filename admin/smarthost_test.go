@@ -241,11 +241,18 @@ func TestSmarthostMoveNeedsThePasswordAgain(t *testing.T) {
 	if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "requires its password again") {
 		t.Fatalf("TLS change without password: %v", err)
 	}
+	// A new host name alone is the move the rule exists for: the stored
+	// password must not follow the smarthost to whoever answers there.
+	host := "localhost"
+	_, err = c.UpdateSmarthost("sg", admin.SmarthostUpdateRequest{Host: &host})
+	if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "requires its password again") {
+		t.Fatalf("host change without password: %v", err)
+	}
 	if n := elsewhere.Connections(); n != 0 {
 		t.Fatalf("the other host saw %d connections: the stored password may have been offered to it", n)
 	}
 	h, err := e.Smarthosts.Get("sg")
-	if err != nil || h.Port != e.Upstream.Port || h.TLS != "starttls" {
+	if err != nil || h.Host == "localhost" || h.Port != e.Upstream.Port || h.TLS != "starttls" {
 		t.Fatalf("refused updates changed the smarthost: %+v %v", h, err)
 	}
 	// Settings that keep the password where it was need no password.
