@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strings"
 
 	"outbound/admin"
 )
@@ -20,19 +20,27 @@ func (e *cliEnv) dnsCommand(args []string) error {
 	})
 }
 
-// printDNSRecords prints the records in zone-file form, each with what
-// it is for, then the notes.
+// printDNSRecords prints the records in zone-file form, each under a
+// comment that says what it is for, then the notes: ready to paste into a
+// zone file. Columns are not aligned across records: one long value (an
+// RSA DKIM key) would push every other line's comment hundreds of
+// columns right.
 func printDNSRecords(w io.Writer, rep *admin.DNSRecords) error {
-	fmt.Fprintf(w, "; records %s should publish for %s (users: %d)\n", rep.Domain, rep.Hostname, len(rep.Users))
-	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	lines := []string{fmt.Sprintf("; records %s should publish for %s (users: %d)", rep.Domain, rep.Hostname, len(rep.Users))}
 	for _, r := range rep.Records {
-		fmt.Fprintf(tw, "%s\tIN %s\t%s\t; %s\n", r.Name, r.Type, r.Value, r.Purpose)
+		lines = append(lines, "", zoneComment(r.Purpose), fmt.Sprintf("%s IN %s %s", r.Name, r.Type, r.Value))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if len(rep.Notes) > 0 {
+		lines = append(lines, "")
 	}
 	for _, n := range rep.Notes {
-		fmt.Fprintf(w, "; note: %s\n", n)
+		lines = append(lines, zoneComment("note: "+n))
 	}
-	return nil
+	_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")
+	return err
+}
+
+// zoneComment makes text a zone-file comment, every line of it.
+func zoneComment(text string) string {
+	return "; " + strings.ReplaceAll(text, "\n", "\n; ")
 }

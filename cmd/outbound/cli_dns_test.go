@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miekg/dns"
+
 	"outbound/autoconfig"
 	"outbound/internal/admintest"
 )
@@ -27,6 +29,46 @@ func TestCLIDNSRecords(t *testing.T) {
 	}
 	if _, _, err := r.run("", "dns", "records", "nobody.example"); err == nil || !strings.Contains(err.Error(), "no user may send from nobody.example") {
 		t.Errorf("unknown domain: %v", err)
+	}
+}
+
+// The records of a domain with DKIM keys parse as a zone file (the RSA
+// key's value split into strings), each under a comment that says what
+// it is for, and no line is padded to the width of the longest value.
+func TestCLIDNSRecordsPasteIntoAZone(t *testing.T) {
+	r := newDKIMCLIRig(t)
+	r.AddUsers(t, "app@example.org")
+	r.mustRun("dkim", "keygen", "example.org", "--selector", "s1")
+	out := r.mustRun("dns", "records", "example.org")
+	zp := dns.NewZoneParser(strings.NewReader(out), "", "")
+	zp.SetDefaultTTL(3600)
+	count := map[string]int{}
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		count[dns.TypeToString[rr.Header().Rrtype]]++
+		if txt, isTXT := rr.(*dns.TXT); isTXT && strings.HasPrefix(rr.Header().Name, "s1-rsa.") &&
+			!strings.HasPrefix(strings.Join(txt.Txt, ""), "v=DKIM1; k=rsa; p=") {
+			t.Errorf("the RSA record reads back as %q", txt.Txt)
+		}
+	}
+	if err := zp.Err(); err != nil {
+		t.Fatalf("not a zone file: %v\n%s", err, out)
+	}
+	// SPF, two DKIM keys, DMARC; submission, submissions, autodiscover;
+	// autoconfig and autodiscover.
+	if count["TXT"] != 4 || count["SRV"] != 3 || count["CNAME"] != 2 {
+		t.Errorf("records: %v\n%s", count, out)
+	}
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "   ") {
+			t.Errorf("line %d is padded: %q", i+1, l)
+		}
+		if strings.Contains(l, " IN ") && !strings.HasPrefix(l, ";") && (i == 0 || !strings.HasPrefix(lines[i-1], "; ")) {
+			t.Errorf("record on line %d has no comment above it:\n%s", i+1, out)
+		}
+	}
+	if !strings.Contains(out, "; DKIM rsa key, signing\ns1-rsa._domainkey.example.org. IN TXT \"v=DKIM1; k=rsa; p=") {
+		t.Errorf("the RSA key's record is not under its comment:\n%s", out)
 	}
 }
 

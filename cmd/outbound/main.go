@@ -84,7 +84,8 @@ Commands:
   spf check DOMAIN [--route default | --include DOMAIN | --ip IP]...
                                 does DOMAIN's SPF authorize the upstream? exits 1 unless pass
   dns records DOMAIN [--json]   the DNS records DOMAIN should publish for this relay:
-                                SPF, submission SRV, autoconfig names
+                                SPF, submission SRV, autoconfig names, DKIM keys
+                                and a DMARC suggestion, in zone-file form
   dkim keygen DOMAIN [--selector S] [--algorithm ed25519|rsa|both]
                                 make DOMAIN's DKIM signing keys (default both:
                                 selectors S-ed25519 and S-rsa); prints the records
