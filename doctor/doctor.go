@@ -84,6 +84,11 @@ type Options struct {
 	// DefaultRoute runs the default route's connection test; nil: the
 	// relay has no default route.
 	DefaultRoute func(ctx context.Context) delivery.ConnectionReport
+	// DefaultRouteFrom names where DefaultRoute's settings were read (the
+	// CLI: the configuration file, now). The relay reads [default_route]
+	// when it starts, so the result says what was tested: a file edited
+	// since is not what the running relay sends with. "": not said.
+	DefaultRouteFrom string
 
 	Now            func() time.Time
 	Dial           func(ctx context.Context, network, addr string) (net.Conn, error)

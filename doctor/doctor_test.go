@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"outbound/admin"
+	"outbound/delivery"
 	"outbound/dkim"
 	"outbound/internal/admintest"
 	"outbound/internal/dnstest"
@@ -298,6 +299,30 @@ func TestWrongSPF(t *testing.T) {
 	got := failures(rs, "SPF of example.com")
 	if len(got) != 1 || !strings.Contains(got[0].Fix, "include:_spf.example.net") || !strings.Contains(got[0].Detail, "ip4:203.0.113.9") {
 		t.Errorf("want the fix with the include to add and the published record: %+v", got)
+	}
+}
+
+// The default route is tested with the configuration file's settings,
+// which a relay started before an edit does not use: the result says so,
+// passing or not.
+func TestDefaultRouteSaysItTestedTheFile(t *testing.T) {
+	o, _ := healthy(t)
+	o.DefaultRouteFrom = "/etc/outbound.toml"
+	report := delivery.ConnectionReport{OK: true, Target: "smtp.example.net:587"}
+	o.DefaultRoute = func(context.Context) delivery.ConnectionReport { return report }
+	r := findAll(Run(context.Background(), o), "default route")
+	if len(r) != 1 || !r[0].OK || r[0].Name != "default route as /etc/outbound.toml has it" ||
+		!strings.Contains(r[0].Detail, "a relay started before the file was last edited sends with the settings it started with") {
+		t.Errorf("passing: %+v", r)
+	}
+
+	report = delivery.ConnectionReport{Target: "smtp.example.net:587",
+		Steps: []delivery.ConnectionStep{{Name: "connect", Status: "failed", Error: "connection refused"}}}
+	rs := Run(context.Background(), o)
+	onlyFailure(t, rs, "default route as /etc/outbound.toml has it", "fix [default_route] in the configuration")
+	if r := failures(rs, "default route"); !strings.Contains(r[0].Detail, "connection refused") ||
+		!strings.Contains(r[0].Detail, "as /etc/outbound.toml has it now") {
+		t.Errorf("failing: %+v", r)
 	}
 }
 

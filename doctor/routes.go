@@ -13,8 +13,7 @@ import (
 func checkRoutes(ctx context.Context, o *Options) []Result {
 	var out []Result
 	if o.DefaultRoute != nil {
-		out = append(out, connectionResult("default route", o.DefaultRoute(ctx),
-			"fix [default_route] in the configuration (host, port, tls, credentials), then restart"))
+		out = append(out, checkDefaultRoute(ctx, o))
 	}
 	if o.API == nil {
 		return out
@@ -37,6 +36,23 @@ func checkRoutes(ctx context.Context, o *Options) []Result {
 			"fix it with `outbound smarthost update "+h.Name+"` (host, port, --tls, credentials, --ca-file)"))
 	}
 	return out
+}
+
+// checkDefaultRoute runs the default route's connection test and says
+// whose settings it tested (DefaultRouteFrom): the running relay keeps
+// the ones it started with.
+func checkDefaultRoute(ctx context.Context, o *Options) Result {
+	name := "default route"
+	if o.DefaultRouteFrom != "" {
+		name += " as " + o.DefaultRouteFrom + " has it"
+	}
+	r := connectionResult(name, o.DefaultRoute(ctx),
+		"fix [default_route] in the configuration (host, port, tls, credentials), then restart")
+	if o.DefaultRouteFrom != "" {
+		r.Detail += fmt.Sprintf("; tested with [default_route] as %s has it now: a relay started before the file was last edited sends with the settings it started with until it restarts",
+			o.DefaultRouteFrom)
+	}
+	return r
 }
 
 // connectionResult turns a connection test's report into a result: the

@@ -122,10 +122,16 @@ func doctorOptions(e *cliEnv, cfg config.Config, minFree string) (doctor.Options
 		o.AdminAddr = dialableAddr(cfg.Admin.Listen)
 		o.AdminExposed = adminServesTLS(cfg.Admin.Listen)
 	}
-	// The capture route sends nothing: there is no upstream to test.
+	// The capture route sends nothing: there is no upstream to test. The
+	// admin API has no test of the running relay's default route, so the
+	// file's is tested, and the result says so.
 	if cfg.DefaultRoute.Host != "" && !cfg.Capture() {
 		o.DefaultRoute = func(ctx context.Context) delivery.ConnectionReport {
 			return defaultRouteTest(ctx, cfg)
+		}
+		o.DefaultRouteFrom = e.configPath
+		if o.DefaultRouteFrom == "" {
+			o.DefaultRouteFrom = "the configuration"
 		}
 	}
 	var early []doctor.Result
