@@ -60,6 +60,11 @@ type Options struct {
 	// days when 0), so that a renewal that stopped is noticed in time.
 	MinValidity time.Duration
 
+	// HTTPListeners are the configured HTTP listeners besides the admin
+	// one (provider webhooks, autoconfig, send API), each checked to
+	// answer and, over HTTPS, to serve a trusted certificate.
+	HTTPListeners []HTTPListener
+
 	// AdminAddr is the admin listener's address to dial and AdminExposed
 	// says it listens beyond loopback, where it must not speak plain HTTP.
 	AdminAddr    string
@@ -130,7 +135,8 @@ func (o *Options) defaults() {
 }
 
 // Run runs every check and returns their results in a fixed order:
-// listeners and certificates, the certificate's renewal, the host name, routes, SPF, DKIM and DMARC,
+// listeners and certificates (submission, then the other HTTP
+// listeners), the certificate's renewal, the host name, routes, SPF, DKIM and DMARC,
 // files, disk and the admin listener.
 func Run(ctx context.Context, o Options) []Result {
 	o.defaults()
@@ -140,6 +146,9 @@ func Run(ctx context.Context, o Options) []Result {
 	}
 	if o.StartTLS != "" {
 		out = append(out, checkListener(ctx, &o, o.StartTLS, true)...)
+	}
+	for _, l := range o.HTTPListeners {
+		out = append(out, checkHTTPListener(ctx, &o, l)...)
 	}
 	out = append(out, checkTLSStatus(&o)...)
 	out = append(out, checkHostname(ctx, &o))

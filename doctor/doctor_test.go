@@ -69,6 +69,20 @@ func startListeners(t *testing.T, cert tls.Certificate) (implicit, starttls stri
 	return l1.Addr().String(), l2.Addr().String()
 }
 
+// startHTTPS serves 404s over HTTPS with cert on loopback, as the relay's
+// provider-webhook or autoconfig listener off loopback, and returns its
+// address.
+func startHTTPS(t *testing.T, cert tls.Certificate) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	// A probe that fails the handshake makes the server log it.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
 // zone publishes SPF for example.org (authorizing the rig's default
 // route, _spf.example.net) and a wrong one for example.com.
 const zone = `$TTL 300
@@ -124,12 +138,18 @@ func healthy(t *testing.T) (Options, *admintest.Rig) {
 	adminSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	adminSrv.StartTLS()
 	t.Cleanup(adminSrv.Close)
+	autoconfigSrv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(autoconfigSrv.Close)
 	return Options{
 		Hostname: "relay.test", ImplicitTLS: implicit, StartTLS: starttls,
 		Roots: ca.Pool,
 		// The test CA's certificates live a day.
 		MinValidity: time.Hour,
 		AdminAddr:   adminSrv.Listener.Addr().String(), AdminExposed: true,
+		HTTPListeners: []HTTPListener{
+			{Section: "provider_webhooks", Addr: startHTTPS(t, ca.Issue(t, "relay.test")), TLS: true},
+			{Section: "autoconfig", Addr: autoconfigSrv.Listener.Addr().String()},
+		},
 		DataDir: data, KeyFiles: []string{token, filepath.Join(data, "secrets.key")}, UID: os.Getuid(),
 		MinFree: 1 << 30,
 		API:     rig.Client,
@@ -226,6 +246,8 @@ func TestHealthySetupPasses(t *testing.T) {
 		t.Error("Failed says a check failed")
 	}
 	for _, want := range []string{"listener " + o.ImplicitTLS, "listener " + o.StartTLS, "certificate on " + o.StartTLS,
+		"listener " + o.HTTPListeners[0].Addr + " ([provider_webhooks] listen, HTTPS)", "certificate on " + o.HTTPListeners[0].Addr,
+		"listener " + o.HTTPListeners[1].Addr + " ([autoconfig] listen, plain HTTP on loopback)",
 		"smarthost sendgrid", "SPF of example.org", "DKIM key s1._domainkey.example.org", "DMARC alignment of example.org", "certificate renewal", "permissions of " + o.DataDir, "free space", "admin listener"} {
 		if len(findAll(rs, want)) == 0 {
 			t.Errorf("no check named %q in %+v", want, rs)
@@ -249,8 +271,10 @@ func TestExpiredCertificate(t *testing.T) {
 	o.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
 	rs := Run(context.Background(), o)
 	onlyFailure(t, rs, "certificate on", "renew the certificate")
-	if got := failures(rs, "certificate on"); len(got) != 2 || !strings.Contains(got[0].Detail, "expired") {
-		t.Errorf("want both listeners' certificate expired, got %+v", got)
+	// 465, 587 and the provider-webhook listener's HTTPS.
+	if got := failures(rs, "certificate on"); len(got) != 3 || !strings.Contains(got[0].Detail, "expired") ||
+		got[2].Name != "certificate on "+o.HTTPListeners[0].Addr {
+		t.Errorf("want the three listeners' certificate expired, got %+v", got)
 	}
 }
 
@@ -285,6 +309,45 @@ func TestListenerDown(t *testing.T) {
 	rs := Run(context.Background(), o)
 	if got := failures(rs, o.StartTLS); len(got) != 2 || !strings.Contains(got[0].Fix, "starttls") {
 		t.Errorf("want the listener and its certificate failed, naming [submission] starttls: %+v", got)
+	}
+}
+
+// The provider-webhook listener off loopback serves HTTPS with the
+// relay's certificate: a self-signed one is what providers refuse.
+func TestHTTPSListenerSelfSigned(t *testing.T) {
+	o, _ := healthy(t)
+	o.HTTPListeners[0].Addr = startHTTPS(t, selfSigned(t, "relay.test"))
+	onlyFailure(t, Run(context.Background(), o), "certificate on "+o.HTTPListeners[0].Addr, "configure [tls] cert/key or [acme]")
+}
+
+// A listener that should speak HTTPS but answers plain HTTP fails the
+// handshake; its certificate is then not checked.
+func TestHTTPSListenerSpeakingPlainHTTP(t *testing.T) {
+	o, _ := healthy(t)
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	o.HTTPListeners[0].Addr = plain.Listener.Addr().String()
+	rs := Run(context.Background(), o)
+	onlyFailure(t, rs, plain.Listener.Addr().String(), "")
+	got := failures(rs, plain.Listener.Addr().String())
+	if len(got) != 2 || !strings.Contains(got[0].Detail, "TLS handshake") ||
+		!strings.Contains(got[0].Fix, "[provider_webhooks] listen") || !strings.Contains(got[1].Detail, "not checked") {
+		t.Errorf("want the handshake failed, naming [provider_webhooks] listen, and the certificate not checked: %+v", got)
+	}
+}
+
+func TestLoopbackHTTPListenerDown(t *testing.T) {
+	o, _ := healthy(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.HTTPListeners[1].Addr = l.Addr().String()
+	l.Close()
+	rs := Run(context.Background(), o)
+	onlyFailure(t, rs, "listener "+o.HTTPListeners[1].Addr, "check [autoconfig] listen")
+	if got := failures(rs, o.HTTPListeners[1].Addr); len(got) != 1 || !strings.Contains(got[0].Detail, "cannot connect") {
+		t.Errorf("want one failure, the connection (plain HTTP has no certificate): %+v", got)
 	}
 }
 

@@ -122,6 +122,7 @@ func doctorOptions(e *cliEnv, cfg config.Config, minFree string) (doctor.Options
 		o.AdminAddr = dialableAddr(cfg.Admin.Listen)
 		o.AdminExposed = adminServesTLS(cfg.Admin.Listen)
 	}
+	o.HTTPListeners = doctorHTTPListeners(cfg)
 	// The capture route sends nothing: there is no upstream to test. The
 	// admin API has no test of the running relay's default route, so the
 	// file's is tested, and the result says so.
@@ -151,6 +152,23 @@ func doctorOptions(e *cliEnv, cfg config.Config, minFree string) (doctor.Options
 		o.API = c
 	}
 	return o, early, nil
+}
+
+// doctorHTTPListeners are the HTTP listeners configured besides the admin
+// one, each HTTPS by the admin listener's rule (serve.go): anywhere but
+// loopback.
+func doctorHTTPListeners(cfg config.Config) []doctor.HTTPListener {
+	var out []doctor.HTTPListener
+	for _, l := range []struct{ section, listen string }{
+		{"provider_webhooks", cfg.ProviderWebhooks.Listen},
+		{"autoconfig", cfg.Autoconfig.Listen},
+		{"send_api", cfg.SendAPI.Listen},
+	} {
+		if l.listen != "" {
+			out = append(out, doctor.HTTPListener{Section: l.section, Addr: dialableAddr(l.listen), TLS: adminServesTLS(l.listen)})
+		}
+	}
+	return out
 }
 
 // defaultRouteTest runs the default route's connection test with the
