@@ -323,6 +323,78 @@ func TestNullMXOfTheRecipientIsUnknownDomainAndOfTheSenderPolicy(t *testing.T) {
 	want(t, bounce.Classify(553, "5.7.27", "<alice@example.com>: Sender address rejected: Domain example.com does not accept mail (nullMX)"), bounce.Permanent, bounce.Policy)
 }
 
+// The sender's null MX is no failed SPF, DKIM or DMARC check: the sender's
+// own domain says in DNS that it takes no mail, and only its DNS can fix
+// that. The explanation must say so, whether the code or the words tell.
+func TestSendersNullMXIsExplainedAsTheSendersDNS(t *testing.T) {
+	for _, v := range []bounce.Verdict{
+		bounce.Classify(550, "5.7.27", "Sender address has null MX"),
+		bounce.Classify(550, "", "5.7.27 Sender address has null MX"),
+		bounce.Classify(553, "5.7.27", "<alice@example.com>: Sender address rejected: Domain example.com does not accept mail (nullMX)"),
+		bounce.Classify(550, "", "<alice@example.com>: sender domain publishes a null MX record"),
+	} {
+		want(t, v, bounce.Permanent, bounce.Policy)
+		if !strings.Contains(v.Explanation, "null MX (RFC 7505)") || !strings.Contains(v.Explanation, "sender domain's DNS") {
+			t.Errorf("explanation %q does not name the sender's null MX and its DNS", v.Explanation)
+		}
+		if strings.Contains(v.Explanation, "SPF") {
+			t.Errorf("explanation %q blames sender authentication", v.Explanation)
+		}
+	}
+	// The recipient's null MX keeps its own explanation.
+	if got := bounce.Classify(556, "5.1.10", "Recipient address has null MX").Explanation; got != "the recipient's domain does not accept mail (null MX)" {
+		t.Errorf("recipient's null MX explained %q", got)
+	}
+	// Gmail sends SPF failures as x.7.27 too; the words about SPF decide.
+	if got := bounce.Classify(550, "5.7.27", "This message was blocked because it didn't pass SPF authentication.").Explanation; !strings.Contains(got, "SPF") {
+		t.Errorf("Gmail's SPF failure under 5.7.27 explained %q", got)
+	}
+	// Other sender-authentication codes still speak of SPF, DKIM and DMARC.
+	if got := bounce.Classify(550, "5.7.26", "Multiple authentication checks failed").Explanation; !strings.Contains(got, "SPF") {
+		t.Errorf("5.7.26 explained %q", got)
+	}
+}
+
+func TestNotInRecipientListIsUnknownUser(t *testing.T) {
+	want(t, bounce.Classify(550, "5.0.0", "not in recipient list"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(550, "5.0.0", "<bob@example.org>... not in recipient list"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(550, "5.7.1", "bob@example.org is not on our valid recipients list"), bounce.Permanent, bounce.UnknownUser)
+	want(t, bounce.Classify(450, "4.0.0", "not in the recipient list"), bounce.Temporary, bounce.UnknownUser)
+	// No code at all: an MTA's own words that the address is unknown are final.
+	want(t, bounce.Classify(0, "", "bob@example.org: not in recipient list"), bounce.Permanent, bounce.UnknownUser)
+	// The sender's address on a list is not the recipient's.
+	want(t, bounce.Classify(550, "5.7.1", "Sender address rejected: not in recipient list"), bounce.Permanent, bounce.Policy)
+}
+
+func TestNoDomainStatusWordIsUnknownDomain(t *testing.T) {
+	want(t, bounce.Classify(550, "5.0.0", "NO-DOMAIN"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(550, "", "5.0.0 NO-DOMAIN"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(554, "5.0.0", "example.org: NO_DOMAIN"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(550, "", "(NO-DOMAIN)"), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(0, "", "delivery failed: NO-DOMAIN."), bounce.Permanent, bounce.UnknownDomain)
+	want(t, bounce.Classify(451, "4.0.0", "NO-DOMAIN"), bounce.Temporary, bounce.UnknownDomain)
+	// The word inside a host name or a longer word says nothing about the
+	// recipient's domain.
+	for _, text := range []string{
+		"mx.no-domain.example.net: service unavailable",
+		"no-domain.example.net: service unavailable",
+		"no-domain-check failed",
+		"nodomain",
+	} {
+		if v := bounce.Classify(550, "5.0.0", text); v.Category == bounce.UnknownDomain {
+			t.Errorf("%q: got %s, want anything but unknown-domain", text, v.Category)
+		}
+	}
+}
+
+// "This account has been blocked" does not say whose account: the sender's
+// (a provider stopping an abusive sender) or the recipient's (a suspended
+// mailbox). Neither reading is clear enough for a rule, so it stays policy;
+// under a 5xx either reading is final, so only the category is at stake.
+func TestAccountBlockedStaysPolicy(t *testing.T) {
+	want(t, bounce.Classify(550, "5.7.1", "This account has been blocked"), bounce.Permanent, bounce.Policy)
+}
+
 func TestFrequencyLimitsSentAs5xxAreRetried(t *testing.T) {
 	want(t, bounce.Classify(550, "", "Connection frequency limited"), bounce.Temporary, bounce.RateLimited)
 	want(t, bounce.Classify(550, "", "MI:STC 163 mx3,QMCowEBXd1pMnL5j http://mail.163.com/help/help_spam_16.htm?ip=192.0.2.25"), bounce.Temporary, bounce.RateLimited)

@@ -228,6 +228,7 @@ const (
 	whyGrey          = "the receiving server greylisted the message, which asks senders to come back later"
 	whyBlock         = "the sending server's IP address or domain is on a blocklist"
 	whySenderAuth    = "the message failed the receiver's sender authentication checks (SPF, DKIM or DMARC)"
+	whySenderNullMX  = "the sender's domain publishes a null MX (RFC 7505), so receivers refuse mail from it; the fix is in the sender domain's DNS"
 	whyPTR           = "the sending server's IP address has no valid reverse DNS"
 	whyTooLarge      = "the message is larger than the receiving server accepts"
 	whySpam          = "the receiving server rejected the message as spam or unsafe content"
@@ -261,14 +262,17 @@ var (
 	}
 	// userUnknownRe says it with words in between: "User (bob@example.org)
 	// unknown", "mailbox bob@example.org not found", "invalid recipient",
-	// "unknown local-part", "not listed in Domino Directory". An address
-	// alone is not enough after the noun: "Sender address rejected" is
-	// the sender's, caught before.
+	// "unknown local-part", "not listed in Domino Directory", and a
+	// server's own list of the addresses it takes: "not in recipient
+	// list", "not in the valid recipients list". An address alone is not
+	// enough after the noun: "Sender address rejected" is the sender's,
+	// caught before.
 	userUnknownRe = `\b(user|users|recipients?|addressee|mailbox|account|local-part)\b[^;]{0,40}\b(unknown|invalid|rejected|` +
 		`not found|no longer exists?|not exists?|no exists?|not activated|inactivated|not ok|cannot be verified|` +
 		`not a member|not known|not valid)\b|` +
 		`\b(unknown|invalid|wrong|bad|no such|no valid|illegal|non-?existent|inexistent)\s+(local-part|users?|recipients?|` +
-		`addressee|address|mailbox|account|destination)\b|\bnot listed in (the )?(domino directory|public name)`
+		`addressee|address|mailbox|account|destination)\b|\bnot listed in (the )?(domino directory|public name)|` +
+		`\bnot (in|on) (the |my |our )?(valid )?recipients? list\b`
 	// mailboxDisabled is an account that exists but takes no mail.
 	mailboxDisabledRe = `\b(account|mailbox|user|recipient|inbox)\b[^;,]{0,40}\b(disabled|inactive|suspended|frozen|locked|` +
 		`terminated|deactivated|deleted|closed|archived|expired)\b|\b(disabled|inactive|suspended|frozen|locked|deactivated)\b ` +
@@ -282,6 +286,12 @@ var (
 		"unknown domain", "couldn't find any host", "couldn't find a mail exchanger", "no mail exchanger",
 		"non-existent host", "nonexistent host", "no route found to domain", "dns domain", "domain name not found",
 	}
+	// noDomainRe is the bare status word "NO-DOMAIN" (or NO_DOMAIN) that
+	// some servers send as their whole reply text. It must stand alone:
+	// "no-domain.example" is a host name and "no-domain-policy" is some
+	// other word, so it is bounded by anything but a letter, digit, dot or
+	// dash, a sentence's final period allowed.
+	noDomainRe = `(^|[^\w.-])no[-_]domain($|[^\w.-]|\.($|\s))`
 )
 
 // rules is the classification table. The first rule that matches decides;
@@ -346,7 +356,15 @@ var rules = compileRules([]rule{
 
 	// 3. Sender authentication and the sending server's identity.
 	{status: "*.7.25", cat: Policy, why: whyPTR},
-	{status: "*.7.23, *.7.24, *.7.26, *.7.27, *.7.30, *.7.32, *.7.40, *.7.509, *.7.515", cat: Policy, why: whySenderAuth},
+	// x.7.27 is the sender's domain publishing a null MX (RFC 7505 section
+	// 4.3): no authentication check failed, the domain says it takes no
+	// mail, so nothing can answer a reply or a bounce. Gmail also sends SPF
+	// failures as x.7.27; their words about SPF were caught above. The same
+	// said in words, before the recipient's null MX below reads it as an
+	// unknown domain.
+	{status: "*.7.27", cat: Policy, why: whySenderNullMX},
+	{re: `\bsender\b[^;]{0,80}\bnull[ -]?mx\b`, cat: Policy, why: whySenderNullMX},
+	{status: "*.7.23, *.7.24, *.7.26, *.7.30, *.7.32, *.7.40, *.7.509, *.7.515", cat: Policy, why: whySenderAuth},
 	{text: []string{"sender is unauthenticated", "unauthenticated email", "fails to pass authentication checks",
 		"authentication checks"}, cat: Policy, why: whySenderAuth},
 	// A missing or mismatched PTR is the reason even when the reply talks
@@ -472,7 +490,7 @@ var rules = compileRules([]rule{
 
 	// 8. What the text says, before the generic codes (x.0.0, x.2.0, x.5.0,
 	// x.7.1...), which say nothing the text does not say better.
-	{text: domainUnknown, class: finalUnlessSaidOtherwise, cat: UnknownDomain, why: whyDomain},
+	{text: domainUnknown, re: noDomainRe, class: finalUnlessSaidOtherwise, cat: UnknownDomain, why: whyDomain},
 	{text: userUnknown, re: userUnknownRe, class: finalUnlessSaidOtherwise, cat: UnknownUser, why: whyUser},
 	{re: mailboxDisabledRe, class: finalUnlessSaidOtherwise, cat: UnknownUser, why: whyDisabled},
 	// RFC 5321's 550 text; under 450 the same words mean "busy".
