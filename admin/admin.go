@@ -55,6 +55,10 @@ type Options struct {
 	Smarthosts *smarthost.Store
 	// LocalName is the EHLO name of connection tests (the relay's hostname).
 	LocalName string
+	// ImplicitTLSPort and STARTTLSPort are the submission listeners'
+	// configured ports, which autoconfig announces too, for the SRV
+	// records of GET /api/dns-records; 0 means 465 and 587.
+	ImplicitTLSPort, STARTTLSPort int
 	// ConnectionTestTimeout bounds each step of a connection test; 0
 	// means the smarthost package's default.
 	ConnectionTestTimeout time.Duration

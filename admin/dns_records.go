@@ -39,10 +39,11 @@ type DNSRecord struct {
 }
 
 // dnsRecords lists the records of a domain some user sends from. The
-// submission SRV records name the standard ports (465 and 587), the ones
-// clients are told everywhere else; Outlook's _autodiscover SRV points
-// at the relay's host name on 443, so Outlook reaches the autodiscover
-// answer with the relay's own certificate.
+// submission SRV records name the ports the listeners are configured on,
+// as autoconfig does (465 and 587 unless set otherwise; srvPortsNote);
+// Outlook's _autodiscover SRV points at the relay's host name on 443, so
+// Outlook reaches the autodiscover answer with the relay's own
+// certificate.
 func (a *api) dnsRecords(w http.ResponseWriter, r *http.Request) error {
 	domain := strings.ToLower(strings.TrimSuffix(r.PathValue("domain"), "."))
 	if domain == "" || strings.ContainsAny(domain, " /@") {
@@ -99,10 +100,11 @@ func (a *api) dnsRecords(w http.ResponseWriter, r *http.Request) error {
 			Purpose: "SPF: authorizes the upstreams this domain's users send through"})
 		rep.Notes = append(rep.Notes, "a domain has one SPF record: if it publishes one already, add "+strings.Join(terms, " ")+" to it instead")
 	}
+	implicit, starttls := portOr(a.ImplicitTLSPort, 465), portOr(a.STARTTLSPort, 587)
 	rep.Records = append(rep.Records,
-		DNSRecord{Name: fqdn("_submissions._tcp." + domain), Type: "SRV", Value: "0 1 465 " + host,
+		DNSRecord{Name: fqdn("_submissions._tcp." + domain), Type: "SRV", Value: fmt.Sprintf("0 1 %d %s", implicit, host),
 			Purpose: "RFC 8314: mail submission over implicit TLS"},
-		DNSRecord{Name: fqdn("_submission._tcp." + domain), Type: "SRV", Value: "0 1 587 " + host,
+		DNSRecord{Name: fqdn("_submission._tcp." + domain), Type: "SRV", Value: fmt.Sprintf("0 1 %d %s", starttls, host),
 			Purpose: "RFC 6186: mail submission with STARTTLS"},
 		DNSRecord{Name: fqdn("autoconfig." + domain), Type: "CNAME", Value: host,
 			Purpose: "Thunderbird's autoconfig (the certificate must name autoconfig." + domain + " for HTTPS)"},
@@ -111,11 +113,34 @@ func (a *api) dnsRecords(w http.ResponseWriter, r *http.Request) error {
 		DNSRecord{Name: fqdn("_autodiscover._tcp." + domain), Type: "SRV", Value: "0 1 443 " + host,
 			Purpose: "Outlook's autodiscover at the relay's own name, with its own certificate"},
 	)
+	if note := srvPortsNote(implicit, starttls); note != "" {
+		rep.Notes = append(rep.Notes, note)
+	}
 	if err := a.addDKIMRecords(&rep); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// portOr is port, or def when it is 0 (not configured).
+func portOr(port, def int) int {
+	if port == 0 {
+		return def
+	}
+	return port
+}
+
+// srvPortsNote says, when a submission listener is configured on a port
+// other than the standard one, that the SRV records (and autoconfig) name
+// that port, and what to publish instead when a firewall forwards the
+// standard ports to it: clients then reach 465 and 587.
+func srvPortsNote(implicit, starttls int) string {
+	if implicit == 465 && starttls == 587 {
+		return ""
+	}
+	return fmt.Sprintf("the submission SRV records name the ports the relay listens on (%d for implicit TLS, %d for STARTTLS), as autoconfig does; "+
+		"if a firewall forwards 465 and 587 to them instead, publish 465 and 587 in the SRV records (autoconfig still names the listeners' ports)", implicit, starttls)
 }
 
 // addDKIMRecords adds the domain's DKIM keys' TXT records and a DMARC

@@ -52,6 +52,52 @@ func TestDNSRecordsForDefaultRouteAndSmarthost(t *testing.T) {
 	}
 }
 
+// The submission SRV records name the ports the listeners are configured
+// on, as autoconfig does, with a note for a firewall that forwards the
+// standard ports; on the standard ports there is no such note.
+func TestDNSRecordsNameTheConfiguredSubmissionPorts(t *testing.T) {
+	srv := func(rep *admin.DNSRecords, name string) string {
+		for _, rec := range rep.Records {
+			if rec.Type == "SRV" && rec.Name == name {
+				return rec.Value
+			}
+		}
+		return ""
+	}
+	portsNote := func(rep *admin.DNSRecords) string {
+		for _, n := range rep.Notes {
+			if strings.Contains(n, "SRV") {
+				return n
+			}
+		}
+		return ""
+	}
+	r := admintest.NewWith(t, func(o *admin.Options) { o.ImplicitTLSPort = 2465 })
+	r.AddUsers(t, "app@example.com")
+	rep, err := r.Client.DNSRecords("example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv(rep, "_submissions._tcp.example.com."); got != "0 1 2465 relay.test." {
+		t.Errorf("_submissions SRV %q, want port 2465", got)
+	}
+	if got := srv(rep, "_submission._tcp.example.com."); got != "0 1 587 relay.test." {
+		t.Errorf("_submission SRV %q, want the standard port", got)
+	}
+	if n := portsNote(rep); !strings.Contains(n, "2465 for implicit TLS, 587 for STARTTLS") || !strings.Contains(n, "publish 465 and 587") {
+		t.Errorf("note %q", n)
+	}
+
+	r = admintest.NewWith(t, func(o *admin.Options) { o.ImplicitTLSPort, o.STARTTLSPort = 465, 587 })
+	r.AddUsers(t, "app@example.com")
+	if rep, err = r.Client.DNSRecords("example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if srv(rep, "_submissions._tcp.example.com.") != "0 1 465 relay.test." || portsNote(rep) != "" {
+		t.Errorf("standard ports: %+v", rep)
+	}
+}
+
 func TestDNSRecordsUnknownDomainAndSenders(t *testing.T) {
 	r := admintest.New(t)
 	r.AddUsers(t, "app@example.com")

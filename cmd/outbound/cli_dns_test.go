@@ -1,9 +1,13 @@
 package main
 
 import (
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +15,7 @@ import (
 
 	"outbound/autoconfig"
 	"outbound/internal/admintest"
+	"outbound/internal/testutil"
 )
 
 func TestCLIDNSRecords(t *testing.T) {
@@ -69,6 +74,40 @@ func TestCLIDNSRecordsPasteIntoAZone(t *testing.T) {
 	}
 	if !strings.Contains(out, "; DKIM rsa key, signing\ns1-rsa._domainkey.example.org. IN TXT \"v=DKIM1; k=rsa; p=") {
 		t.Errorf("the RSA key's record is not under its comment:\n%s", out)
+	}
+}
+
+// The served relay's SRV records name the port its implicit-TLS listener
+// is configured on, the one autoconfig announces, and say why.
+func TestServeDNSRecordsNameTheListenersPorts(t *testing.T) {
+	dir := t.TempDir()
+	_, adminPort, _ := net.SplitHostPort(testutil.FreePort(t))
+	_, smtpsPort, _ := net.SplitHostPort(testutil.FreePort(t))
+	config := testutil.WriteFile(t, dir, "outbound.toml", []byte("hostname = \"relay.test\"\n"+
+		"data_dir = "+strconv.Quote(filepath.Join(dir, "data"))+"\n"+
+		"[submission]\nimplicit_tls = "+strconv.Quote(net.JoinHostPort("127.0.0.1", smtpsPort))+"\nstarttls = \"\"\n"+
+		"[admin]\nlisten = "+strconv.Quote(net.JoinHostPort("127.0.0.1", adminPort))+"\n"))
+	cfg, err := loadConfig(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := start(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	if out, err := runCLI(t, config, "a long enough password\n", "user", "add", "alice@example.org"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	out, err := runCLI(t, config, "", "dns", "records", "example.org")
+	if err != nil {
+		t.Fatalf("dns records: %v\n%s", err, out)
+	}
+	for _, want := range []string{"_submissions._tcp.example.org. IN SRV 0 1 " + smtpsPort + " relay.test.",
+		"(" + smtpsPort + " for implicit TLS, 587 for STARTTLS), as autoconfig does"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -115,6 +115,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
+		ImplicitTLSPort: portOf(cfg.Submission.ImplicitTLS), STARTTLSPort: portOf(cfg.Submission.StartTLS),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, RefuseCaptureSmarthosts: refuseCaptureSmarthosts(cfg), Operators: operators, SPF: checker,
 		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured, APIKeys: apiKeys, Templates: templates})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
