@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/queue"
 )
 
 var (
@@ -67,7 +69,7 @@ func OpenBolt(db *bolt.DB, counted func(Kind)) (*Bolt, error) {
 }
 
 // Put stores evs in tx, the transaction of the queue change they report
-// (wrap it as a queue.TxHook). It may run more than once for one commit
+// (Write gives it as a queue.TxHook). It may run more than once for one commit
 // (groupcommit retries a failed shared transaction alone), and reads only
 // memory and tx. An event of a kind written without its message's tags and
 // metadata (a provider's report, redacted) takes them from the message's
@@ -107,6 +109,13 @@ func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
 		return b.outbox.Put(tx, stored)
 	}
 	return nil
+}
+
+// Write is Put of evs as a queue.TxHook, for the queue change they report:
+// a caller passes it to the queue (Add, UpdateAlso) and needs no bbolt of
+// its own. Call Counted with evs once the change committed.
+func (b *Bolt) Write(evs ...Event) queue.TxHook {
+	return func(tx *bolt.Tx) error { return b.Put(tx, evs...) }
 }
 
 // Counted counts events stored by Put, after their commit.

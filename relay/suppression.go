@@ -3,8 +3,6 @@ package relay
 import (
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"outbound/events"
 	"outbound/queue"
 	"outbound/suppression"
@@ -20,10 +18,11 @@ type Suppressions interface {
 var _ Suppressions = (*suppression.Bolt)(nil)
 
 // Events is the event log (package events), written in the transaction
-// that queues the message: a received event exists exactly when the
+// that queues the message: Write gives the write as a hook the spool runs
+// in that transaction, so a received event exists exactly when the
 // message does.
 type Events interface {
-	Put(tx *bolt.Tx, evs ...events.Event) error
+	Write(evs ...events.Event) queue.TxHook
 	Counted(evs []events.Event)
 }
 
@@ -60,6 +59,5 @@ func (s *session) receivedEvents(m *queue.Message, at time.Time) ([]queue.TxHook
 		evs = append(evs, events.Event{At: at, Kind: events.Received, Message: m.ID, User: m.User, Recipient: r.Addr,
 			Tags: m.Tags, Metadata: m.Metadata})
 	}
-	write := func(tx *bolt.Tx) error { return log.Put(tx, evs...) }
-	return []queue.TxHook{write}, func() { log.Counted(evs) }
+	return []queue.TxHook{log.Write(evs...)}, func() { log.Counted(evs) }
 }
