@@ -532,14 +532,7 @@ func (c *Config) validateCapture(bad func(key, format string, args ...any)) {
 // loopbackAddr says whether host:port listens on loopback only.
 func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && netutil.IsLoopback(host)
 }
 
 // Validate checks an upstream's settings.
