@@ -2,13 +2,13 @@ package mcp
 
 import (
 	"context"
-	"crypto/rand"
 	"strconv"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"outbound/admin"
+	"outbound/auth"
 	"outbound/provider"
 )
 
@@ -145,7 +145,7 @@ func (t *tools) register(s *sdk.Server) {
 	sdk.AddTool(s, &sdk.Tool{Name: "user_add", Description: "Add a user (an SMTP login) with a generated password, returned once in this answer: give it to the user, the relay keeps only its hash.",
 		Annotations: change("Add a user", false)},
 		func(ctx context.Context, _ *sdk.CallToolRequest, in userAddIn) (*sdk.CallToolResult, any, error) {
-			password := generatePassword()
+			password := auth.GeneratePassword()
 			u, err := c.CreateUser(admin.CreateUserRequest{Name: in.Name, Password: password, AllowFrom: in.AllowFrom})
 			if err != nil {
 				return nil, nil, err
@@ -413,16 +413,4 @@ func presets() []presetView {
 
 func fmtPort(pm provider.PortMode) string {
 	return strconv.Itoa(pm.Port) + " " + string(pm.TLS)
-}
-
-// generatePassword returns 20 characters from an unambiguous alphabet
-// (about 110 bits), as `user add --generate-password` does.
-func generatePassword() string {
-	const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 20)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"outbound/admin"
+	"outbound/auth"
 )
 
 func (e *cliEnv) userCommand(args []string) error {
@@ -65,7 +65,7 @@ func (e *cliEnv) userAdd(args []string) error {
 	}
 	var password string
 	if *generate {
-		password = generatePassword()
+		password = auth.GeneratePassword()
 	} else if password, err = e.readPassword("Password for " + pos[0]); err != nil {
 		return err
 	}
@@ -249,16 +249,4 @@ func (e *cliEnv) userRoute(args []string) error {
 		}
 		return nil
 	})
-}
-
-// generatePassword returns 20 characters from an unambiguous alphabet
-// (about 110 bits).
-func generatePassword() string {
-	const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 20)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
