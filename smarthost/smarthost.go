@@ -554,14 +554,7 @@ func (s *Store) List() ([]*Smarthost, error) {
 // Update applies change to the stored smarthost in one transaction; a
 // non-nil password replaces the stored one. The name cannot change.
 func (s *Store) Update(name string, password *string, change func(*Smarthost) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		h, err := get(b, name)
-		if err != nil {
-			return err
-		}
+	return s.edit(name, func(b *bolt.Bucket, h *Smarthost) error {
 		if change != nil {
 			if err := change(h); err != nil {
 				return err
@@ -591,10 +584,32 @@ func (s *Store) Update(name string, password *string, change func(*Smarthost) er
 		if password != nil {
 			h.SealedPassword = nil
 			if *password != "" {
-				if h.SealedPassword, err = seal(s.aead, []byte(name), []byte(*password)); err != nil {
+				sealed, err := seal(s.aead, []byte(name), []byte(*password))
+				if err != nil {
 					return err
 				}
+				h.SealedPassword = sealed
 			}
+		}
+		return nil
+	})
+}
+
+// edit reads the stored smarthost name, lets change alter it and writes it
+// back, in one transaction and under the key's read lock (change may seal
+// with it); Version moves once that committed. b is the smarthosts
+// bucket, for checks that read the others.
+func (s *Store) edit(name string, change func(b *bolt.Bucket, h *Smarthost) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		h, err := get(b, name)
+		if err != nil {
+			return err
+		}
+		if err := change(b, h); err != nil {
+			return err
 		}
 		return put(b, h)
 	})

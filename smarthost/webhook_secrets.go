@@ -65,14 +65,7 @@ func (s *Store) MaskedWebhookSecrets(h *Smarthost) (map[string]string, error) {
 // transaction: each name in set gets its value, an empty value removes it;
 // names not in set are kept.
 func (s *Store) SetWebhookSecrets(name string, set map[string]string) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		h, err := get(b, name)
-		if err != nil {
-			return err
-		}
+	return s.edit(name, func(_ *bolt.Bucket, h *Smarthost) error {
 		all, err := s.webhookSecrets(h)
 		if err != nil {
 			return err
@@ -94,10 +87,6 @@ func (s *Store) SetWebhookSecrets(name string, set map[string]string) error {
 				return err
 			}
 		}
-		return put(b, h)
+		return nil
 	})
-	if err == nil {
-		s.version.Add(1)
-	}
-	return err
 }
