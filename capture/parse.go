@@ -23,7 +23,8 @@ func Subject(body []byte) string {
 	return s
 }
 
-// Header is one header field as it appears in the message.
+// Header is one header field as it appears in the message: its name as
+// written, its value unfolded onto one line and its encoded words decoded.
 type Header struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
@@ -44,9 +45,11 @@ type Parts struct {
 	Attachments []Attachment `json:"attachments"`
 }
 
-// Parse takes a message apart: its header fields (decoded), its first
-// text/plain and text/html parts (transfer-decoded) and its attachments.
-// A part that cannot be parsed is skipped: viewing never fails on odd mail.
+// Parse takes a message apart: its header fields in the message's order
+// (decoded), its first text/plain and text/html parts (transfer-decoded)
+// and its attachments. A part that cannot be parsed is skipped: viewing
+// never fails on odd mail; a message whose header net/mail refuses is
+// shown as text, whole.
 func Parse(body []byte) Parts {
 	var p Parts
 	m, err := mail.ReadMessage(bytes.NewReader(body))
@@ -54,26 +57,45 @@ func Parse(body []byte) Parts {
 		p.Text = string(body)
 		return p
 	}
+	// net/mail's header is a map under canonical names: the fields are
+	// read again from the bytes, for their order and spelling.
+	p.Headers = headerFields(body)
 	dec := new(mime.WordDecoder)
-	for name, values := range m.Header {
-		for _, v := range values {
-			if d, err := dec.DecodeHeader(v); err == nil {
-				v = d
-			}
-			p.Headers = append(p.Headers, Header{Name: name, Value: v})
+	for i, h := range p.Headers {
+		if d, err := dec.DecodeHeader(h.Value); err == nil {
+			p.Headers[i].Value = d
 		}
 	}
-	sortHeaders(p.Headers)
 	p.walk(m.Header.Get("Content-Type"), m.Header.Get("Content-Transfer-Encoding"), "", m.Body, 0)
 	return p
 }
 
-func sortHeaders(h []Header) {
-	for i := 1; i < len(h); i++ {
-		for j := i; j > 0 && h[j].Name < h[j-1].Name; j-- {
-			h[j], h[j-1] = h[j-1], h[j]
+// headerFields are the header fields of msg in order, up to the blank
+// line that ends the header: each under its name as written, a folded
+// field unfolded (its lines joined by a space, as net/mail does). A line
+// that is neither a field nor a continuation of one is skipped.
+func headerFields(msg []byte) []Header {
+	var out []Header
+	for len(msg) > 0 {
+		line, rest, _ := bytes.Cut(msg, []byte("\n"))
+		msg = rest
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
 		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if n := len(out); n > 0 {
+				out[n-1].Value = strings.TrimSpace(out[n-1].Value + " " + strings.TrimSpace(string(line)))
+			}
+			continue
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		out = append(out, Header{Name: string(bytes.TrimRight(name, " \t")), Value: strings.TrimSpace(string(value))})
 	}
+	return out
 }
 
 func (p *Parts) walk(ctype, cte, disposition string, r io.Reader, depth int) {
