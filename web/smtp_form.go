@@ -121,7 +121,8 @@ type SMTPFields struct {
 	Presets  []provider.Preset
 	TLSModes []Choice
 	// Fallbacks are the smarthosts a smarthost may fall back to; nil
-	// hides the field (a user's own SMTP server has none).
+	// hides the field (a user's own SMTP server has none), empty shows
+	// it with None alone (see FallbackField).
 	Fallbacks []string
 	// Kinds are the Kind choices of a shared smarthost (smarthostKinds);
 	// nil hides the field (a user's own SMTP server is always SMTP).
@@ -132,6 +133,12 @@ type SMTPFields struct {
 	Test              *TestResult
 }
 
+// FallbackField says the form has the Fallback field: a shared
+// smarthost's form always has it, even while no other smarthost exists to
+// fall back to, so that it is there to see (and its hint says why it
+// offers None alone).
+func (f SMTPFields) FallbackField() bool { return f.Fallbacks != nil }
+
 // Choice is one option of a select.
 type Choice struct{ Value, Label string }
 
@@ -141,8 +148,12 @@ var tlsModes = []Choice{
 	{"", "As the provider recommends"},
 	{"starttls", "STARTTLS (usually port 587)"},
 	{"implicit", "Implicit TLS (usually port 465)"},
-	{"none", "None (only a server on this machine)"},
+	{tlsNone, "None (only a server on this machine)"},
 }
+
+// tlsNone is the Secure connection mode without TLS, for a server on this
+// machine only.
+const tlsNone = "none"
 
 // smarthostKinds are the Kind choices: with Capture, the page's style
 // hides the SMTP fields (no script needed).
@@ -153,6 +164,26 @@ var smarthostKinds = []Choice{
 
 func smtpFields(f SMTPForm) SMTPFields {
 	return SMTPFields{Form: f, Presets: provider.All(), TLSModes: tlsModes}
+}
+
+// ownSMTPFields are the fields of a user's own SMTP server on its page.
+// A sender is not offered Secure connection None: it needs a server on
+// this machine, which the API refuses a sender unless the operator allows
+// private hosts (allowPrivate, web.allow_private_hosts). An operator
+// keeps it, and so does a form whose value it already is, so that the
+// select shows what is stored.
+func ownSMTPFields(f SMTPForm, operator, allowPrivate bool) SMTPFields {
+	fields := smtpFields(f)
+	if operator || allowPrivate || f.TLS == tlsNone {
+		return fields
+	}
+	fields.TLSModes = nil
+	for _, c := range tlsModes {
+		if c.Value != tlsNone {
+			fields.TLSModes = append(fields.TLSModes, c)
+		}
+	}
+	return fields
 }
 
 // TestResult is a connection test's report as a page shows it, and what

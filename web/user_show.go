@@ -82,7 +82,7 @@ func (h *handler) userPage(r *http.Request) (*UserPage, error) {
 	if s := d.OwnSmarthost; s != nil {
 		form = smtpFormOf(s.Preset, s.Host, s.Port, s.TLS, s.Username, s.Password)
 	}
-	p.SMTP = smtpFields(form)
+	p.SMTP = ownSMTPFields(form, p.Operator, h.AllowPrivateHosts)
 	p.Sender = SenderForm{DisplayName: d.DisplayName, ReplyTo: d.ReplyTo, AllowFrom: joinList(d.AllowFrom), DSN: d.DSN}
 	p.Limits = LimitsForm{PerHour: strconv.Itoa(d.Limits.PerHour), PerDay: strconv.Itoa(d.Limits.PerDay)}
 	if p.APIKeys, err = h.apiKeysSection(r, d.Name); err != nil {

@@ -78,6 +78,10 @@ type Options struct {
 	// a user (package autoconfig), offered on its E-mail settings page;
 	// nil: not offered.
 	AppleProfile func(login string) ([]byte, error)
+	// AllowPrivateHosts is web.allow_private_hosts, as the API has it: a
+	// sender may then give its own SMTP server on this machine, so its
+	// form offers Secure connection None (ownSMTPFields).
+	AllowPrivateHosts bool
 	// Now is the clock; nil: time.Now. Tests move it to expire sessions.
 	Now    func() time.Time
 	Logger *slog.Logger

@@ -120,7 +120,8 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured, APIKeys: apiKeys, Templates: templates})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
-		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web")}
+		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web"),
+		AllowPrivateHosts: cfg.Web.AllowPrivateHosts}
 	acOpts := autoconfigOptions(cfg, s.users, token, log.With("component", "autoconfig"))
 	wo.AppleProfile = appleProfiles(acOpts, s.users)
 	// The sign-in page is throttled as SMTP AUTH is, with its own counts.
