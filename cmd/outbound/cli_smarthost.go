@@ -80,7 +80,7 @@ func (e *cliEnv) smarthostCommand(args []string) error {
 			return listCommand(e, "smarthost list", args, (*admin.Client).Smarthosts, printSmarthosts)
 		},
 		"show": func(args []string) error {
-			return showCommand(e, "smarthost show", "usage: outbound smarthost show NAME [--json]", args, (*admin.Client).Smarthost, showSmarthost)
+			return showCommand(e, "smarthost show", "usage: outbound smarthost show NAME [--json]", args, (*admin.Client).Smarthost, e.showSmarthostWebhook)
 		},
 		"del":    del,
 		"delete": del,

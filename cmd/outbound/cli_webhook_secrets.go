@@ -3,9 +3,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
+
+	"outbound/admin"
+	"outbound/provider"
 )
 
 // webhookFlags are smarthost update's flags for the provider's webhook
@@ -109,6 +113,61 @@ func (e *cliEnv) setWebhookSecrets(name string, secrets map[string]string) error
 		fmt.Fprintf(e.stdout, " %s %s", k, v.Secrets[k])
 	}
 	fmt.Fprintln(e.stdout)
+	printWebhookPaths(e.stdout, v)
+	return nil
+}
+
+// webhookFormats names each webhook path's format for people.
+var webhookFormats = map[string]string{
+	"mailgun": "Mailgun", "sendgrid": "SendGrid", "postmark": "Postmark",
+	"ses": "Amazon SES through SNS", "generic": "the generic format, for a bridge of your own",
+}
+
+// printWebhookPaths says which path of the provider_webhooks listener to
+// give the smarthost's provider, and which secrets that path needs, then
+// lists the other paths: they are answered too, each with its own secrets.
+func printWebhookPaths(w io.Writer, v *admin.WebhookSecretsView) {
+	why := webhookFormats[v.Provider]
+	if v.ProviderFrom != "" {
+		why += ", from " + v.ProviderFrom
+	} else {
+		why += ": no preset names a provider whose events the relay reads"
+	}
+	needs := make([]string, len(v.Needs))
+	for i, n := range v.Needs {
+		state := "not set"
+		if _, ok := v.Secrets[n]; ok {
+			state = "set"
+		}
+		needs[i] = n + " (" + state + ")"
+	}
+	fmt.Fprintf(w, "Webhook:     give the provider %s on the provider_webhooks listener (%s); it needs %s\n", v.Path, why, strings.Join(needs, ", "))
+	var others []string
+	for _, p := range provider.WebhookProviders() {
+		if path, ok := v.Paths[p]; ok && p != v.Provider {
+			others = append(others, path)
+		}
+	}
+	fmt.Fprintf(w, "             also answered, with their own secrets: %s\n", strings.Join(others, ", "))
+}
+
+// showSmarthostWebhook is smarthost show's output: showSmarthost, then,
+// for an SMTP smarthost, the webhook path to give its provider.
+func (e *cliEnv) showSmarthostWebhook(w io.Writer, h *admin.SmarthostView) error {
+	if err := showSmarthost(w, h); err != nil || h.Kind == "capture" {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	v, err := c.WebhookSecrets(h.Name)
+	if err != nil {
+		// The rest was shown; say why this part is missing.
+		fmt.Fprintf(w, "Webhook:     (unavailable: %v)\n", err)
+		return nil
+	}
+	printWebhookPaths(w, v)
 	return nil
 }
 

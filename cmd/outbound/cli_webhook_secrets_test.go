@@ -31,3 +31,33 @@ func TestCLISmarthostWebhookSecrets(t *testing.T) {
 		t.Fatalf("not cleared: %v", got)
 	}
 }
+
+// smarthost show and smarthost update with webhook secrets name the path
+// to give the smarthost's provider (from its preset), say whether the
+// secret it needs is set, and list the other paths as answered too.
+func TestCLISmarthostShowsItsProvidersWebhookPath(t *testing.T) {
+	r := newCLIRig(t)
+	req := r.SmarthostRequest("mg")
+	req.Preset = "mailgun-eu" // the rig's host, port and TLS mode stay
+	if code, body := r.Call(t, "POST", "/api/smarthosts", admintest.Token, req); code != 201 {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	first := "Webhook:     give the provider /hooks/mg/mailgun on the provider_webhooks listener (Mailgun, from preset mailgun-eu); it needs mailgun_signing_key"
+	also := "also answered, with their own secrets: /hooks/mg/sendgrid, /hooks/mg/postmark, /hooks/mg/ses, /hooks/mg/generic\n"
+	if out := r.mustRun("smarthost", "show", "mg"); !strings.Contains(out, first+" (not set)\n") || !strings.Contains(out, also) {
+		t.Fatalf("show:\n%s", out)
+	}
+	file := testutil.WriteFile(t, t.TempDir(), "mg.key", []byte("key-0123456789abcdef-signing\n"))
+	if out := r.mustRun("smarthost", "update", "mg", "--webhook-signing-key-file", file); !strings.Contains(out, first+" (set)\n") || !strings.Contains(out, also) {
+		t.Fatalf("update:\n%s", out)
+	}
+	// Without a preset, the generic bridge's path comes first.
+	r.AddSmarthost(t, "plain")
+	if out := r.mustRun("smarthost", "show", "plain"); !strings.Contains(out, "give the provider /hooks/plain/generic") ||
+		!strings.Contains(out, "no preset names a provider") || !strings.Contains(out, "generic_secret (not set)") {
+		t.Fatalf("show plain:\n%s", out)
+	}
+	if out := r.mustRun("smarthost", "show", "--json", "mg"); strings.Contains(out, "Webhook:") {
+		t.Fatalf("show --json prints the human lines:\n%s", out)
+	}
+}
