@@ -155,7 +155,8 @@ func (b *Backend) Serve(l net.Listener, tlsConfig *tls.Config, implicitTLS bool)
 // and is closed when it next waits. When ctx ends first, the connections
 // still open are closed; Shutdown still waits for the session calls in
 // progress to return, so that none touches a closed store. It returns
-// ctx's error in that case.
+// ctx's error in that case. Those sessions get "421 4.3.2" too, before
+// their connection closes.
 func (b *Backend) Shutdown(ctx context.Context) error {
 	t := b.conns
 	t.closing.Store(true)
@@ -183,7 +184,10 @@ func (b *Backend) Shutdown(ctx context.Context) error {
 		}
 		for _, c := range open {
 			if ctxErr != nil {
-				c.end(nil)
+				// Past the deadline a session still in a command is cut
+				// off, but with the reply that says it may retry, not a
+				// bare close.
+				c.endNow(errShuttingDown)
 			} else if c.idle() {
 				c.end(errShuttingDown)
 			}
@@ -207,14 +211,29 @@ func (c *trackedConn) idle() bool {
 }
 
 // end closes the connection, first telling the client why when a session
-// is open on it and no session call is in progress. With final nil (the
-// shutdown deadline passed) it just closes.
+// is open on it and no session call is in progress. With final nil it
+// just closes.
 func (c *trackedConn) end(final *smtp.SMTPError) {
 	c.mu.Lock()
 	s, busy, already := c.session, c.busy, c.ended
 	c.ended = true
 	c.mu.Unlock()
 	if final != nil && s != nil && busy == 0 && !already {
+		s.closeWith(final)
+	}
+	c.Close()
+}
+
+// endNow is end for a session that may be in the middle of a command (the
+// shutdown deadline passed): the reply is written anyway, before the close
+// that ends the command. A reply go-smtp writes at the same moment may come
+// before or after it; either way the client learns to retry.
+func (c *trackedConn) endNow(final *smtp.SMTPError) {
+	c.mu.Lock()
+	s, already := c.session, c.ended
+	c.ended = true
+	c.mu.Unlock()
+	if s != nil && !already {
 		s.closeWith(final)
 	}
 	c.Close()

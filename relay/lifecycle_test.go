@@ -112,6 +112,9 @@ func TestShutdownDeadlineClosesBusySessions(t *testing.T) {
 		t.Fatalf("Shutdown = %v, want the deadline's error", err)
 	}
 	sending.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := sending.br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "421 4.3.2") {
+		t.Fatalf("the unfinished message's session read %q, %v; want 421 4.3.2 before the close", line, err)
+	}
 	if _, err := sending.br.ReadString('\n'); err == nil {
 		t.Fatal("the connection of the unfinished message is still open")
 	}
