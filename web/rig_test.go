@@ -6,7 +6,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,20 +16,16 @@ import (
 	"outbound/auth"
 	"outbound/autoconfig"
 	"outbound/capture"
-	"outbound/delivery"
 	"outbound/events"
-	"outbound/internal/testutil"
+	"outbound/internal/admintest"
 	"outbound/queue"
 	"outbound/quota"
-	"outbound/route"
 	"outbound/sendapi"
 	"outbound/smarthost"
-	"outbound/spf"
 	"outbound/suppression"
 )
 
 const (
-	apiToken         = "web-test-token"
 	operatorName     = "admin"
 	operatorPassword = "operator password 1"
 	senderPassword   = "sender password 1"
@@ -91,12 +86,10 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if len(o) > 0 {
 		opts = o[0]
 	}
-	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users.SetHashCost(4)
+	// The admin API as the admin tests have it, with what the web
+	// interface needs on top: operators, capture, API keys, templates.
+	parts := admintest.NewParts(t)
+	db, users := parts.DB, parts.Users
 	ops, err := auth.NewOperators(db, users)
 	if err != nil {
 		t.Fatal(err)
@@ -104,25 +97,12 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if _, err := ops.Add(operatorName, operatorPassword); err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs, err := quota.Open(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	evlog, err := events.OpenBolt(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	supp, err := suppression.OpenBolt(db, opts.suppressionScope, 0, nil)
-	if err != nil {
-		t.Fatal(err)
+	supp := parts.Suppressions
+	if opts.suppressionScope != "" {
+		// The list over the same bucket, in the scope the test wants.
+		if supp, err = suppression.OpenBolt(db, opts.suppressionScope, 0, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	captured, err := capture.OpenBolt(db)
 	if err != nil {
@@ -136,23 +116,10 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes, err := route.New(route.Options{
-		Default: route.Default{Host: "smtp.example.net", Port: 587, TLSMode: "starttls",
-			SPFInclude: "_spf.example.net", SPFPolicy: spf.PolicyWarn},
-		DefaultLimits: quota.Limits{PerHour: 2, PerDay: 2},
-		OwnLimits:     quota.Limits{PerHour: 50, PerDay: 500},
-		MaxPerDay:     10000,
-		Smarthosts:    hosts,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := admin.Handler(admin.Options{Users: users, Queue: q, Quota: qs, Routes: routes, Token: apiToken,
-		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
-		// A Deliverer that never runs: the operator's Bounce works, nothing is delivered.
-		Bouncer:           delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}),
-		AllowPrivateHosts: opts.allowPrivateHosts, SPF: opts.spf, Events: evlog,
-		Suppressions: supp, Capture: captured, APIKeys: apiKeys, Templates: tmpls})
+	apiOpts := parts.Options
+	apiOpts.AllowPrivateHosts, apiOpts.SPF, apiOpts.Suppressions = opts.allowPrivateHosts, opts.spf, supp
+	apiOpts.Capture, apiOpts.APIKeys, apiOpts.Templates = captured, apiKeys, tmpls
+	api := admin.Handler(apiOpts)
 	c := &clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 	profile := func(login string) ([]byte, error) {
 		u, err := users.Get(login)
@@ -161,7 +128,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		}
 		return autoconfig.Options{Hostname: "relay.test"}.Profile(u), nil
 	}
-	h, err := Handler(Options{API: api, Token: apiToken, Operators: ops, Users: users,
+	h, err := Handler(Options{API: api, Token: admintest.Token, Operators: ops, Users: users,
 		Throttle: opts.throttle, Now: c.Now, AppleProfile: profile})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +140,8 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &rig{srv: srv, users: users, operators: ops, queue: q, quota: qs, hosts: hosts, clock: c, events: evlog, supp: supp, captured: captured, apiKeys: apiKeys, tmpls: tmpls}
+	return &rig{srv: srv, users: users, operators: ops, queue: parts.Queue, quota: parts.Quota, hosts: parts.Smarthosts,
+		clock: c, events: parts.Events, supp: supp, captured: captured, apiKeys: apiKeys, tmpls: tmpls}
 }
 
 // addMessage queues a message user submitted to rcpts, all queued.

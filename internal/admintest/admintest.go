@@ -26,6 +26,8 @@ import (
 	"outbound/spf"
 	"outbound/suppression"
 	"outbound/webhooks"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The rig's secrets, for tests that check they never come back.
@@ -38,18 +40,32 @@ const (
 	UpstreamPassword = "SG.upstream-secret-xyz789"
 )
 
-// Rig is the admin handler on an httptest server, over real stores in a
-// temporary bbolt file, a real route.Router and, as the operator's bounce,
-// a delivery.Deliverer that does not run (so nothing is delivered).
+// Rig is the admin handler on an httptest server, over the stores of
+// Parts.
+type Rig struct {
+	// URL is the API's base URL; Client speaks to it with Token.
+	URL    string
+	Client *admin.Client
+	*Parts
+}
+
+// Parts are what a Rig is built from, before its handler is made: real
+// stores in a temporary bbolt file, a real route.Router, a delivery.Deliverer
+// that does not run as the operator's bounce (so nothing is delivered), and
+// the handler's options over them. A rig that mounts the API its own way
+// (the web interface's) starts from here, so that the API is set up in one
+// place for every test.
 //
 // The router's settings are those every test relies on: a default route
 // with an SPF include and the warn policy, limits of 2 per hour and 2 per
 // day there and 50/500 for users on a smarthost, a limits.max_per_day
 // ceiling of 10000.
-type Rig struct {
-	// URL is the API's base URL; Client speaks to it with Token.
-	URL    string
-	Client *admin.Client
+type Parts struct {
+	// DB holds the stores, for stores a test adds beside them.
+	DB *bolt.DB
+	// Options are the handler's options: the stores below, the router,
+	// the bounce, Token and the local name "relay.test".
+	Options admin.Options
 
 	Users      *auth.Store
 	Queue      *queue.Queue
@@ -79,6 +95,18 @@ func New(t testing.TB) *Rig {
 // NewWith builds a Rig whose handler options are changed by change (nil:
 // none) before the handler is made: for the tests of a setting.
 func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
+	t.Helper()
+	p := NewParts(t)
+	if change != nil {
+		change(&p.Options)
+	}
+	srv := httptest.NewServer(admin.Handler(p.Options))
+	t.Cleanup(srv.Close)
+	return &Rig{URL: srv.URL, Client: admin.NewClient(srv.URL, Token, srv.Client()), Parts: p}
+}
+
+// NewParts builds the Parts of a Rig; the Upstream stops at cleanup.
+func NewParts(t testing.TB) *Parts {
 	t.Helper()
 	db := testutil.OpenDB(t)
 	users, err := auth.NewStore(db)
@@ -135,14 +163,9 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 		Bouncer: delivery.New(q, routes, delivery.Options{LocalName: "relay.test"}), Token: Token,
 		Smarthosts: hosts, LocalName: "relay.test", ConnectionTestTimeout: 2 * time.Second,
 		Events: evlog, Suppressions: suppressed, Webhooks: hooks}
-	if change != nil {
-		change(&opts)
-	}
-	srv := httptest.NewServer(admin.Handler(opts))
-	t.Cleanup(srv.Close)
-	return &Rig{URL: srv.URL, Client: admin.NewClient(srv.URL, Token, srv.Client()),
-		Users: users, Queue: q, Quota: qs, Smarthosts: hosts, Events: evlog, Suppressions: suppressed,
-		Webhooks: hooks, Upstream: up, CAFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
+	return &Parts{DB: db, Options: opts, Users: users, Queue: q, Quota: qs, Smarthosts: hosts,
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks, Upstream: up,
+		CAFile: testutil.WriteFile(t, dir, "ca.pem", ca.PEM)}
 }
 
 // SmarthostRequest is a smarthost called name that passes its connection
