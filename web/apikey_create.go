@@ -43,23 +43,14 @@ func (h *handler) apiKeysSection(r *http.Request, user string) (APIKeysSection, 
 func (h *handler) apiKeyCreate(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	created, err := h.api(r).CreateAPIKey(r.PathValue("name"), name)
-	if err != nil && (apiStatus(err) == http.StatusNotFound || apiStatus(err) < 400 || apiStatus(err) >= 500) {
-		h.apiFail(w, r, err)
-		return
-	}
-	p, perr := h.userPage(r)
-	if perr != nil {
-		h.apiFail(w, r, perr)
-		return
-	}
-	status := http.StatusOK
-	if err != nil {
-		status = apiStatus(err)
-		p.APIKeys.Name, p.APIKeys.Error = name, err.Error()
-	} else {
-		p.APIKeys.Created = created
-	}
-	// No cache may keep the page that holds the key.
-	w.Header().Set("Cache-Control", "no-store")
-	h.showUser(w, r, status, p)
+	h.userRefused(w, r, err, func(p *UserPage) {
+		if err != nil {
+			p.APIKeys.Name, p.APIKeys.Error = name, err.Error()
+		} else {
+			p.APIKeys.Created = created
+		}
+		// No cache may keep the page that holds the key (set here, before
+		// the page is written).
+		w.Header().Set("Cache-Control", "no-store")
+	})
 }

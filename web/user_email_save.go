@@ -49,20 +49,11 @@ func (h *handler) userEmailSave(w http.ResponseWriter, r *http.Request) {
 // emailRefused draws the user page again after a refused E-mail settings
 // action: the form as entered (never the password), the test or refusal.
 func (h *handler) emailRefused(w http.ResponseWriter, r *http.Request, f SMTPForm, t *TestResult, err error) {
-	status := apiStatus(err)
-	if status == http.StatusNotFound || status < 400 || status >= 500 {
-		h.apiFail(w, r, err)
-		return
-	}
-	p, perr := h.userPage(r)
-	if perr != nil {
-		h.apiFail(w, r, perr)
-		return
-	}
-	if f != (SMTPForm{}) {
-		f.Saved = p.SMTP.Form.Saved
-		p.SMTP.Form, p.Mode = f, "own"
-	}
-	p.SMTP.Test = t
-	h.showUser(w, r, status, p)
+	h.userRefused(w, r, err, func(p *UserPage) {
+		if f != (SMTPForm{}) {
+			f.Saved = p.SMTP.Form.Saved
+			p.SMTP.Form, p.Mode = f, "own"
+		}
+		p.SMTP.Test = t
+	})
 }

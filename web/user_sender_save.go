@@ -33,20 +33,3 @@ func (h *handler) userSenderSave(w http.ResponseWriter, r *http.Request) {
 	}
 	h.redirect(w, r, "/users/"+pathName(d.Name), ok("Sender settings saved."))
 }
-
-// userRefused draws the user page again with the API's refusal of one
-// section's form, which change puts in place.
-func (h *handler) userRefused(w http.ResponseWriter, r *http.Request, err error, change func(*UserPage)) {
-	status := apiStatus(err)
-	if status == http.StatusNotFound || status < 400 || status >= 500 {
-		h.apiFail(w, r, err)
-		return
-	}
-	p, perr := h.userPage(r)
-	if perr != nil {
-		h.apiFail(w, r, perr)
-		return
-	}
-	change(p)
-	h.showUser(w, r, status, p)
-}
