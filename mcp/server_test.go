@@ -399,3 +399,28 @@ func TestSuppressionsQueueAndEventsTools(t *testing.T) {
 		t.Errorf("smarthost_presets: %s", out)
 	}
 }
+
+// smarthost_add and smarthost_update take the kind, as the CLI's --kind
+// does: a capture smarthost takes only its name, and SMTP settings with it
+// are refused with the API's reason.
+func TestSmarthostKindCapture(t *testing.T) {
+	rig := admintest.New(t)
+	cs := session(t, rig, Options{})
+	out := mustCall(t, cs, "smarthost_add", map[string]any{"name": "staging", "kind": "capture"})
+	if !strings.Contains(out, `"saved": true`) {
+		t.Fatalf("smarthost_add kind capture: %s", out)
+	}
+	if h, err := rig.Smarthosts.Get("staging"); err != nil || !h.Captures() {
+		t.Fatalf("stored: %+v %v", h, err)
+	}
+	text, isErr := callTool(t, cs, "smarthost_add", map[string]any{"name": "c2", "kind": "capture", "host": "smtp.example.com"})
+	if !isErr || !strings.Contains(text, "host") {
+		t.Fatalf("capture with a host: error %v, %s", isErr, text)
+	}
+	mustCall(t, cs, "smarthost_update", map[string]any{"name": "staging", "kind": "smtp", "host": rig.Upstream.Host,
+		"port": rig.Upstream.Port, "tls": "starttls", "username": admintest.UpstreamUser,
+		"password": admintest.UpstreamPassword, "ca_file": rig.CAFile})
+	if h, err := rig.Smarthosts.Get("staging"); err != nil || h.Captures() || h.Host != rig.Upstream.Host {
+		t.Fatalf("after update to smtp: %+v %v", h, err)
+	}
+}

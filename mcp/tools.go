@@ -60,6 +60,7 @@ type routeDefaultIn struct {
 
 type smarthostAddIn struct {
 	Name       string   `json:"name" jsonschema:"a name for the smarthost, e.g. sendgrid"`
+	Kind       string   `json:"kind,omitempty" jsonschema:"smtp (the default: an SMTP server) or capture (keep its users' mail in the capture store, never send it; takes no other setting)"`
 	Preset     string   `json:"preset,omitempty" jsonschema:"a provider preset (smarthost_presets) filling host, port, tls and username"`
 	Host       string   `json:"host,omitempty" jsonschema:"the SMTP host; required without a preset"`
 	Port       int      `json:"port,omitempty" jsonschema:"the SMTP port; required without a preset"`
@@ -75,6 +76,7 @@ type smarthostAddIn struct {
 
 type smarthostUpdateIn struct {
 	Name       string    `json:"name" jsonschema:"the smarthost to change"`
+	Kind       *string   `json:"kind,omitempty" jsonschema:"smtp or capture; to capture drops the SMTP settings, back to smtp needs them again"`
 	Host       *string   `json:"host,omitempty" jsonschema:"new SMTP host"`
 	Port       *int      `json:"port,omitempty" jsonschema:"new SMTP port"`
 	TLS        *string   `json:"tls,omitempty" jsonschema:"implicit, starttls or none"`
@@ -201,7 +203,7 @@ func (t *tools) register(s *sdk.Server) {
 	sdk.AddTool(s, &sdk.Tool{Name: "smarthost_add", Description: "Add a smarthost: the connection is tested first (connect, TLS, AUTH; the report lists each step) and the smarthost saved only when the test passes, unless force. Give a preset, or host, port and tls.",
 		Annotations: change("Add a smarthost", false)},
 		func(ctx context.Context, _ *sdk.CallToolRequest, in smarthostAddIn) (*sdk.CallToolResult, any, error) {
-			return saved(c.AddSmarthost(admin.SmarthostRequest{Name: in.Name,
+			return saved(c.AddSmarthost(admin.SmarthostRequest{Name: in.Name, Kind: in.Kind,
 				ConnectionSettings: admin.ConnectionSettings{Preset: in.Preset, Host: in.Host, Port: in.Port, TLS: in.TLS,
 					Username: in.Username, Password: in.Password, CAFile: in.CAFile},
 				SPFInclude: in.SPFInclude, SPFIPs: in.SPFIPs, Fallback: in.Fallback, Force: in.Force}))
@@ -214,7 +216,7 @@ func (t *tools) register(s *sdk.Server) {
 	sdk.AddTool(s, &sdk.Tool{Name: "smarthost_update", Description: "Change a smarthost's settings (only those given); the connection is tested again and nothing is saved when the test fails, unless force.",
 		Annotations: change("Update a smarthost", true)},
 		func(ctx context.Context, _ *sdk.CallToolRequest, in smarthostUpdateIn) (*sdk.CallToolResult, any, error) {
-			return saved(c.UpdateSmarthost(in.Name, admin.SmarthostUpdateRequest{Host: in.Host, Port: in.Port, TLS: in.TLS,
+			return saved(c.UpdateSmarthost(in.Name, admin.SmarthostUpdateRequest{Kind: in.Kind, Host: in.Host, Port: in.Port, TLS: in.TLS,
 				Username: in.Username, Password: in.Password, CAFile: in.CAFile, SPFInclude: in.SPFInclude, SPFIPs: in.SPFIPs,
 				Fallback: in.Fallback, Force: in.Force}))
 		})
