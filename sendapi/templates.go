@@ -29,10 +29,13 @@ var templatesBucket = []byte("send-api-templates")
 const (
 	MaxTemplateBytes  = 256 << 10
 	maxRenderedBytes  = 2 << 20
-	renderTimeout     = 2 * time.Second
 	maxVersionsKept   = 100
 	maxTemplateNameLn = 100
 )
+
+// renderTimeout is how long a render may take before it is refused (and
+// stopped: template_limits.go); a variable for the tests.
+var renderTimeout = 2 * time.Second
 
 // Template is one version of a template.
 type Template struct {
@@ -99,16 +102,47 @@ func (t *Template) validate() *fieldError {
 			return badField(fmt.Sprintf("variables[%d]", i), "%q is not a variable name (letters, digits, '_')", v)
 		}
 	}
-	if _, err := texttemplate.New("subject").Parse(t.Subject); err != nil {
-		return badField("subject", "%v", err)
+	_, fe := t.compile(newRenderBudget(), false)
+	return fe
+}
+
+// compiled is a template's three parts, parsed and checked.
+type compiled struct {
+	subject, text *texttemplate.Template
+	html          *htmltemplate.Template
+}
+
+// compile parses each part of t with the functions of budget b and checks
+// it against the rules that keep rendering bounded (template_limits.go).
+// For a render (instrument), each range body and template also charges b
+// for its steps; a validation only checks.
+func (t *Template) compile(b *renderBudget, instrument bool) (*compiled, *fieldError) {
+	var c compiled
+	var err error
+	parseText := func(part, src string) (*texttemplate.Template, *fieldError) {
+		x, err := texttemplate.New(part).Option("missingkey=error").Funcs(b.funcs()).Parse(src)
+		if err != nil {
+			return nil, badField(part, "%v", err)
+		}
+		if err := checkTrees(textTrees(x), instrument); err != nil {
+			return nil, badField(part, "%v", err)
+		}
+		return x, nil
 	}
-	if _, err := texttemplate.New("text").Parse(t.Text); err != nil {
-		return badField("text", "%v", err)
+	var fe *fieldError
+	if c.subject, fe = parseText("subject", t.Subject); fe != nil {
+		return nil, fe
 	}
-	if _, err := htmltemplate.New("html").Parse(t.HTML); err != nil {
-		return badField("html", "%v", err)
+	if c.text, fe = parseText("text", t.Text); fe != nil {
+		return nil, fe
 	}
-	return nil
+	if c.html, err = htmltemplate.New("html").Option("missingkey=error").Funcs(b.funcs()).Parse(t.HTML); err != nil {
+		return nil, badField("html", "%v", err)
+	}
+	if err := checkTrees(htmlTrees(c.html), instrument); err != nil {
+		return nil, badField("html", "%v", err)
+	}
+	return &c, nil
 }
 
 // put stores t as the next version of its name and returns it.
@@ -206,12 +240,21 @@ type rendered struct {
 
 // render runs t on data. A declared variable missing from data, or any
 // key the template reads that data lacks, is a fieldError naming it.
-// Rendering is bounded in output and time.
+// Rendering is bounded in data, steps, output and time; a render refused
+// at its deadline is stopped, not left running (template_limits.go).
 func (t *Template) render(data map[string]any) (*rendered, *fieldError) {
 	for _, v := range t.Variables {
 		if _, ok := data[v]; !ok {
 			return nil, badField("data."+v, "template %s (version %d) needs variable %q", t.Name, t.Version, v)
 		}
+	}
+	if fe := checkData(data); fe != nil {
+		return nil, fe
+	}
+	b := newRenderBudget()
+	c, fe := t.compile(b, true)
+	if fe != nil {
+		return nil, fe
 	}
 	type result struct {
 		r  *rendered
@@ -219,46 +262,47 @@ func (t *Template) render(data map[string]any) (*rendered, *fieldError) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, fe := t.execute(data)
+		r, fe := c.execute(t, data, b)
+		if b.stopped {
+			rendersHalted.Add(1)
+		}
 		done <- result{r, fe}
 	}()
+	timer := time.NewTimer(renderTimeout)
+	defer timer.Stop()
 	select {
 	case res := <-done:
 		return res.r, res.fe
-	case <-time.After(renderTimeout):
-		// The goroutine ends by itself: its output is bounded.
+	case <-timer.C:
+		// The next step, function call or write ends the execution.
+		b.halt.Store(true)
 		return nil, badField("template", "rendering took longer than %s", renderTimeout)
 	}
 }
 
-func (t *Template) execute(data map[string]any) (*rendered, *fieldError) {
-	budget := &limitedBuffer{left: maxRenderedBytes}
+func (c *compiled) execute(t *Template, data map[string]any, b *renderBudget) (*rendered, *fieldError) {
+	budget := &limitedBuffer{left: maxRenderedBytes, b: b}
 	run := func(part string, exec func(io.Writer) error) (string, *fieldError) {
 		budget.Reset()
+		budget.left = maxRenderedBytes
 		if err := exec(budget); err != nil {
-			if errors.Is(err, errRenderedTooLarge) {
-				return "", badField("template", "the rendered %s is larger than %d bytes", part, maxRenderedBytes)
-			}
-			return "", badField(missingField(err, part), "%v", err)
+			return "", execError(err, part)
 		}
 		return budget.String(), nil
 	}
-	subj := texttemplate.Must(texttemplate.New("subject").Option("missingkey=error").Parse(t.Subject))
-	text := texttemplate.Must(texttemplate.New("text").Option("missingkey=error").Parse(t.Text))
-	html := htmltemplate.Must(htmltemplate.New("html").Option("missingkey=error").Parse(t.HTML))
 	var r rendered
 	var fe *fieldError
-	if r.Subject, fe = run("subject", func(w io.Writer) error { return subj.Execute(w, data) }); fe != nil {
+	if r.Subject, fe = run("subject", func(w io.Writer) error { return c.subject.Execute(w, data) }); fe != nil {
 		return nil, fe
 	}
 	if strings.ContainsAny(r.Subject, "\r\n") {
 		return nil, badField("subject", "the rendered subject has a line break")
 	}
-	if r.Text, fe = run("text", func(w io.Writer) error { return text.Execute(w, data) }); fe != nil {
+	if r.Text, fe = run("text", func(w io.Writer) error { return c.text.Execute(w, data) }); fe != nil {
 		return nil, fe
 	}
 	if t.HTML != "" {
-		if r.HTML, fe = run("html", func(w io.Writer) error { return html.Execute(w, data) }); fe != nil {
+		if r.HTML, fe = run("html", func(w io.Writer) error { return c.html.Execute(w, data) }); fe != nil {
 			return nil, fe
 		}
 	}
@@ -266,6 +310,23 @@ func (t *Template) execute(data map[string]any) (*rendered, *fieldError) {
 		r.Text = htmlToText(r.HTML)
 	}
 	return &r, nil
+}
+
+// execError is the fieldError of a part's failed execution: a limit, a
+// missing data key, or the template's own error.
+func execError(err error, part string) *fieldError {
+	switch {
+	case errors.Is(err, errRenderedTooLarge):
+		return badField("template", "the rendered %s is larger than %d bytes", part, maxRenderedBytes)
+	case errors.Is(err, errTooMuchWork):
+		return badField(part, "rendering the %s would take more than %d steps or build more than %d bytes of strings: "+
+			"a range over many entries, nested ranges, or strings built in a loop; send less data or simplify the template", part, maxRenderSteps, maxFuncBytes)
+	case errors.Is(err, errRenderFunc):
+		return badField(part, "a print, printf, println, html, js or urlquery result in the %s would be larger than %d bytes", part, maxRenderedBytes)
+	case errors.Is(err, errRenderHalted):
+		return badField("template", "rendering took longer than %s", renderTimeout)
+	}
+	return badField(missingField(err, part), "%v", err)
 }
 
 var missingKey = regexp.MustCompile(`map has no entry for key "([^"]+)"`)
@@ -281,14 +342,18 @@ func missingField(err error, part string) string {
 
 var errRenderedTooLarge = errors.New("rendered output too large")
 
-// limitedBuffer fails writes past its budget, which ends a runaway
-// template's execution.
+// limitedBuffer fails writes past its budget, or once the render is
+// abandoned, which ends the template's execution.
 type limitedBuffer struct {
 	bytes.Buffer
 	left int
+	b    *renderBudget // its halt ends a render abandoned at its deadline
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.b != nil && b.b.halted() {
+		return 0, errRenderHalted
+	}
 	if len(p) > b.left {
 		return 0, errRenderedTooLarge
 	}
