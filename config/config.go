@@ -367,12 +367,20 @@ func (c *Config) Validate() error {
 		bad("tls.cert", "tls.cert and tls.key must be set together")
 	}
 	c.validateACME(bad)
-	for key, addr := range map[string]string{"submission.implicit_tls": c.Submission.ImplicitTLS, "submission.starttls": c.Submission.StartTLS, "admin.listen": c.Admin.Listen, "provider_webhooks.listen": c.ProviderWebhooks.Listen, "autoconfig.listen": c.Autoconfig.Listen, "send_api.listen": c.SendAPI.Listen} {
-		if addr == "" {
+	listeners := []struct{ key, addr string }{{"submission.implicit_tls", c.Submission.ImplicitTLS}, {"submission.starttls", c.Submission.StartTLS},
+		{"admin.listen", c.Admin.Listen}, {"provider_webhooks.listen", c.ProviderWebhooks.Listen}, {"autoconfig.listen", c.Autoconfig.Listen}, {"send_api.listen", c.SendAPI.Listen}}
+	for i, l := range listeners {
+		if l.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(key, "must be host:port, got %q", addr)
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			bad(l.key, "must be host:port, got %q", l.addr)
+			continue
+		}
+		for _, other := range listeners[:i] {
+			if sameListenAddr(l.addr, other.addr) {
+				bad(l.key, "%q is %s's address too: give each listener a port of its own", l.addr, other.key)
+			}
 		}
 	}
 	if c.Submission.ImplicitTLS == "" && c.Submission.StartTLS == "" {
@@ -628,4 +636,17 @@ func (c *Config) ACMENames() []string {
 		return c.ACME.Names
 	}
 	return []string{c.Hostname}
+}
+
+// sameListenAddr reports whether two listen addresses would take the same
+// port: the same port with the same host, or with a host that listens on
+// every address (empty, 0.0.0.0, ::). Port 0 (any free port) never clashes.
+func sameListenAddr(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
 }

@@ -120,10 +120,34 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		"[dsn]\nfallback_sender = \"bounces@{domian}\"":                "dsn.fallback_sender",
 		"[tls]\ncert = \"a.pem\"":                                      "tls.cert",
 		"hostname = ":                                                  "line 1",
+		// send_api on the admin listener's default address, as an
+		// example once showed: refused at load, not at bind.
+		"[send_api]\nlisten = \"127.0.0.1:8025\"": "send_api.listen: \"127.0.0.1:8025\" is admin.listen's address too",
+		"[admin]\nlisten = \"0.0.0.0:2587\"":      "admin.listen: \"0.0.0.0:2587\" is submission.starttls's address too",
 	} {
 		err := loadText(t, text)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("config %q: got %v, want error containing %q", text, err, want)
+		}
+	}
+}
+
+// Listeners on different ports, or on port 0, do not clash; the same
+// port does when the hosts match or one of them is every address.
+func TestSameListenAddr(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1:8025", "127.0.0.1:8025", true},
+		{"127.0.0.1:8025", "127.0.0.1:8026", false},
+		{"127.0.0.1:8025", "192.0.2.1:8025", false},
+		{":8025", "127.0.0.1:8025", true},
+		{"[::]:8025", "127.0.0.1:8025", true},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+	} {
+		if got := sameListenAddr(c.a, c.b); got != c.want {
+			t.Errorf("sameListenAddr(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
 		}
 	}
 }
