@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"outbound/admin"
 	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/suppression"
@@ -143,6 +146,11 @@ func TestMailgunPermanentFailureWebhookSuppressesRecipient(t *testing.T) {
 	if !has(events.ProviderBounced) {
 		t.Fatalf("the message's timeline lacks the provider's bounce: %+v", timeline())
 	}
+	// The message's page (GET /api/messages/{id}) shows the bounce with
+	// Mailgun's reply, attributed to the smarthost it came through.
+	if !pageShowsBounce(r.messagePage(t, id), gone, "550 "+reason) {
+		t.Fatalf("GET /api/messages/%s lacks the provider's bounce with Mailgun's reply %q: %+v", id, "550 "+reason, r.messagePage(t, id).Events)
+	}
 	var list []suppression.Entry
 	if res := r.cli("", "suppression", "list", "--json"); res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &list) != nil ||
 		len(list) != 1 || list[0].Addr != gone || list[0].Kind != suppression.Bounce {
@@ -170,4 +178,39 @@ func TestMailgunPermanentFailureWebhookSuppressesRecipient(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// messagePage is GET /api/messages/{id} on r's admin listener, with the
+// admin token: the message with its timeline, as the message's page shows
+// it.
+func (r *relay) messagePage(t *testing.T, id string) admin.MessageDetail {
+	t.Helper()
+	token, err := os.ReadFile(filepath.Join(r.DataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+r.AdminAddr+"/api/messages/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d admin.MessageDetail
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/messages/%s: %d, %v", id, resp.StatusCode, err)
+	}
+	return d
+}
+
+// pageShowsBounce reports whether d's timeline has the provider's
+// permanent bounce for rcpt with reply, through smarthost mg.
+func pageShowsBounce(d admin.MessageDetail, rcpt, reply string) bool {
+	for _, e := range d.Events {
+		if e.Kind == events.ProviderBounced && e.Recipient == rcpt && e.Reply == reply && e.Upstream == "mg" &&
+			strings.HasPrefix(e.Detail, "permanent") {
+			return true
+		}
+	}
+	return false
 }
