@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"maps"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	texttemplate "text/template"
@@ -226,7 +228,8 @@ type treeCost struct {
 // counters.
 func checkTrees(trees map[string]*parse.Tree, instrument bool) error {
 	c := &treeCheck{trees: trees, done: map[string]treeCost{}, visiting: map[string]bool{}}
-	for name := range trees {
+	// In order of name, so that the first refusal is always the same one.
+	for _, name := range slices.Sorted(maps.Keys(trees)) {
 		if _, err := c.tree(name); err != nil {
 			return err
 		}
@@ -238,7 +241,7 @@ func checkTrees(trees map[string]*parse.Tree, instrument bool) error {
 		r.node.List.Nodes = append([]parse.Node{stepNode(r.node.Position(), r.cost)}, r.node.List.Nodes...)
 	}
 	for name, tr := range trees {
-		if tr.Root != nil {
+		if tr != nil && tr.Root != nil {
 			tr.Root.Nodes = append([]parse.Node{stepNode(tr.Root.Position(), c.done[name].cost)}, tr.Root.Nodes...)
 		}
 	}
@@ -447,9 +450,9 @@ func checkData(data map[string]any) *fieldError {
 			if len(v) > maxDataEntries {
 				return badField(path, "an object in data may hold at most %d keys (this one has %d)", maxDataEntries, len(v))
 			}
-			for k, e := range v {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				size += int64(len(k))
-				if fe := walk(path+"."+k, e, depth+1); fe != nil {
+				if fe := walk(path+"."+k, v[k], depth+1); fe != nil {
 					return fe
 				}
 			}

@@ -82,8 +82,9 @@ func newTemplates(db *bolt.DB, now func() time.Time) (*templates, error) {
 
 func templateKey(user, name string) []byte { return []byte(user + "\x00" + name) }
 
-// validate checks a template before it is stored: its name, size,
-// variables, and that each part parses.
+// validate checks a template before it is stored (and before a preview):
+// its name, size, variables, that each part parses, and that each keeps
+// to the rules that bound rendering (template_limits.go).
 func (t *Template) validate() *fieldError {
 	if len(t.Name) > maxTemplateNameLn || !templateName.MatchString(t.Name) {
 		return badField("name", "a template name is letters, digits, '.', '_' and '-', at most %d characters", maxTemplateNameLn)
@@ -284,7 +285,6 @@ func (c *compiled) execute(t *Template, data map[string]any, b *renderBudget) (*
 	budget := &limitedBuffer{left: maxRenderedBytes, b: b}
 	run := func(part string, exec func(io.Writer) error) (string, *fieldError) {
 		budget.Reset()
-		budget.left = maxRenderedBytes
 		if err := exec(budget); err != nil {
 			return "", execError(err, part)
 		}
