@@ -351,7 +351,7 @@ func TestSendAPIDocumentedExamples(t *testing.T) {
 	}
 	for _, ex := range examples {
 		code := codeAfter(t, string(doc), ex.heading, ex.fence)
-		code = strings.ReplaceAll(code, "https://relay.example.com:8025", base)
+		code = strings.ReplaceAll(code, "https://relay.example.com:8026", base)
 		path := testutil.WriteFile(t, dir, ex.file, []byte(code))
 		bin := tools[ex.tool]
 		if ex.tool == "sh" {
