@@ -374,15 +374,15 @@ func TestDefaultRouteSaysItTestedTheFile(t *testing.T) {
 	report := delivery.ConnectionReport{OK: true, Target: "smtp.example.net:587"}
 	o.DefaultRoute = func(context.Context) delivery.ConnectionReport { return report }
 	r := findAll(Run(context.Background(), o), "default route")
-	if len(r) != 1 || !r[0].OK || r[0].Name != "default route as /etc/outbound.toml has it" ||
-		!strings.Contains(r[0].Detail, "a relay started before the file was last edited sends with the settings it started with") {
+	if len(r) != 1 || !r[0].OK || r[0].Name != "default route" ||
+		!strings.Contains(r[0].Detail, "tested with [default_route] as /etc/outbound.toml has it now: a relay started before the file was last edited sends with the settings it started with") {
 		t.Errorf("passing: %+v", r)
 	}
 
 	report = delivery.ConnectionReport{Target: "smtp.example.net:587",
 		Steps: []delivery.ConnectionStep{{Name: "connect", Status: "failed", Error: "connection refused"}}}
 	rs := Run(context.Background(), o)
-	onlyFailure(t, rs, "default route as /etc/outbound.toml has it", "fix [default_route] in the configuration")
+	onlyFailure(t, rs, "default route", "fix [default_route] in the configuration")
 	if r := failures(rs, "default route"); !strings.Contains(r[0].Detail, "connection refused") ||
 		!strings.Contains(r[0].Detail, "as /etc/outbound.toml has it now") {
 		t.Errorf("failing: %+v", r)

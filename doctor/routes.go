@@ -41,12 +41,9 @@ func checkRoutes(ctx context.Context, o *Options) []Result {
 // checkDefaultRoute runs the default route's connection test and says
 // whose settings it tested (DefaultRouteFrom): the running relay keeps
 // the ones it started with.
+// The name stays "default route", which scripts reading --json match.
 func checkDefaultRoute(ctx context.Context, o *Options) Result {
-	name := "default route"
-	if o.DefaultRouteFrom != "" {
-		name += " as " + o.DefaultRouteFrom + " has it"
-	}
-	r := connectionResult(name, o.DefaultRoute(ctx),
+	r := connectionResult("default route", o.DefaultRoute(ctx),
 		"fix [default_route] in the configuration (host, port, tls, credentials), then restart")
 	if o.DefaultRouteFrom != "" {
 		r.Detail += fmt.Sprintf("; tested with [default_route] as %s has it now: a relay started before the file was last edited sends with the settings it started with until it restarts",
