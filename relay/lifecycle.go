@@ -186,8 +186,9 @@ func (b *Backend) Shutdown(ctx context.Context) error {
 			if ctxErr != nil {
 				// Past the deadline a session still in a command is cut
 				// off, but with the reply that says it may retry, not a
-				// bare close.
-				c.endNow(errShuttingDown)
+				// bare close; each on its own goroutine, as a write may
+				// have to wait (endNow bounds it).
+				go c.endNow(errShuttingDown)
 			} else if c.idle() {
 				c.end(errShuttingDown)
 			}
@@ -227,17 +228,25 @@ func (c *trackedConn) end(final *smtp.SMTPError) {
 // endNow is end for a session that may be in the middle of a command (the
 // shutdown deadline passed): the reply is written anyway, before the close
 // that ends the command. A reply go-smtp writes at the same moment may come
-// before or after it; either way the client learns to retry.
+// before or after it; either way the client learns to retry. The write
+// waits at most endNowWait: a client that reads nothing (and so holds a
+// write of go-smtp's, and the TLS connection's write lock, in place) must
+// not hold up the shutdown; the deadline set here releases that write too.
 func (c *trackedConn) endNow(final *smtp.SMTPError) {
 	c.mu.Lock()
 	s, already := c.session, c.ended
 	c.ended = true
 	c.mu.Unlock()
 	if s != nil && !already {
-		s.closeWith(final)
+		conn := s.conn.Conn()
+		conn.SetWriteDeadline(time.Now().Add(endNowWait))
+		io.WriteString(conn, replyLine(final))
 	}
 	c.Close()
 }
+
+// endNowWait bounds endNow's write of its reply.
+const endNowWait = time.Second
 
 // enter marks a session call in progress. Once shutdown has begun, no new
 // transaction or login starts (begin: MAIL, AUTH): the call fails with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +121,50 @@ func TestShutdownDeadlineClosesBusySessions(t *testing.T) {
 	}
 	if got := h.spool.count(); got != 0 {
 		t.Fatalf("%d messages queued from an unfinished DATA", got)
+	}
+}
+
+// A client that sends and never reads leaves go-smtp blocked writing its
+// replies (holding the TLS connection's write lock). Past the deadline
+// Shutdown must still end it promptly: the 421 it tries to write waits a
+// moment at most.
+func TestShutdownDeadlineDoesNotWaitForAClientThatNeverReads(t *testing.T) {
+	h := startRelay(t, nil)
+	rc := h.rawLogin(t)
+	var written atomic.Int64
+	go func() {
+		noops := []byte(strings.Repeat("NOOP\r\n", 1000))
+		for {
+			if _, err := rc.c.Write(noops); err != nil {
+				return
+			}
+			written.Add(1)
+		}
+	}()
+	// Our writes stop going through once the relay stops reading, which it
+	// does when its replies have filled the socket buffers and it is
+	// blocked writing one.
+	for last, deadline := int64(-1), time.Now().Add(20*time.Second); ; {
+		time.Sleep(300 * time.Millisecond)
+		n := written.Load()
+		if n == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay kept reading for 20s: its replies never filled the buffers")
+		}
+		last = n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- h.backend.Shutdown(ctx) }()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want the deadline's error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown still waiting 5s after its deadline for a client that reads nothing")
 	}
 }
