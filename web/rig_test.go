@@ -129,7 +129,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 		return autoconfig.Options{Hostname: "relay.test"}.Profile(u), nil
 	}
 	h, err := Handler(Options{API: api, Token: admintest.Token, Operators: ops, Users: users,
-		Throttle: opts.throttle, Now: c.Now, AppleProfile: profile})
+		Throttle: opts.throttle, Now: c.Now, AppleProfile: profile, AllowPrivateHosts: opts.allowPrivateHosts})
 	if err != nil {
 		t.Fatal(err)
 	}
