@@ -102,6 +102,10 @@ type Options struct {
 	// Capture keeps what the capture upstream (route.Upstream.Capture)
 	// "delivers"; needed only when a route is capture.
 	Capture Capturer
+	// StopGrace is how long Run, once done is closed, lets transactions
+	// in progress finish before it closes their connections (their
+	// messages go back to the queue unchanged); 0 means 10 seconds.
+	StopGrace time.Duration
 	// DSN says how notifications are addressed and sent (notify.go).
 	DSN    DSNOptions
 	Logger *slog.Logger
@@ -116,6 +120,7 @@ type Deliverer struct {
 	log      *slog.Logger
 	pool     *pool
 	backoffs *backoffs
+	inFlight inFlight
 }
 
 // New returns a Deliverer; Run starts it.
@@ -143,8 +148,9 @@ func New(q Queue, router Router, opts Options) *Deliverer {
 		backoffs: newBackoffs(opts.UpstreamBackoff)}
 }
 
-// Run delivers until done is closed, then waits for attempts in flight and
-// closes pooled connections.
+// Run delivers until done is closed, then waits for attempts in flight
+// (for StopGrace at most: then their connections are closed and their
+// messages go back to the queue unchanged) and closes pooled connections.
 func (d *Deliverer) Run(done <-chan struct{}) {
 	var wg sync.WaitGroup
 	for i := 0; i < d.opts.Workers; i++ {
@@ -161,7 +167,23 @@ func (d *Deliverer) Run(done <-chan struct{}) {
 		case <-tick.C:
 			d.pool.closeIdle(false)
 		case <-done:
-			wg.Wait()
+			stopped := make(chan struct{})
+			go func() {
+				wg.Wait()
+				close(stopped)
+			}()
+			grace := d.opts.StopGrace
+			if grace <= 0 {
+				grace = 10 * time.Second
+			}
+			select {
+			case <-stopped:
+			case <-time.After(grace):
+				n := d.inFlight.abort()
+				d.log.Warn("delivery stopping: transactions still running after the grace period are cut off; their messages stay queued",
+					"transactions", n, "grace", grace)
+				<-stopped
+			}
 			d.pool.closeIdle(true)
 			return
 		}

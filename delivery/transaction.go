@@ -74,7 +74,17 @@ func (d *Deliverer) send(up *route.Upstream, m *queue.Message, body []byte, rcpt
 			c = &upstreamConn{Client: client, raw: raw}
 		}
 		nullRefused := func(err error) string { return d.nullSenderFallback(m, err) }
+		d.inFlight.begin(c.raw)
 		results, keep, phase, err := transact(c, m, body, rcpts, d.opts.CommandTimeout, nullRefused)
+		if d.inFlight.end(c.raw) && err != nil {
+			// Cut off by a stop (Run's grace period ran out): what the
+			// upstream made of it is unknown, so the message goes back
+			// as it was and is attempted again after the restart (at
+			// least once, never lost).
+			c.Close()
+			d.pool.release(key, nil)
+			return outcome{err: errStopped}
+		}
 		if err != nil && reused && results == nil && staleConnection(err, phase) {
 			// A pooled connection the upstream closed (or is closing with
 			// a 421 idle timeout) fails on its first command; that says
