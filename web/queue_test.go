@@ -111,13 +111,17 @@ func TestMessagePageShowsTheTimeline(t *testing.T) {
 		events.Event{At: at, Kind: events.Received, Message: m.ID, User: m.User, Recipient: "bob@example.net"},
 		events.Event{At: at.Add(time.Second), Kind: events.Relayed, Message: m.ID, User: m.User, Recipient: "bob@example.net",
 			Upstream: "default", Reply: "250 2.0.0 Ok: queued as 4Xq9", ProviderID: "4Xq9"},
+		// What the provider said later, through its webhook.
+		events.Event{At: at.Add(time.Minute), Kind: events.ProviderBounced, Message: m.ID, User: m.User, Recipient: "bob@example.net",
+			Upstream: "default", Reply: "550 5.1.1 The email account that you tried to reach does not exist.", Detail: "permanent"},
 	); err != nil {
 		t.Fatal(err)
 	}
 	b := r.browser(t)
 	b.signIn(operatorName, operatorPassword)
 	page := b.get("/queue/" + m.ID)
-	for _, want := range []string{"Timeline", ">received<", ">relayed<", "250 2.0.0 Ok: queued as 4Xq9", "message ID", ">4Xq9<"} {
+	for _, want := range []string{"Timeline", ">received<", ">relayed<", "250 2.0.0 Ok: queued as 4Xq9", "message ID", ">4Xq9<",
+		"provider_bounced", "550 5.1.1 The email account that you tried to reach does not exist."} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("message page lacks %q", want)
 		}
