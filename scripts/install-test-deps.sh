@@ -35,6 +35,8 @@ perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl"
 # Debian's dkimpy (dkim/dkim_test.go), under Debian's own python3; -I keeps
 # the repository's dkim/ directory from shadowing the module.
 /usr/bin/python3 -I -c 'import dkim' >/dev/null 2>&1 || missing="$missing python3-dkim"
+# ... which looks the keys up on a test DNS server through dnspython.
+/usr/bin/python3 -I -c 'import dns.resolver' >/dev/null 2>&1 || missing="$missing python3-dnspython"
 # The browser tests (e2e/browser_test.go) and `make screenshots` drive
 # Debian's chromium headless through chromedp; nothing downloads a browser.
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
