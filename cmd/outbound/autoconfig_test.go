@@ -4,17 +4,14 @@ import (
 	"crypto/tls"
 	"encoding/xml"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"testing"
 
 	"outbound/auth"
 	"outbound/autoconfig"
-	"outbound/internal/testutil"
 )
 
 // startWithAutoconfig runs the relay with autoconfig.listen on host (port
@@ -22,19 +19,9 @@ import (
 // address on loopback.
 func startWithAutoconfig(t *testing.T, host string) string {
 	t.Helper()
-	dir := t.TempDir()
-	text := "hostname = \"relay.example.net\"\ndata_dir = " + strconv.Quote(filepath.Join(dir, "data")) + "\n" +
-		"[submission]\nimplicit_tls = \"127.0.0.1:0\"\nstarttls = \"\"\n[admin]\nlisten = \"\"\n" +
-		"[autoconfig]\nlisten = " + strconv.Quote(net.JoinHostPort(host, "0")) + "\n"
-	cfg, err := loadConfig(testutil.WriteFile(t, dir, "outbound.toml", []byte(text)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := start(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.stop)
+	srv := startFromTOML(t, "hostname = \"relay.example.net\"\n"+
+		"[submission]\nimplicit_tls = \"127.0.0.1:0\"\nstarttls = \"\"\n[admin]\nlisten = \"\"\n"+
+		"[autoconfig]\nlisten = "+strconv.Quote(net.JoinHostPort(host, "0"))+"\n")
 	srv.users.SetHashCost(4)
 	if _, err := srv.users.Add("alice@example.com", "a password 1", nil); err != nil {
 		t.Fatal(err)

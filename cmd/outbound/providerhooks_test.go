@@ -2,34 +2,19 @@ package main
 
 import (
 	"crypto/tls"
-	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"outbound/internal/testutil"
 )
 
 // startWithProviderHooks runs the relay with provider_webhooks.listen on
 // host (port picked) and returns the listener's address.
 func startWithProviderHooks(t *testing.T, host string) string {
 	t.Helper()
-	dir := t.TempDir()
-	text := "data_dir = " + strconv.Quote(filepath.Join(dir, "data")) + "\n" +
-		"[submission]\nimplicit_tls = \"127.0.0.1:0\"\nstarttls = \"\"\n[admin]\nlisten = \"\"\n" +
-		"[provider_webhooks]\nlisten = " + strconv.Quote(net.JoinHostPort(host, "0")) + "\n"
-	cfg, err := loadConfig(testutil.WriteFile(t, dir, "outbound.toml", []byte(text)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := start(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.stop)
+	srv := startFromTOML(t, "[submission]\nimplicit_tls = \"127.0.0.1:0\"\nstarttls = \"\"\n[admin]\nlisten = \"\"\n"+
+		"[provider_webhooks]\nlisten = "+strconv.Quote(net.JoinHostPort(host, "0"))+"\n")
 	_, port, _ := net.SplitHostPort(srv.addrs["provider_webhooks"])
 	return net.JoinHostPort("127.0.0.1", port)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -13,8 +12,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-msgauth/dkim"
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
 	outdkim "outbound/dkim"
@@ -62,18 +59,7 @@ func TestServeSignsWithKeysMadeByTheCLIAcrossKeyRotation(t *testing.T) {
 
 	submitAndVerify := func(srv *server, subject string) {
 		t.Helper()
-		c, err := smtp.DialTLS(srv.addrs["implicit"], &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Auth(sasl.NewPlainClient("", "alice@example.org", "a long enough password")); err != nil {
-			t.Fatal(err)
-		}
-		msg := "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: " + subject + "\r\n\r\nHello.\r\n"
-		if err := c.SendMail("alice@example.org", []string{"bob@example.net"}, strings.NewReader(msg)); err != nil {
-			t.Fatal(err)
-		}
+		submitAsAlice(t, srv, subject)
 		msgs, err := srv.queue.List(func(m *queue.Message) bool { return true })
 		if err != nil {
 			t.Fatal(err)

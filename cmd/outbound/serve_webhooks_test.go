@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -17,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"outbound/internal/testutil"
@@ -92,18 +89,7 @@ func TestServeSignsWebhooksAcrossKeyRotationAndRestart(t *testing.T) {
 
 	submit := func(srv *server, subject string) {
 		t.Helper()
-		c, err := smtp.DialTLS(srv.addrs["implicit"], &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Auth(sasl.NewPlainClient("", "alice@example.org", "a long enough password")); err != nil {
-			t.Fatal(err)
-		}
-		msg := "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: " + subject + "\r\n\r\nHello.\r\n"
-		if err := c.SendMail("alice@example.org", []string{"bob@example.net"}, strings.NewReader(msg)); err != nil {
-			t.Fatal(err)
-		}
+		submitAsAlice(t, srv, subject)
 	}
 	submit(srv, "first")
 	waitVerified(1, "before the rotation")
