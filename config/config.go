@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,6 +48,19 @@ type Config struct {
 	Limits                   Limits           `toml:"limits"`
 	DNS                      DNS              `toml:"dns"`
 	Log                      Log              `toml:"log"`
+	Store                    Store            `toml:"store"`
+}
+
+// Store says where the relay keeps its shared state (users, smarthosts,
+// suppressions, events, ...): in data_dir's bbolt file, or in a PostgreSQL
+// database that several relay nodes share (docs/cluster.md). The message
+// queue is always the node's own bbolt file.
+type Store struct {
+	Kind          string   `toml:"kind" doc:"\"bbolt\" (data_dir/outbound.db, one relay) or \"postgres\" (a database several nodes share: docs/cluster.md)."`
+	DSN           string   `toml:"dsn" doc:"For kind = \"postgres\": the connection string, as a URL (postgres://user@host:5432/outbound?sslmode=verify-full) or key=value pairs. Prefer dsn_file when it holds a password."`
+	DSNFile       string   `toml:"dsn_file" doc:"A file holding the connection string instead of dsn (keep it mode 0600); surrounding whitespace is ignored."`
+	Node          string   `toml:"node" doc:"This node's name in the cluster, shown with each message it holds. Empty: the hostname setting."`
+	CacheMaxStale Duration `toml:"cache_max_stale" doc:"How long users, smarthosts, suppressions and the other cached settings keep being served from memory after the database became unreachable; past it, logins and routing that need them fail with 451 4.3.0 until it is back."`
 }
 
 // TLS is the certificate the submission listeners present.
@@ -88,6 +102,7 @@ type Submission struct {
 	AuthFailureWindow   Duration `toml:"auth_failure_window" doc:"Window in which failed logins add up."`
 	AuthLockout         Duration `toml:"auth_lockout" doc:"How long AUTH is refused to an address (or a login from an address) after too many failures."`
 	MaxErrors           int      `toml:"max_errors" doc:"Refused commands (MAIL, RCPT, DATA, AUTH) one session may collect before it is ended with 421 4.7.0. 0: no limit."`
+	ProxyProtocolFrom   []string `toml:"proxy_protocol_from" doc:"Addresses or CIDR ranges of load balancers whose connections to the submission listeners begin with a PROXY protocol header (v1 or v2, HAProxy's): the client address it carries is the one throttling, limits and logs see. A connection from one of them without a header is refused; a header from any other address is refused too. Empty: no PROXY protocol."`
 }
 
 // Admin configures the HTTP admin API that the CLI talks to.
@@ -241,6 +256,7 @@ func Default() Config {
 			AuthFailureWindow:   Duration(5 * time.Minute),
 			AuthLockout:         Duration(15 * time.Minute),
 			MaxErrors:           20,
+			ProxyProtocolFrom:   []string{},
 		},
 		ACME: ACME{
 			Directory:  "https://acme-v02.api.letsencrypt.org/directory",
@@ -280,6 +296,7 @@ func Default() Config {
 			Stub:    Duration(90 * 24 * time.Hour),
 		},
 		Suppression:      Suppression{Scope: "user", Expire: Duration(90 * 24 * time.Hour)},
+		Store:            Store{Kind: "bbolt", CacheMaxStale: Duration(time.Hour)},
 		ProviderWebhooks: ProviderWebhooks{MaxBodyBytes: 1 << 20},
 		Autoconfig:       Autoconfig{LinkLifetime: Duration(7 * 24 * time.Hour)},
 		DSN:              DSN{From: "postmaster@{domain}", FallbackSender: "postmaster@{domain}"},
@@ -367,6 +384,7 @@ func (c *Config) Validate() error {
 		bad("tls.cert", "tls.cert and tls.key must be set together")
 	}
 	c.validateACME(bad)
+	c.validateStore(bad)
 	listeners := []struct{ key, addr string }{{"submission.implicit_tls", c.Submission.ImplicitTLS}, {"submission.starttls", c.Submission.StartTLS},
 		{"admin.listen", c.Admin.Listen}, {"provider_webhooks.listen", c.ProviderWebhooks.Listen}, {"autoconfig.listen", c.Autoconfig.Listen}, {"send_api.listen", c.SendAPI.Listen}}
 	for i, l := range listeners {
@@ -649,4 +667,62 @@ func sameListenAddr(a, b string) bool {
 	}
 	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+// validateStore checks [store] and submission.proxy_protocol_from.
+func (c *Config) validateStore(bad func(key, format string, args ...any)) {
+	switch c.Store.Kind {
+	case "bbolt", "":
+		if c.Store.DSN != "" || c.Store.DSNFile != "" {
+			bad("store.dsn", "is only for kind = \"postgres\" (kind is %q)", c.Store.Kind)
+		}
+	case "postgres":
+		if (c.Store.DSN == "") == (c.Store.DSNFile == "") {
+			bad("store.dsn", "kind = \"postgres\" needs exactly one of dsn and dsn_file")
+		}
+	default:
+		bad("store.kind", "must be \"bbolt\" or \"postgres\", got %q", c.Store.Kind)
+	}
+	if c.Store.CacheMaxStale < 0 {
+		bad("store.cache_max_stale", "must not be negative")
+	}
+	for _, a := range c.Submission.ProxyProtocolFrom {
+		if _, err := ParsePrefix(a); err != nil {
+			bad("submission.proxy_protocol_from", "%v", err)
+		}
+	}
+}
+
+// ParsePrefix reads an address ("10.0.0.7", "::1") or a CIDR range
+// ("10.0.0.0/8") as a prefix.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR range", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR range", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// StoreDSN is the PostgreSQL connection string: dsn, or dsn_file's content.
+func (c *Config) StoreDSN() (string, error) {
+	if c.Store.DSNFile == "" {
+		return c.Store.DSN, nil
+	}
+	b, err := os.ReadFile(c.Store.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("store.dsn_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("store.dsn_file: %s is empty", c.Store.DSNFile)
+	}
+	return dsn, nil
 }
