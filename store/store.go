@@ -31,10 +31,11 @@ import "errors"
 type DB interface {
 	Update(fn func(Tx) error) error
 	View(fn func(Tx) error) error
-	// Watch calls fn, on a goroutine of the store's, after another node
-	// changed the top-level bucket (its own changes are not reported: the
-	// owner made them). Bolt never calls it: one process is the only
-	// writer.
+	// Watch calls fn, on a goroutine of the store's, after a key of the
+	// top-level bucket changed (key nil: perhaps any key, e.g. after the
+	// connection to the database was lost and found again). Changes made
+	// by this node may be reported too. Bolt never calls it: one process
+	// is the only writer, and the owners keep their own memory current.
 	Watch(bucket string, fn func(key []byte))
 	// Shared says whether other relay nodes use this store too.
 	Shared() bool
@@ -67,6 +68,10 @@ type Bucket interface {
 	Cursor() Cursor
 	// NextSequence returns the bucket's next integer, starting at 1.
 	NextSequence() (uint64, error)
+	// Sequence is the last integer NextSequence returned; SetSequence
+	// sets it (store migrate carries it over).
+	Sequence() uint64
+	SetSequence(v uint64) error
 	// KeyN counts the keys.
 	KeyN() int
 }
