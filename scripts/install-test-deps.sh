@@ -46,6 +46,10 @@ command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v php >/dev/null 2>&1 || missing="$missing php-cli"
 python3 -c 'import requests' >/dev/null 2>&1 || missing="$missing python3-requests"
+# The PostgreSQL store's tests (internal/pgtest) start throwaway clusters
+# from Debian's binaries; the package's own default cluster on 5432 is
+# harmless (the tests use free ports).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v npm >/dev/null 2>&1 && install_redocly
 [ -z "$missing" ] && exit 0
