@@ -44,7 +44,7 @@ var _ Routes = (*route.Router)(nil)
 type Options struct {
 	Users *auth.Store
 	Queue *queue.Queue
-	Quota *quota.Store
+	Quota quota.Limiter
 	// Routes gives each user's limits and SPF policy; required.
 	Routes Routes
 	// Bouncer fails a pending message with a notification (package delivery).

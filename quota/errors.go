@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -14,6 +15,10 @@ type ExceededError struct {
 	Limit     int           // that window's limit
 	Requested int           // recipients asked for, including pending ones
 	RetryIn   time.Duration // wait until Requested fits; 0 when no wait will do, because Limit is below Requested
+	// Nodes is set when the limit was judged on one node of a cluster
+	// whose shared counts could not be reached (Shared): Limit is then
+	// this node's share, the user's limit divided by Nodes.
+	Nodes int
 }
 
 // Error reads, for example:
@@ -21,16 +26,33 @@ type ExceededError struct {
 //	hourly limit of 50 reached for alice@example.com; next slot in 12m
 //	daily limit of 0 for alice@example.com allows no sending
 //	60 recipients exceed the hourly limit of 50 for alice@example.com
+//
+// and, judged on a node's share (Nodes set):
+//
+//	hourly limit of 16 (this node's share of the limit while the shared counts cannot be reached) reached for alice@example.com; next slot in 12m
 func (e *ExceededError) Error() string {
 	switch {
 	case e.RetryIn > 0:
-		return fmt.Sprintf("%s limit of %d reached for %s; next slot in %s", e.Window, e.Limit, e.User, humanDuration(e.RetryIn))
+		return fmt.Sprintf("%s limit of %d%s reached for %s; next slot in %s", e.Window, e.Limit, e.shareNote(), e.User, humanDuration(e.RetryIn))
 	case e.Limit <= 0:
 		return fmt.Sprintf("%s limit of %d for %s allows no sending", e.Window, e.Limit, e.User)
 	default:
-		return fmt.Sprintf("%d recipients exceed the %s limit of %d for %s", e.Requested, e.Window, e.Limit, e.User)
+		return fmt.Sprintf("%d recipients exceed the %s limit of %d%s for %s", e.Requested, e.Window, e.Limit, e.shareNote(), e.User)
 	}
 }
+
+func (e *ExceededError) shareNote() string {
+	if e.Nodes == 0 {
+		return ""
+	}
+	return " (this node's share of the limit while the shared counts cannot be reached)"
+}
+
+// ErrUnavailable is the error (wrapped) of a Shared's Check and Hold when
+// the limits cannot be judged: the database cannot be reached and this
+// node cannot judge on its own (see the package doc). It is temporary; the
+// relay answers 451 4.3.0.
+var ErrUnavailable = errors.New("sending limits cannot be checked right now")
 
 // Temporary reports whether waiting RetryIn lets the same request through.
 // When it does not, the sender has to split the message or ask the

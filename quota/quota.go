@@ -65,6 +65,75 @@
 // transaction then fails, disk counts one hold too many until the hour's
 // next write. That error is on the safe side: after a crash a
 // user may be held back slightly, never allowed to oversend.
+//
+// # Several nodes: Shared
+//
+// Relay nodes that share their state in PostgreSQL (package store, kind
+// "postgres") share their counts too, through Shared, with the same
+// windows and answers as Store. Both are a Limiter. The counts are rows of
+// the table quota_sends (login, minute, n), created by the store's
+// migration 0002_quota.sql.
+//
+// Exact across nodes: Hold is one transaction that takes the user's
+// advisory lock (pg_advisory_xact_lock of hashtext("outbound.quota:" +
+// login)), sums the user's last 60 and 1440 minutes, and either refuses
+// with the same *ExceededError or adds n to the current minute; then it
+// commits. Holds for one user on any number of nodes are thereby one at a
+// time, and never together cross a limit. The count is committed before
+// the message is queued, so Reservation.Write does nothing for a shared
+// hold, and Release, if queueing fails, subtracts the count again in
+// PostgreSQL: reserve, commit locally, release on failure. A crash
+// between the hold and the release leaves the count in place, on the
+// safe side. Check, at RCPT, reads the sums without locking. Every node
+// deletes the minutes that left both windows every 10 minutes.
+//
+// Each node keeps its own sends of the last 24 hours in memory too, per
+// user and minute, whether or not the database can be reached.
+//
+// When the database cannot be reached (no connection, a connection
+// cut, no answer within SharedOptions.Timeout, 2 s by default; a server
+// shutting down or starting up), a node judges on its own, by this rule:
+//
+//   - A limit of 0 (or less) refuses as always: no database is needed
+//     to know that.
+//   - Otherwise the node may use its share of each limit: the limit
+//     divided by the number of live nodes (SharedOptions.LiveNodes: the
+//     nodes with a heartbeat in the last minute, as the store last read
+//     them), rounded down, against its own sends of the window, those
+//     made before the outage included. Over its share, the
+//     *ExceededError names the share as Limit and sets Nodes; its text
+//     says it is this node's share.
+//   - The node refuses with ErrUnavailable (the relay answers 451 4.3.0
+//     "Sending limits cannot be checked right now; try again later")
+//     when a share is 0 (a limit smaller than the number of nodes), when
+//     it has not reached the database since it started (its own counts
+//     of the sends before its start are gone), or always when
+//     SharedOptions.NoLocalShare is set.
+//
+// As every live node keeps within its share and counts its own sends of
+// the whole window, the nodes together stay within each limit while all
+// of them are cut off. They may not when only some are (a network
+// partition): the nodes that reach the database do not see the others'
+// sends until they are written, so a user may send up to one share more
+// per cut-off node in a window. A node counted in LiveNodes that died
+// only makes the shares smaller.
+//
+// Switching to judging by the share and back is logged once each way,
+// and exposed as the gauge outbound_quota_local_share (1 while judging by
+// the share) with the counter outbound_quota_local_holds_total of holds
+// decided so, by result (Shared.Collectors, for the caller's registry).
+// While judging by the share, a background probe tries the database every
+// SharedOptions.ProbeEvery (2 s); the sends held meanwhile, and releases
+// not yet applied, are kept in memory and written to the database first
+// thing when it answers again, before the node judges by the shared
+// counts, so the windows count them. They are lost if the node stops
+// before that (the messages are not: only their counts). A Hold whose
+// commit was cut off may have been counted by the database and is then
+// counted again when the node writes its outage's sends, also on the
+// safe side.
+//
+// Usage, Hourly and Users read the shared counts, and this node's own
+// while the database cannot be reached.
 package quota
 
 import (
@@ -162,10 +231,12 @@ type Reservation struct {
 	// st is shared by all copies of the Reservation so that a second
 	// Release cannot give back slots that belong to other reservations.
 	st    *reservationState
-	store *Store
+	store *Store // the Store that holds it; nil for a Shared hold, which Write need not store
+	// shared is the Shared that holds it, nil for a Store's.
+	shared *Shared
 }
 
-// reservationState is guarded by Store.mu.
+// reservationState is guarded by Store.mu (Shared.mu for a Shared hold).
 type reservationState struct {
 	minute   int64
 	released bool
@@ -195,14 +266,8 @@ func (s *Store) Check(user string, lim Limits, pending, n int) error {
 // transaction that stores the message (one commit for both) and calls
 // Release if that transaction fails.
 func (s *Store) Hold(user string, lim Limits, n int) (Reservation, error) {
-	if user == "" {
-		return Reservation{}, errors.New("quota: reserve: empty user")
-	}
-	if len(user) > maxUserLen {
-		return Reservation{}, fmt.Errorf("quota: reserve: user name of %d bytes is too long", len(user))
-	}
-	if n < 1 {
-		return Reservation{}, fmt.Errorf("quota: reserve for %q: n must be at least 1, not %d", user, n)
+	if err := validHold(user, n); err != nil {
+		return Reservation{}, err
 	}
 	now := s.now()
 	minute := unixMinute(now)
@@ -220,6 +285,20 @@ func (s *Store) Hold(user string, lim Limits, n int) (Reservation, error) {
 	w.prune(minute - dayMinutes)
 	w.add(minute, n)
 	return Reservation{User: user, N: n, At: now, st: &reservationState{minute: minute}, store: s}, nil
+}
+
+// validHold refuses what no Hold can count.
+func validHold(user string, n int) error {
+	if user == "" {
+		return errors.New("quota: reserve: empty user")
+	}
+	if len(user) > maxUserLen {
+		return fmt.Errorf("quota: reserve: user name of %d bytes is too long", len(user))
+	}
+	if n < 1 {
+		return fmt.Errorf("quota: reserve for %q: n must be at least 1, not %d", user, n)
+	}
+	return nil
 }
 
 // Write stores the counts of the reservation's hour, this reservation
@@ -241,6 +320,9 @@ func (r Reservation) Write(tx *bbolt.Tx) error {
 func (s *Store) Release(r Reservation) error {
 	if r.st == nil {
 		return nil
+	}
+	if r.store != s {
+		return fmt.Errorf("quota: release for %q: the reservation was not made by this store", r.User)
 	}
 	s.mu.Lock()
 	if r.st.released {
@@ -322,10 +404,14 @@ type Usage struct {
 // Usage reports user's counts now, measured against lim.
 func (s *Store) Usage(user string, lim Limits) Usage {
 	now := s.now()
-	minute := unixMinute(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := s.users[user]
+	return s.users[user].usage(user, lim, now)
+}
+
+// usage is Usage of the counts in w.
+func (w *window) usage(user string, lim Limits, now time.Time) Usage {
+	minute := unixMinute(now)
 	u := Usage{
 		User:     user,
 		LastHour: w.sum(minute - hourMinutes),
@@ -349,14 +435,20 @@ func (s *Store) Hourly(user string) [24]int {
 	minute := unixMinute(s.now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.users[user].hourly(minute)
+}
+
+// hourly is Hourly of the counts in w at minute.
+func (w *window) hourly(minute int64) [24]int {
 	var out [24]int
-	if w := s.users[user]; w != nil {
-		for _, b := range w.b {
-			// A minute after now (a clock stepped back) counts in the
-			// last hour, as the windows count it.
-			if i := 23 - int(max(minute-b.minute, 0)/hourMinutes); i >= 0 {
-				out[i] += b.n
-			}
+	if w == nil {
+		return out
+	}
+	for _, b := range w.b {
+		// A minute after now (a clock stepped back) counts in the
+		// last hour, as the windows count it.
+		if i := 23 - int(max(minute-b.minute, 0)/hourMinutes); i >= 0 {
+			out[i] += b.n
 		}
 	}
 	return out

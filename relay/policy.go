@@ -12,11 +12,15 @@ import (
 )
 
 // quotaReply turns a quota refusal into the reply the client sees
-// (errOverQuota), counting it; any other error of the quota store is a
-// temporary local problem.
+// (errOverQuota), counting it; limits that cannot be judged (a cluster's
+// shared counts unreachable, quota.ErrUnavailable) are errLimitsUnknown;
+// any other error of the quota store is a temporary local problem.
 func quotaReply(err error) *reply {
 	var ex *quota.ExceededError
 	if !errors.As(err, &ex) {
+		if errors.Is(err, quota.ErrUnavailable) {
+			return errLimitsUnknown
+		}
 		return errTemporary
 	}
 	metrics.QuotaRefusals.WithLabelValues(ex.Window).Inc()

@@ -72,6 +72,7 @@ var (
 	_ Users      = (*auth.Store)(nil)
 	_ Spool      = (*queue.Queue)(nil)
 	_ Quota      = (*quota.Store)(nil)
+	_ Quota      = (*quota.Shared)(nil)
 	_ SPFChecker = (*spf.Checker)(nil)
 	_ Routes     = (*route.Router)(nil)
 )

@@ -90,6 +90,11 @@ var (
 		"Unsupported authentication mechanism: use PLAIN or LOGIN")
 	errTemporary = newReply(outcomeTemporary, 451, smtp.EnhancedCode{4, 3, 0},
 		"Temporary local problem: the message was not stored; please try again later")
+	// errLimitsUnknown answers at RCPT or DATA when the user's sending
+	// limits cannot be judged: the shared counts of a cluster cannot be
+	// reached and this node may not judge alone (package quota, Shared).
+	errLimitsUnknown = newReply(outcomeTemporary, 451, smtp.EnhancedCode{4, 3, 0},
+		"Sending limits cannot be checked right now; try again later")
 	// errShuttingDown ends sessions when the relay stops (Shutdown,
 	// lifecycle.go, which writes it on the connection or returns it before
 	// any session method runs): it answers no DATA of its own, so only its

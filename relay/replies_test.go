@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -173,6 +174,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 		{"errAuthFailed", errAuthFailed, outcomeRefused},
 		{"errAuthMechanism", errAuthMechanism, outcomeRefused},
 		{"errTemporary", errTemporary, outcomeTemporary},
+		{"errLimitsUnknown", errLimitsUnknown, outcomeTemporary},
 		{"errTooManyConnections", errTooManyConnections, outcomeTemporary},
 		{"errStorage", errStorage, outcomeStorage},
 		{"errBadLineEndings", errBadLineEndings, outcomeRefused},
@@ -232,7 +234,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 	// Every reply replies.go defines is in the table above.
 	listed := map[string]bool{}
 	for _, n := range []string{
-		"errTLSRequired", "errAuthRequired", "errAuthFailed", "errAuthMechanism", "errTemporary",
+		"errTLSRequired", "errAuthRequired", "errAuthFailed", "errAuthMechanism", "errTemporary", "errLimitsUnknown",
 		"errTooManyConnections", "errStorage", "errBadLineEndings", "errNoFromHeader",
 		"errHeaderStartsFolded", "errBusy", "errHeaderSpaceBeforeColon", "errHeaderBadName",
 		"errHeaderLineNoColon", "errHeaderUnparseable", "errLineTooLong", "errLongLineNotEncodable",
@@ -275,5 +277,22 @@ func TestSubmissionsCountedByTheirReply(t *testing.T) {
 		if d := count(o) - before[o]; d != want {
 			t.Errorf("%q submissions grew by %v, want %v", o, d, want)
 		}
+	}
+}
+
+// Limits that cannot be judged (a cluster node without its shared counts,
+// quota.ErrUnavailable, wrapped) get the 451 that says so; other quota
+// errors the generic temporary one.
+func TestQuotaReplyWhenLimitsCannotBeJudged(t *testing.T) {
+	unavailable := fmt.Errorf("%w: the shared counts were not reached since start", quota.ErrUnavailable)
+	if r := quotaReply(unavailable); r != errLimitsUnknown {
+		t.Errorf("quotaReply(%v) = %s, want %s", unavailable, r, errLimitsUnknown)
+	}
+	if se := errLimitsUnknown.se; se.Code != 451 || se.EnhancedCode != (smtp.EnhancedCode{4, 3, 0}) ||
+		se.Message != "Sending limits cannot be checked right now; try again later" {
+		t.Errorf("errLimitsUnknown is %d %v %q", se.Code, se.EnhancedCode, se.Message)
+	}
+	if r := quotaReply(errors.New("disk on fire")); r != errTemporary {
+		t.Errorf("quotaReply(other error) = %s, want %s", r, errTemporary)
 	}
 }
