@@ -87,24 +87,33 @@ func (s *snapshot) with(key string, value []byte) *snapshot {
 	return n
 }
 
-// refresh re-reads one key from the database into the mirror.
+// refresh re-reads one key from the database into the mirror (and whether
+// the bucket still exists: another node may have deleted it).
 func (m *mirror) refresh(p *Postgres, key []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, stmtTimeout)
 	defer cancel()
+	var found bool
 	var v []byte
-	err := p.pool.QueryRow(ctx, "SELECT value FROM kv WHERE bucket = $1 AND key = $2", []byte(m.name), key).Scan(&v)
+	err := p.pool.QueryRow(ctx, `SELECT kv.key IS NOT NULL, coalesce(kv.value, '')
+		FROM kv_buckets b LEFT JOIN kv ON kv.bucket = b.name AND kv.key = $2
+		WHERE b.name = $1`, []byte(m.name), key).Scan(&found, &v)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		v = nil
+		p.noteOK()
+		m.set(emptySnapshot) // the bucket is gone
+		return nil
 	case err != nil:
 		p.noteErr(err)
 		return err
-	case v == nil:
-		v = []byte{}
 	}
 	p.noteOK()
+	if !found {
+		v = nil
+	} else if v == nil {
+		v = []byte{}
+	}
 	m.set(m.snapshot().with(string(key), v))
 	return nil
 }

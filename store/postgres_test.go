@@ -474,6 +474,18 @@ func TestPostgresNodesSeeEachOthersWrites(t *testing.T) {
 		mustView(t, b, func(tx Tx) error { got = tx.Bucket([]byte("users")).Get([]byte("alice")); return nil })
 		return got == nil
 	})
+	mustUpdate(t, a, func(tx Tx) error { return tx.DeleteBucket([]byte("users")) }) // empty by now
+	eventually(t, "the bucket deleted from B's mirror", func() bool {
+		var gone bool
+		mustView(t, b, func(tx Tx) error { gone = tx.Bucket([]byte("users")) == nil; return nil })
+		return gone
+	})
+	mustUpdate(t, a, func(tx Tx) error { _, err := tx.CreateBucketIfNotExists([]byte("users")); return err })
+	eventually(t, "the bucket made again in B's mirror", func() bool {
+		var exists bool
+		mustView(t, b, func(tx Tx) error { exists = tx.Bucket([]byte("users")) != nil; return nil })
+		return exists
+	})
 	if n := b.LiveNodes(); n != 2 { // counted when B opened, after A
 		t.Errorf("B counts %d live nodes, want 2", n)
 	}

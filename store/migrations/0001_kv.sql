@@ -47,6 +47,27 @@ $$;
 CREATE TRIGGER kv_notify AFTER INSERT OR UPDATE OR DELETE ON kv
 	FOR EACH ROW EXECUTE FUNCTION kv_notify();
 
+-- A bucket made or deleted (even empty) is announced with an empty key:
+-- the nodes re-read it whole.
+CREATE FUNCTION kv_buckets_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	r kv_buckets;
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		r := OLD;
+	ELSE
+		r := NEW;
+	END IF;
+	IF EXISTS (SELECT 1 FROM kv_notify WHERE bucket = r.name) THEN
+		PERFORM pg_notify('outbound_kv', encode(r.name, 'hex') || ' ');
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER kv_buckets_notify AFTER INSERT OR DELETE ON kv_buckets
+	FOR EACH ROW EXECUTE FUNCTION kv_buckets_notify();
+
 -- The relay nodes sharing the database: each upserts its row every 10
 -- seconds (seen); a node counts the others seen in the last minute.
 CREATE TABLE nodes (
