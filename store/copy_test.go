@@ -2,14 +2,18 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/internal/pgtest"
 )
 
 func openTestBolt(t *testing.T, name string) (DB, *bolt.DB) {
@@ -130,6 +134,58 @@ func TestCopyBoltToBolt(t *testing.T) {
 	if d := dump(t, dstRaw); !reflect.DeepEqual(d, got) {
 		t.Error("a second run changed dst")
 	}
+}
+
+// Into PostgreSQL, as store migrate copies: the same keys, values (binary,
+// empty) and sequences as the file, read back through the Postgres store;
+// a second run changes nothing.
+func TestCopyBoltToPostgres(t *testing.T) {
+	src, srcRaw := populatedSource(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dst, err := OpenPostgres(ctx, PostgresOptions{DSN: pgtest.Shared(t).NewDatabase(t), Node: "copy-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	buckets := []string{"users", "events", "empty", "missing"}
+	for run := 1; run <= 2; run++ {
+		reports, err := Copy(dst, src, buckets)
+		if err != nil {
+			t.Fatalf("run %d: %v (%+v)", run, err, reports)
+		}
+		if n := 2*copyBatch + 37 + 3; reports[1].SrcKeys != n || reports[1].DstKeys != n || !reports[1].Verified || !reports[3].Missing {
+			t.Errorf("run %d: reports %+v", run, reports)
+		}
+		want := dump(t, srcRaw)
+		delete(want, "not-asked")
+		if got := dumpDB(t, dst, append(buckets, "not-asked")); !reflect.DeepEqual(got, want) {
+			t.Fatalf("run %d: PostgreSQL holds\n%v\nthe file\n%v", run, got, want)
+		}
+	}
+}
+
+// dumpDB reads the named buckets of db, like dump.
+func dumpDB(t *testing.T, db DB, names []string) map[string]bucketDump {
+	t.Helper()
+	out := map[string]bucketDump{}
+	if err := db.View(func(tx Tx) error {
+		for _, name := range names {
+			b := tx.Bucket([]byte(name))
+			if b == nil {
+				continue
+			}
+			d := bucketDump{Seq: b.Sequence(), Keys: map[string]string{}}
+			out[name] = d
+			if err := b.ForEach(func(k, v []byte) error { d.Keys[string(k)] = string(v); return nil }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // Verify finds what differs: a changed value, a missing key, a sequence
