@@ -65,6 +65,7 @@ func (e *cliEnv) commands() map[string]func(args []string) error {
 		"apikey":      e.apikeyCommand,
 		"doctor":      e.doctorCommand,
 		"mcp":         e.mcpCommand,
+		"store":       e.storeCommand,
 	}
 }
 

@@ -1,7 +1,8 @@
 // Command outbound is the relay's single binary: `outbound serve` runs the
 // relay; every other subcommand is the operator's CLI, which talks to the
 // running server's admin API (bbolt lets only one process open the
-// database, so the CLI never opens it itself).
+// database, so the CLI never opens it itself; `store migrate`, which runs
+// while the relay is stopped, is the exception).
 //
 // This is the only package that reads the configuration; it hands every
 // other package a plain options struct.
@@ -136,6 +137,10 @@ Commands:
                                 listener; each failure with its fix, exits 1
   mcp                           serve the admin operations as MCP tools on stdin/stdout
                                 for an AI assistant (docs/assistants.md)
+  store migrate                 with the relay stopped, copy this data_dir's shared
+                                state and quota counts into the PostgreSQL [store]
+                                and verify it; the queue and captured messages stay
+                                (store migrate --help says what moves and what not)
   config check                  validate the configuration and exit
   version                       print the version
 
