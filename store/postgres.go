@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,10 +85,11 @@ type Postgres struct {
 var _ DB = (*Postgres)(nil)
 
 const (
-	connectTimeout = 5 * time.Second  // a down database fails fast
-	stmtTimeout    = 30 * time.Second // one statement of a transaction
-	heartbeatEvery = 10 * time.Second
-	updateAttempts = 10
+	connectTimeout  = 5 * time.Second  // a down database fails fast
+	stmtTimeout     = 30 * time.Second // one statement of a transaction
+	heartbeatEvery  = 10 * time.Second
+	updateAttempts  = 10
+	defaultMaxConns = 10
 )
 
 // OpenPostgres connects, migrates the schema, loads the mirrors of the
@@ -101,6 +103,12 @@ func OpenPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > connectTimeout {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	if !strings.Contains(o.DSN, "pool_max_conns") {
+		// pgxpool's default (4 on a small machine) is few for a relay's
+		// sessions, the quota's SQL and the Updates waiting on a bucket's
+		// lock at once.
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
 	if o.Node == "" {
 		o.Node, _ = os.Hostname()
@@ -198,6 +206,9 @@ func (p *Postgres) update(fn func(Tx) error) error {
 		p.noteErr(err)
 		return fmt.Errorf("store: postgres: %w", err)
 	}
+	// Also when fn panics, or the connection would stay taken; after a
+	// commit, Rollback does nothing.
+	defer p.rollback(tx)
 	t := newPgTx(p, tx, true)
 	ferr := fn(t)
 	if t.err != nil {
@@ -207,7 +218,6 @@ func (p *Postgres) update(fn func(Tx) error) error {
 		ferr = t.err
 	}
 	if ferr != nil {
-		p.rollback(tx)
 		return ferr
 	}
 	ctx, cancel = context.WithTimeout(p.ctx, stmtTimeout)
@@ -228,10 +238,12 @@ func (p *Postgres) View(fn func(Tx) error) error {
 		return errors.New("store: postgres store closed")
 	}
 	t := newPgTx(p, nil, false)
+	defer func() {
+		if t.tx != nil {
+			p.rollback(t.tx) // read only: nothing to commit
+		}
+	}()
 	ferr := fn(t)
-	if t.tx != nil {
-		p.rollback(t.tx) // read only: nothing to commit
-	}
 	if t.err != nil {
 		return t.err
 	}

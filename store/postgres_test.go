@@ -392,6 +392,12 @@ func TestPostgresReadErrorIsSticky(t *testing.T) {
 			t.Errorf("Get after the failure = %q, want nil", got)
 		}
 		putErr = b.Put([]byte("k2"), []byte("v"))
+		// A bucket first opened after the failure is not nil (owners that
+		// expect it must not crash) and takes nothing.
+		other := tx.Bucket([]byte("other"))
+		if other == nil || other.Put([]byte("k"), []byte("v")) == nil {
+			t.Error("a bucket opened after the failure is nil or takes a Put")
+		}
 		return nil // fn does not notice: Update must
 	})
 	if err == nil || putErr == nil {
@@ -665,4 +671,44 @@ func TestPostgresMirrorServesThroughAnOutage(t *testing.T) {
 		return string(got) == "2"
 	})
 	eventually(t, "healthy again", p.Healthy)
+}
+
+// TestPostgresUpdateRetriesADeadlock: two Updates that take two buckets'
+// locks in opposite orders deadlock; PostgreSQL cancels one, which Update
+// runs again, so both succeed.
+func TestPostgresUpdateRetriesADeadlock(t *testing.T) {
+	p := openPostgres(t, pgtest.Shared(t).NewDatabase(t), "a", time.Hour)
+	mustUpdate(t, p, func(tx Tx) error {
+		for _, n := range []string{"x", "y"} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var bothLocked sync.WaitGroup
+	bothLocked.Add(2)
+	var attempts atomic.Int64
+	update := func(first, second string) error {
+		var once sync.Once
+		return p.Update(func(tx Tx) error {
+			attempts.Add(1)
+			if err := tx.Bucket([]byte(first)).Put([]byte("k"), []byte(first)); err != nil {
+				return err
+			}
+			once.Do(func() { bothLocked.Done(); bothLocked.Wait() })
+			return tx.Bucket([]byte(second)).Put([]byte("k"), []byte(first))
+		})
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- update("x", "y") }()
+	go func() { errs <- update("y", "x") }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := attempts.Load(); n < 3 {
+		t.Errorf("%d attempts: the deadlock was not retried", n)
+	}
 }

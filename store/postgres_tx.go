@@ -70,14 +70,18 @@ func (t *pgTx) fail(err error) {
 }
 
 // open is the bucket name for fn, or nil when it does not exist. In an
-// Update it first takes the bucket's writer lock.
+// Update it first takes the bucket's writer lock. Once the transaction has
+// failed, it is a bucket that reads nothing and refuses writes, so that
+// owners who expect a bucket to exist do not crash on nil (Update and View
+// return the failure whatever fn returns).
 func (t *pgTx) open(name []byte) *pgBucket {
 	n := string(name)
 	if b, ok := t.buckets[n]; ok {
 		return b
 	}
+	dead := &pgBucket{t: t, name: name}
 	if !t.lock(n) {
-		return nil
+		return dead
 	}
 	b := &pgBucket{t: t, name: name}
 	if !t.writable {
@@ -98,7 +102,7 @@ func (t *pgTx) open(name []byte) *pgBucket {
 	if !t.exec(func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM kv_buckets WHERE name = $1)", name).Scan(&exists)
 	}) {
-		return nil
+		return dead
 	}
 	if !exists {
 		b = nil
@@ -137,11 +141,10 @@ func (t *pgTx) CreateBucketIfNotExists(name []byte) (Bucket, error) {
 	if len(name) == 0 {
 		return nil, bolt.ErrBucketNameRequired
 	}
-	if b := t.open(name); b != nil {
-		return b, nil
-	}
-	if t.err != nil {
+	if b := t.open(name); t.err != nil {
 		return nil, t.err
+	} else if b != nil {
+		return b, nil
 	}
 	if !t.exec(func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "INSERT INTO kv_buckets (name) VALUES ($1) ON CONFLICT DO NOTHING", name)
