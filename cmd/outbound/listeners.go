@@ -44,6 +44,14 @@ func (s *server) listenSubmission(backend *relay.Backend, kind, addr string, imp
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	s.addrs[kind] = l.Addr().String()
+	// The PROXY header comes before anything else, TLS included; read
+	// first, its client address is the one the limits count.
+	pl, err := withProxyProtocol(l, c.ProxyProtocolFrom, proxyHeaderTimeout(c.ReadTimeout.D()), kind, log)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	l = pl
 	// Count connections before TLS, so a flood of handshakes is cut off
 	// too; only a plain-text listener can say why.
 	l = relay.LimitConnections(l, c.MaxConnections, c.MaxConnectionsPerIP, !implicit)
