@@ -129,7 +129,15 @@ func newServer(t testing.TB, prefix string) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := s.start(); err != nil {
+	// The first start may take another port: FreePort's port can be taken
+	// by another test process before the postmaster binds it.
+	err = s.start(time.Second)
+	for try := 0; err != nil && s.exited() && try < 3; try++ {
+		_, portStr, _ := net.SplitHostPort(testutil.FreePort(t))
+		s.port, _ = strconv.Atoi(portStr)
+		err = s.start(time.Second)
+	}
+	if err != nil {
 		err = fmt.Errorf("%w\n%s", err, s.logTail())
 		s.destroy()
 		return nil, err
@@ -209,11 +217,28 @@ func (s *Server) initdb() error {
 		"--no-sync", "-E", "UTF8", "--no-locale", "--no-instructions")
 }
 
+// exited says whether the postmaster has exited (or never ran).
+func (s *Server) exited() bool {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
 // start runs the postmaster and waits until it accepts connections. A
-// postmaster that exits at once is started again until the deadline: after
+// postmaster that exits at once is started again for retryExit: after
 // Kill, the old one's backends may hold its shared memory for a moment.
-func (s *Server) start() error {
+func (s *Server) start(retryExit time.Duration) error {
 	deadline := time.Now().Add(readyTimeout)
+	retryUntil := time.Now().Add(retryExit)
 	for {
 		done, err := s.launch()
 		if err != nil {
@@ -228,7 +253,7 @@ func (s *Server) start() error {
 		default:
 			return err // running but not answering
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(retryUntil) {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -349,7 +374,7 @@ func (s *Server) Start() error {
 			return errors.New("pgtest: Start: the cluster is running")
 		}
 	}
-	return s.start()
+	return s.start(readyTimeout)
 }
 
 // Kill ends the postmaster with SIGKILL, as a crash would; Start recovers.
