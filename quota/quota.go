@@ -110,6 +110,11 @@
 //     of the sends before its start are gone), or always when
 //     SharedOptions.NoLocalShare is set.
 //
+// Waiting too long for the user's lock, or for a connection while all of
+// the pool's are busy, is congestion, not an outage: Check and Hold fail
+// with a temporary error (451 4.3.0 from the relay) and the node keeps
+// judging by the shared counts.
+//
 // As every live node keeps within its share and counts its own sends of
 // the whole window, the nodes together stay within each limit while all
 // of them are cut off. They may not when only some are (a network

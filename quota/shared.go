@@ -205,15 +205,25 @@ func (s *Shared) Check(user string, lim Limits, pending, n int) error {
 	}
 	now := s.o.Now()
 	if !s.Local() {
-		ctx, cancel := s.ctx()
-		err := judge(ctx, s.pool, user, lim, pending+n, now)
-		cancel()
+		err := s.judgeShared(user, lim, pending+n, now)
 		if !s.note(err) {
 			return err
 		}
 	}
 	_, err := s.judgeLocal(user, lim, pending+n, now, false)
 	return err
+}
+
+// judgeShared is Check's reading of the shared counts.
+func (s *Shared) judgeShared(user string, lim Limits, need int, now time.Time) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return judge(ctx, conn, user, lim, need, now)
 }
 
 // Hold counts n recipients for user now if they fit in both windows, or
@@ -240,30 +250,73 @@ func (s *Shared) Hold(user string, lim Limits, n int) (Reservation, error) {
 }
 
 // holdShared is Hold's transaction: flush what the database does not know
-// yet, lock the user, sum, refuse or add.
+// yet, then lock the user, sum, and refuse or add. The transaction takes
+// two round trips: BEGIN, the lock and the sums in one batch, the insert
+// and COMMIT in another. A connection left in a failed transaction is
+// closed by the pool when released.
 func (s *Shared) holdShared(user string, lim Limits, n int, now time.Time) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if err := s.flush(ctx); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// A lock wait longer than this is congestion, not an outage: it
-		// fails with lock_not_available before the Timeout would make the
-		// database look unreachable.
-		wait := fmt.Sprintf("%dms", (s.o.Timeout / 2).Milliseconds())
-		if _, err := tx.Exec(ctx, "select set_config('lock_timeout', $1, true)", wait); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "select pg_advisory_xact_lock(hashtext($1))", lockPrefix+user); err != nil {
-			return err
-		}
-		if err := judge(ctx, tx, user, lim, n, now); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, sqlAdd, user, unixMinute(now), n)
+	conn, err := s.acquire(ctx)
+	if err != nil {
 		return err
-	})
+	}
+	defer conn.Release()
+	minute := unixMinute(now)
+	// A lock wait longer than half the Timeout is congestion, not an
+	// outage: it fails with lock_not_available before the Timeout would
+	// make the database look unreachable.
+	wait := fmt.Sprintf("%dms", (s.o.Timeout / 2).Milliseconds())
+	var hour, day int64
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue("select set_config('lock_timeout', $1, true)", wait)
+	b.Queue("select pg_advisory_xact_lock(hashtext($1))", lockPrefix+user)
+	b.Queue(sqlSums, user, minute).QueryRow(func(row pgx.Row) error { return row.Scan(&hour, &day) })
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if !fits(lim, n, hour, day) {
+		// Read the minutes for the wait, under the lock still.
+		w, err := loadWindow(ctx, conn, user, minute)
+		if err == nil {
+			_, err = conn.Exec(ctx, "rollback")
+		}
+		if err != nil {
+			return err
+		}
+		return w.exceeded(user, lim, n, now)
+	}
+	b = &pgx.Batch{}
+	b.Queue(sqlAdd, user, minute, n)
+	b.Queue("commit")
+	return conn.SendBatch(ctx, b).Close()
+}
+
+// errBusy is a wait for a connection that timed out while the pool had
+// every connection out: congestion, which the relay answers with a
+// temporary error, rather than an outage to judge locally for.
+var errBusy = errors.New("quota: every connection to the database is busy")
+
+// acquire takes a connection of the pool, telling a wait that timed out
+// because all were busy (errBusy) from a database that does not answer.
+func (s *Shared) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil && ctx.Err() != nil {
+		if st := s.pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
+			return nil, fmt.Errorf("%w (%d connections)", errBusy, st.MaxConns())
+		}
+	}
+	return conn, err
+}
+
+// fits reports whether need more recipients fit in the sums of a user's
+// hour and day.
+func fits(lim Limits, need int, hour, day int64) bool {
+	return hour+int64(need) <= int64(lim.PerHour) && day+int64(need) <= int64(lim.PerDay)
 }
 
 // querier is a pool or a transaction.
@@ -281,7 +334,7 @@ func judge(ctx context.Context, q querier, user string, lim Limits, need int, no
 	if err := q.QueryRow(ctx, sqlSums, user, minute).Scan(&hour, &day); err != nil {
 		return err
 	}
-	if hour+int64(need) <= int64(lim.PerHour) && day+int64(need) <= int64(lim.PerDay) {
+	if fits(lim, need, hour, day) {
 		return nil
 	}
 	w, err := loadWindow(ctx, q, user, minute)
@@ -539,7 +592,7 @@ func unreachable(err error) bool {
 		return false
 	}
 	var ex *ExceededError
-	if errors.As(err, &ex) {
+	if errors.As(err, &ex) || errors.Is(err, errBusy) {
 		return false
 	}
 	var pe *pgconn.PgError

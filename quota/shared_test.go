@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,26 +17,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"outbound/internal/pgtest"
+	"outbound/store"
 )
 
 // testTimeout is the Shared's timeout in tests: generous, so that a
 // loaded CI machine's slow exchanges are not taken for an outage.
 const testTimeout = 30 * time.Second
 
-// quotaDB makes a database in cluster srv with the quota's table (the
-// store's migration 0002, applied here as the store would) and returns its
-// DSN.
+// quotaDB makes a database in cluster srv with the store's schema,
+// quota_sends included (store/migrations/0002_quota.sql), as a node's
+// store.OpenPostgres makes it, and returns its DSN.
 func quotaDB(t testing.TB, srv *pgtest.Server) string {
 	t.Helper()
 	dsn := srv.NewDatabase(t)
-	ddl, err := os.ReadFile("../store/migrations/0002_quota.sql")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: "migrator", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := newPool(t, dsn)
-	if _, err := pool.Exec(context.Background(), string(ddl)); err != nil {
-		t.Fatalf("applying 0002_quota.sql: %v", err)
-	}
+	st.Close()
 	return dsn
 }
 
@@ -363,6 +363,36 @@ func TestSharedImportIsIdempotent(t *testing.T) {
 	}
 }
 
+// A pool with every connection out is congestion: Hold fails with a
+// temporary error, and the node does not take it for an outage.
+func TestSharedBusyPoolIsNoOutage(t *testing.T) {
+	dsn := quotaDB(t, pgtest.Shared(t))
+	pool := newPool(t, dsn+"&pool_max_conns=1")
+	s, err := OpenShared(pool, SharedOptions{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := Limits{PerHour: 5, PerDay: 5}
+	if _, err := s.Hold("fay@example.com", lim, 1); !errors.Is(err, errBusy) {
+		t.Errorf("Hold with the pool's one connection out: %v, want errBusy", err)
+	}
+	if err := s.Check("fay@example.com", lim, 0, 1); !errors.Is(err, errBusy) {
+		t.Errorf("Check with the pool's one connection out: %v, want errBusy", err)
+	}
+	if s.Local() {
+		t.Error("a busy pool made the node judge locally")
+	}
+	conn.Release()
+	if _, err := s.Hold("fay@example.com", lim, 1); err != nil {
+		t.Errorf("with the connection back: %v", err)
+	}
+}
+
 func TestOpenSharedWithoutTheTableFails(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	if s, err := OpenShared(newPool(t, dsn), SharedOptions{Timeout: testTimeout}); err == nil {
@@ -383,6 +413,7 @@ func TestUnreachableTellsOutagesFromAnswers(t *testing.T) {
 		{fmt.Errorf("x: %w", &pgconn.PgError{Code: "57P01"}), true}, // admin_shutdown
 		{&pgconn.PgError{Code: "08006"}, true},
 		{context.DeadlineExceeded, true},
+		{fmt.Errorf("%w (4 connections)", errBusy), false},
 		{io.ErrUnexpectedEOF, true},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
 	} {
@@ -392,19 +423,31 @@ func TestUnreachableTellsOutagesFromAnswers(t *testing.T) {
 	}
 }
 
+// BenchmarkSharedHold measures Hold against PostgreSQL (a pgtest cluster
+// on loopback, fsync off): each session its own user, or all sessions one
+// user (whose holds the advisory lock makes one at a time).
 func BenchmarkSharedHold(b *testing.B) {
 	dsn := quotaDB(b, pgtest.Shared(b))
 	s := node(b, dsn, SharedOptions{})
 	lim := Limits{PerHour: 1 << 30, PerDay: 1 << 30}
 	var users atomic.Int64
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		user := fmt.Sprintf("user%d@example.com", users.Add(1))
-		for pb.Next() {
-			if _, err := s.Hold(user, lim, 1); err != nil {
-				b.Error(err)
-				return
-			}
+	for _, oneUser := range []bool{false, true} {
+		for _, perCPU := range []int{1, 8} {
+			b.Run(fmt.Sprintf("one-user=%v/sessions-per-cpu=%d", oneUser, perCPU), func(b *testing.B) {
+				b.SetParallelism(perCPU)
+				b.RunParallel(func(pb *testing.PB) {
+					user := fmt.Sprintf("user%d@example.com", users.Add(1))
+					if oneUser {
+						user = "one@example.com"
+					}
+					for pb.Next() {
+						if _, err := s.Hold(user, lim, 1); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
 		}
-	})
+	}
 }
