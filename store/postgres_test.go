@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -603,8 +604,17 @@ func TestPostgresBadDSNIsNotLogged(t *testing.T) {
 // the watchers, and later writes reach the mirror again.
 func TestPostgresMirrorServesThroughAnOutage(t *testing.T) {
 	srv := pgtest.Start(t)
-	dsn := srv.NewDatabase(t)
-	p := openPostgres(t, dsn, "a", time.Hour, "users")
+	// The cluster trusts any password: one in the DSN must reach no log.
+	dsn := strings.Replace(srv.NewDatabase(t), "outbound@", "outbound:sekrit@", 1)
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := OpenPostgres(ctx, PostgresOptions{DSN: dsn, Node: "a", Cached: []string{"users"}, MaxStale: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
 	strict := openPostgres(t, dsn, "strict", time.Nanosecond, "users") // no stale reads
 	mustUpdate(t, p, func(tx Tx) error {
 		for _, n := range []string{"users", "events"} {
@@ -671,6 +681,31 @@ func TestPostgresMirrorServesThroughAnOutage(t *testing.T) {
 		return string(got) == "2"
 	})
 	eventually(t, "healthy again", p.Healthy)
+	out := logs.String()
+	if strings.Contains(out, "sekrit") || strings.Contains(out, "postgres://") {
+		t.Errorf("the DSN reached the log:\n%s", out)
+	}
+	if strings.Count(out, "unreachable") != 1 || strings.Count(out, "reachable again") != 1 {
+		t.Errorf("the outage is not logged once down and once up:\n%s", out)
+	}
+}
+
+// syncBuffer is a log destination for goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestPostgresUpdateRetriesADeadlock: two Updates that take two buckets'
