@@ -16,7 +16,7 @@ import (
 	"outbound/internal/pgtest"
 )
 
-func openTestBolt(t *testing.T, name string) (DB, *bolt.DB) {
+func openTestBolt(t testing.TB, name string) (DB, *bolt.DB) {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), name), 0o600, nil)
 	if err != nil {
@@ -163,6 +163,46 @@ func TestCopyBoltToPostgres(t *testing.T) {
 			t.Fatalf("run %d: PostgreSQL holds\n%v\nthe file\n%v", run, got, want)
 		}
 	}
+}
+
+// BenchmarkCopyToPostgres copies and verifies a bucket like the event
+// log (10,000 keys, 200-byte values) from bbolt into a fresh PostgreSQL
+// database each iteration: keys/s is the pace of `store migrate`.
+func BenchmarkCopyToPostgres(b *testing.B) {
+	const keys = 10000
+	src, _ := openTestBolt(b, "src.db")
+	value := bytes.Repeat([]byte("v"), 200)
+	if err := src.Update(func(tx Tx) error {
+		bk, err := tx.CreateBucketIfNotExists([]byte("events"))
+		if err != nil {
+			return err
+		}
+		for i := 0; i < keys; i++ {
+			if err := bk.Put([]byte(fmt.Sprintf("%016x", i)), value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	server := pgtest.Shared(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dst, err := OpenPostgres(context.Background(), PostgresOptions{DSN: server.NewDatabase(b), Node: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := Copy(dst, src, []string{"events"}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		dst.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(keys*b.N)/b.Elapsed().Seconds(), "keys/s")
 }
 
 // dumpDB reads the named buckets of db, like dump.
