@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"time"
 
@@ -82,9 +81,7 @@ func (e *cliEnv) storeMigrate(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	dst, err := openPostgresStore(ctx, cfg)
+	dst, err := openPostgresStore(cfg)
 	if err != nil {
 		src.Close()
 		return err
@@ -171,8 +168,11 @@ func openDBReadOnly(dataDir string) (*bolt.DB, error) {
 }
 
 // openPostgresStore opens the configuration's PostgreSQL store, applying
-// its schema migrations.
-func openPostgresStore(ctx context.Context, cfg config.Config) (*store.Postgres, error) {
+// its schema migrations. (Interrupting the copy that follows is safe: what
+// was committed is committed, and the next run copies it again.)
+func openPostgresStore(cfg config.Config) (*store.Postgres, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	dsn, err := cfg.StoreDSN()
 	if err != nil {
 		return nil, err

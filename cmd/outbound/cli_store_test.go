@@ -223,9 +223,7 @@ func openTestPostgres(t *testing.T, configPath string) *store.Postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	pg, err := openPostgresStore(ctx, cfg)
+	pg, err := openPostgresStore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
