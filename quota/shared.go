@@ -377,10 +377,11 @@ func (s *Shared) judgeLocal(user string, lim Limits, need int, now time.Time, ho
 	if err != nil {
 		return Reservation{}, err
 	}
+	// The judgement and the count under one lock, as in Store.Hold, so
+	// that concurrent holds never together cross the share.
 	s.mu.Lock()
-	err = s.own[user].exceeded(user, share, need, now)
-	s.mu.Unlock()
-	if err != nil {
+	defer s.mu.Unlock()
+	if err := s.own[user].exceeded(user, share, need, now); err != nil {
 		result = "refused"
 		var ex *ExceededError
 		if errors.As(err, &ex) && ex.Limit > 0 {
@@ -392,7 +393,7 @@ func (s *Shared) judgeLocal(user string, lim Limits, need int, now time.Time, ho
 		return Reservation{}, nil
 	}
 	result = "held"
-	return s.counted(user, need, now, true), nil
+	return s.countLocked(user, need, now, true), nil
 }
 
 // share is lim divided among nodes, or ErrUnavailable when the limits
@@ -423,9 +424,14 @@ func (s *Shared) share(lim Limits, nodes int) (Limits, error) {
 // counted records n sends of user now in this node's own counts, and, for
 // a hold decided locally, among the sends the database must learn of.
 func (s *Shared) counted(user string, n int, now time.Time, local bool) Reservation {
-	minute := unixMinute(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.countLocked(user, n, now, local)
+}
+
+// countLocked is counted with s.mu held.
+func (s *Shared) countLocked(user string, n int, now time.Time, local bool) Reservation {
+	minute := unixMinute(now)
 	w := s.own[user]
 	if w == nil {
 		w = &window{}

@@ -251,6 +251,10 @@ func TestSharedJudgesByItsShareWhileTheDatabaseIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	strictOpts := o
+	strictOpts.NoLocalShare = true
+	strict := node(t, dsn, strictOpts)
+
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +279,26 @@ func TestSharedJudgesByItsShareWhileTheDatabaseIsDown(t *testing.T) {
 	if err := a.Check(user, lim, 0, 1); !errors.As(err, &ex) {
 		t.Errorf("Check over a's share: %v", err)
 	}
+	// Racing holds stay within the share too: a user who sent nothing
+	// before gets exactly a's 10.
+	var held atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var over *ExceededError
+			if _, err := a.Hold("gus@example.com", lim, 1); err == nil {
+				held.Add(1)
+			} else if !errors.As(err, &over) {
+				t.Errorf("racing local hold: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if held.Load() != 10 {
+		t.Errorf("%d racing local holds succeeded, want a's share of 10", held.Load())
+	}
 	// Limits smaller than the nodes leave no share: 451.
 	if _, err := a.Hold("erin@example.com", Limits{PerHour: 2, PerDay: 100}, 1); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("a limit of 2 on 3 nodes: %v, want ErrUnavailable", err)
@@ -291,14 +315,21 @@ func TestSharedJudgesByItsShareWhileTheDatabaseIsDown(t *testing.T) {
 	if _, err := c.Hold(user, lim, 1); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("a node started during the outage: %v, want ErrUnavailable", err)
 	}
+	// Nor can one told not to.
+	if _, err := b.Hold("hal@example.com", lim, 1); err != nil {
+		t.Errorf("b, within its share: %v", err)
+	}
+	if _, err := strict.Hold("hal@example.com", lim, 1); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("with NoLocalShare: %v, want ErrUnavailable", err)
+	}
 	if got := testutil.ToFloat64(a.localShare); got != 1 {
 		t.Errorf("outbound_quota_local_share = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(a.localHolds.WithLabelValues("held")); got != 6 {
-		t.Errorf("local holds held = %v, want 6", got)
+	if got := testutil.ToFloat64(a.localHolds.WithLabelValues("held")); got != 16 {
+		t.Errorf("local holds held = %v, want 16", got)
 	}
-	if got := testutil.ToFloat64(a.localHolds.WithLabelValues("refused")); got != 2 {
-		t.Errorf("local holds refused = %v, want 2 (over the share, a limit of 0)", got)
+	if got := testutil.ToFloat64(a.localHolds.WithLabelValues("refused")); got != 12 {
+		t.Errorf("local holds refused = %v, want 12 (over the share, a limit of 0)", got)
 	}
 	if got := testutil.ToFloat64(a.localHolds.WithLabelValues("unavailable")); got != 1 {
 		t.Errorf("local holds unavailable = %v, want 1", got)
@@ -317,9 +348,20 @@ func TestSharedJudgesByItsShareWhileTheDatabaseIsDown(t *testing.T) {
 			return !s.local && len(s.pending) == 0
 		})
 	}
-	// 4 + 10 before, 6 during; the released one is gone.
+	// 4 + 10 before, 6 on a during; the released one is gone.
+	waitFor(t, "b's outage sends written", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return !b.local && len(b.pending) == 0
+	})
 	if n := sent(t, dsn, user); n != 20 {
 		t.Errorf("after the outage the database counts %d, want 20", n)
+	}
+	if n := sent(t, dsn, "hal@example.com"); n != 1 {
+		t.Errorf("after the outage the database counts %d for hal, want b's 1", n)
+	}
+	if n := sent(t, dsn, "gus@example.com"); n != 10 {
+		t.Errorf("after the outage the database counts %d for gus, want 10", n)
 	}
 	if got := testutil.ToFloat64(a.localShare); got != 0 {
 		t.Errorf("outbound_quota_local_share = %v, want 0", got)
