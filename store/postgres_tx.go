@@ -12,6 +12,10 @@ import (
 // pageSize is how many keys ForEach and cursors read per query.
 const pageSize = 256
 
+// refreshKeysMax is how many keys of a cached bucket an Update may write
+// before its mirror is reloaded whole after commit rather than key by key.
+const refreshKeysMax = 64
+
 // pgTx is a transaction of the Postgres store. Its first failed statement
 // is kept (err): PostgreSQL has aborted the transaction by then, so every
 // later operation does nothing (reads return nil), and Update or View
@@ -25,10 +29,10 @@ type pgTx struct {
 	buckets map[string]*pgBucket // the buckets fn touched, by name (nil: missing)
 	// Of the cached buckets: the keys written (re-read into the mirror
 	// after commit), and whole buckets created or deleted (reloaded).
-	written  map[string]map[string]bool
-	reload   map[string]bool
-	created  []string // buckets to remember as existing after commit
-	forgoten []string // buckets to forget after commit
+	written   map[string]map[string]bool
+	reload    map[string]bool
+	created   []string // buckets to remember as existing after commit
+	forgotten []string // buckets to forget after commit
 }
 
 func newPgTx(p *Postgres, tx pgx.Tx, writable bool) *pgTx {
@@ -183,7 +187,7 @@ func (t *pgTx) DeleteBucket(name []byte) error {
 		return ErrBucketNotFound
 	}
 	t.buckets[n] = nil
-	t.forgoten = append(t.forgoten, n)
+	t.forgotten = append(t.forgotten, n)
 	if t.p.mirrors[n] != nil {
 		t.reload[n] = true
 	}
@@ -193,12 +197,19 @@ func (t *pgTx) DeleteBucket(name []byte) error {
 // committed brings this node's memory up to date with the transaction, so
 // that the node sees its own writes as soon as Update returns.
 func (t *pgTx) committed() {
-	for _, n := range t.forgoten {
+	for _, n := range t.forgotten {
 		t.p.known.Delete(n)
 	}
 	for _, n := range t.created {
 		t.p.known.Store(n, struct{}{})
 	}
+	for n, keys := range t.written {
+		if len(keys) > refreshKeysMax {
+			t.reload[n] = true
+		}
+	}
+	// Errors are left to the listener: it hears of these keys too, and
+	// reloads everything when it has lost the database.
 	for n := range t.reload {
 		t.p.mirrors[n].reload(t.p)
 	}
