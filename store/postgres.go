@@ -34,6 +34,12 @@ import (
 // (postgres_mirror.go). Views read those buckets from the mirror, which
 // keeps serving for MaxStale after the database became unreachable, so a
 // short outage does not stop the relay; Updates always read the database.
+//
+// Caveats: Sequence in a View reads the database even for a cached bucket.
+// Watch callbacks run one at a time on the listener's goroutine (keep them
+// short; Close waits for them). A bucket another node deleted may read as
+// existing and empty in Views here until this node's mirror or memory of
+// bucket names learns of it.
 
 // PostgresOptions configure OpenPostgres.
 type PostgresOptions struct {
