@@ -228,7 +228,19 @@ func TestSharedWindowSlides(t *testing.T) {
 	}
 }
 
+// The database stopped (its clients told so) or killed (their
+// connections cut without a word): either way the nodes judge by their
+// shares, and when it is back they write what they sent meanwhile.
 func TestSharedJudgesByItsShareWhileTheDatabaseIsDown(t *testing.T) {
+	t.Run("stopped", func(t *testing.T) {
+		testOutage(t, func(srv *pgtest.Server) error { return srv.Stop() })
+	})
+	t.Run("killed", func(t *testing.T) {
+		testOutage(t, func(srv *pgtest.Server) error { srv.Kill(); return nil })
+	})
+}
+
+func testOutage(t *testing.T, down func(*pgtest.Server) error) {
 	srv := pgtest.Start(t)
 	dsn := quotaDB(t, srv)
 	clock := newClock(at(0, 10, 0, 0))
@@ -255,7 +267,7 @@ func TestSharedJudgesByItsShareWhileTheDatabaseIsDown(t *testing.T) {
 	strictOpts.NoLocalShare = true
 	strict := node(t, dsn, strictOpts)
 
-	if err := srv.Stop(); err != nil {
+	if err := down(srv); err != nil {
 		t.Fatal(err)
 	}
 	// A release while the database is down is remembered.
