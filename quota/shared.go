@@ -319,7 +319,7 @@ func fits(lim Limits, need int, hour, day int64) bool {
 	return hour+int64(need) <= int64(lim.PerHour) && day+int64(need) <= int64(lim.PerDay)
 }
 
-// querier is a pool or a transaction.
+// querier is a connection, a pool or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
