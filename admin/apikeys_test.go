@@ -9,10 +9,11 @@ import (
 	"outbound/auth"
 	"outbound/internal/admintest"
 	"outbound/internal/testutil"
+	"outbound/store"
 )
 
 func TestAPIKeysOverTheAPI(t *testing.T) {
-	keys, err := auth.NewAPIKeys(testutil.OpenDB(t))
+	keys, err := auth.NewAPIKeys(store.Bolt(testutil.OpenDB(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,14 @@ import (
 	"outbound/capture"
 	"outbound/internal/admintest"
 	"outbound/internal/testutil"
+	"outbound/store"
 )
 
 // An app's test suite finds its message through GET /api/capture with
 // to= and subject=, reads it byte for byte with its parts, and the
 // operator deletes one or clears them all.
 func TestCaptureEndpoints(t *testing.T) {
-	store, err := capture.OpenBolt(testutil.OpenDB(t))
+	store, err := capture.OpenBolt(store.Bolt(testutil.OpenDB(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

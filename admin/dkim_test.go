@@ -10,16 +10,17 @@ import (
 	"outbound/internal/admintest"
 	"outbound/internal/testutil"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 func dkimRig(t *testing.T) *admintest.Rig {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := dkim.Open(db, hosts, nil)
+	keys, err := dkim.Open(store.Bolt(db), hosts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

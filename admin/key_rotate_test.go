@@ -10,6 +10,7 @@ import (
 	"outbound/internal/admintest"
 	"outbound/internal/testutil"
 	"outbound/smarthost"
+	"outbound/store"
 	"outbound/webhooks"
 )
 
@@ -19,16 +20,16 @@ import (
 func sealedRig(t *testing.T) (*admintest.Rig, *smarthost.Store, *dkim.Store) {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := dkim.Open(db, hosts, nil)
+	keys, err := dkim.Open(store.Bolt(db), hosts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hosts.AlsoReseal(keys.Reseal)
-	hooks, err := webhooks.OpenBolt(db, webhooks.Policy{}, hosts)
+	hooks, err := webhooks.OpenBolt(store.Bolt(db), webhooks.Policy{}, hosts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"outbound/auth"
 	"outbound/internal/testutil"
+	"outbound/store"
 )
 
 // operatorsClient is a Client of an API with an operators store, reached
@@ -15,12 +16,12 @@ import (
 func operatorsClient(t *testing.T) (*Client, *auth.Operators) {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
+	users, err := auth.NewStore(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}
 	users.SetHashCost(4)
-	ops, err := auth.NewOperators(db, users)
+	ops, err := auth.NewOperators(store.Bolt(db), users)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +60,8 @@ func TestOperatorsAddListDelete(t *testing.T) {
 
 func TestOperatorsNeedTheToken(t *testing.T) {
 	db := testutil.OpenDB(t)
-	users, _ := auth.NewStore(db)
-	ops, _ := auth.NewOperators(db, users)
+	users, _ := auth.NewStore(store.Bolt(db))
+	ops, _ := auth.NewOperators(store.Bolt(db), users)
 	c := NewClient("http://outbound.invalid", "wrong", InProcess(Handler(Options{Users: users, Operators: ops, Token: "tok"})))
 	var apiErr *Error
 	if _, err := c.Operators(); !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnauthorized {

@@ -8,6 +8,7 @@ import (
 	"outbound/admin"
 	"outbound/internal/admintest"
 	"outbound/internal/testutil"
+	"outbound/store"
 	"outbound/suppression"
 )
 
@@ -114,7 +115,7 @@ func TestSuppressionsSenderOnlyItsOwn(t *testing.T) {
 // Under scope "relay" one list serves every user: an entry needs no user,
 // and a sender may lift only one its own mail caused.
 func TestSuppressionsRelayWide(t *testing.T) {
-	relayWide, err := suppression.OpenBolt(testutil.OpenDB(t), suppression.RelayWide, 0, nil)
+	relayWide, err := suppression.OpenBolt(store.Bolt(testutil.OpenDB(t)), suppression.RelayWide, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,14 @@ import (
 	"outbound/internal/admintest"
 	"outbound/internal/testutil"
 	"outbound/sendapi"
+	"outbound/store"
 )
 
 // The admin API keeps templates in the send API's store: versions, the
 // send API's validation and rendering (a missing variable is 422 naming
 // it), an unsaved template previewed, and a sender only its own.
 func TestTemplatesOverTheAPI(t *testing.T) {
-	store, err := sendapi.OpenTemplates(testutil.OpenDB(t), nil)
+	store, err := sendapi.OpenTemplates(store.Bolt(testutil.OpenDB(t)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // On disk, bucket "api-keys" maps the hex SHA-256 of an API key to the JSON
@@ -48,15 +48,15 @@ type APIKey struct {
 	LastUsed time.Time `json:"last_used,omitempty"`
 }
 
-// APIKeys keeps the API keys in the shared bbolt file.
+// APIKeys keeps the API keys in the shared store (package store).
 type APIKeys struct {
-	db  *bolt.DB
+	db  store.DB
 	now func() time.Time
 }
 
 // NewAPIKeys opens (creating if needed) the api-keys bucket in db.
-func NewAPIKeys(db *bolt.DB) (*APIKeys, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func NewAPIKeys(db store.DB) (*APIKeys, error) {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(apiKeysBucket)
 		return err
 	})
@@ -80,7 +80,7 @@ func (k *APIKeys) Create(user, name string) (string, *APIKey, error) {
 	}
 	key := APIKeyPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(random[:]))
 	rec := &APIKey{User: user, Name: name, Prefix: key[:apiKeyShown], Created: k.now().UTC()}
-	err := k.db.Update(func(tx *bolt.Tx) error {
+	err := k.db.Update(func(tx store.Tx) error {
 		v, err := json.Marshal(rec)
 		if err != nil {
 			return err
@@ -96,7 +96,7 @@ func (k *APIKeys) Create(user, name string) (string, *APIKey, error) {
 // List returns user's keys, oldest first.
 func (k *APIKeys) List(user string) ([]*APIKey, error) {
 	var out []*APIKey
-	err := k.db.View(func(tx *bolt.Tx) error {
+	err := k.db.View(func(tx store.Tx) error {
 		return tx.Bucket(apiKeysBucket).ForEach(func(_, v []byte) error {
 			var rec APIKey
 			if err := json.Unmarshal(v, &rec); err != nil {
@@ -120,7 +120,7 @@ func (k *APIKeys) Revoke(user, prefix string) (int, error) {
 		return 0, fmt.Errorf("%w: give the prefix shown by apikey list (%s...)", ErrNoSuchAPIKey, APIKeyPrefix)
 	}
 	n := 0
-	err := k.db.Update(func(tx *bolt.Tx) error {
+	err := k.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(apiKeysBucket)
 		var doomed [][]byte
 		err := b.ForEach(func(h, v []byte) error {
@@ -159,7 +159,7 @@ func (k *APIKeys) Verify(key string) (*APIKey, error) {
 	}
 	h := hashAPIKey(key)
 	var rec *APIKey
-	err := k.db.View(func(tx *bolt.Tx) error {
+	err := k.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(apiKeysBucket).Get(h)
 		if v == nil {
 			return ErrBadCredentials
@@ -172,12 +172,19 @@ func (k *APIKeys) Verify(key string) (*APIKey, error) {
 	}
 	now := k.now().UTC()
 	if now.Sub(rec.LastUsed) >= time.Minute {
-		rec.LastUsed = now.Truncate(time.Minute)
-		err = k.db.Update(func(tx *bolt.Tx) error {
+		// Read again in the write: another node sharing the store may
+		// have changed the record since.
+		err = k.db.Update(func(tx store.Tx) error {
 			b := tx.Bucket(apiKeysBucket)
-			if b.Get(h) == nil {
+			v := b.Get(h)
+			if v == nil {
 				return ErrBadCredentials // revoked meanwhile
 			}
+			rec = new(APIKey)
+			if err := json.Unmarshal(v, rec); err != nil {
+				return err
+			}
+			rec.LastUsed = now.Truncate(time.Minute)
 			v, err := json.Marshal(rec)
 			if err != nil {
 				return err

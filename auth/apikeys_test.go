@@ -9,9 +9,13 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
-func openKeys(t *testing.T) (*APIKeys, string) {
+// openKeys opens the keys on a bbolt file of their own, closed at cleanup
+// or by the function it returns.
+func openKeys(t *testing.T) (*APIKeys, string, func() error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "keys.db")
 	db, err := bolt.Open(path, 0o600, nil)
@@ -19,15 +23,15 @@ func openKeys(t *testing.T) (*APIKeys, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	k, err := NewAPIKeys(db)
+	k, err := NewAPIKeys(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k, path
+	return k, path, db.Close
 }
 
 func TestAPIKeyStoredOnlyAsHash(t *testing.T) {
-	k, path := openKeys(t)
+	k, path, closeDB := openKeys(t)
 	key, rec, err := k.Create("alice@example.com", "billing")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +39,7 @@ func TestAPIKeyStoredOnlyAsHash(t *testing.T) {
 	if !strings.HasPrefix(key, APIKeyPrefix) || !strings.HasPrefix(key, rec.Prefix) || len(key) < 30 {
 		t.Fatalf("key %q, prefix %q", key, rec.Prefix)
 	}
-	k.db.Close()
+	closeDB()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +53,7 @@ func TestAPIKeyStoredOnlyAsHash(t *testing.T) {
 }
 
 func TestAPIKeyVerifyAndRevoke(t *testing.T) {
-	k, _ := openKeys(t)
+	k, _, _ := openKeys(t)
 	key, rec, err := k.Create("alice@example.com", "billing")
 	if err != nil {
 		t.Fatal(err)

@@ -5,15 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"outbound/internal/testutil"
 	"outbound/quota"
+	"outbound/store"
 )
 
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := NewStore(testutil.OpenDB(t))
+	s, err := NewStore(store.Bolt(testutil.OpenDB(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +151,7 @@ func TestLoginMechanism(t *testing.T) {
 func TestLimitsOverrideKeepsItsStoredForm(t *testing.T) {
 	s := newStore(t)
 	stored := `{"name":"alice@example.com","password_hash":null,"limits":{"per_hour":5,"per_day":50},"created":"2026-03-02T10:00:00Z"}`
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		return tx.Bucket(usersBucket).Put([]byte("alice@example.com"), []byte(stored))
 	})
 	if err != nil {
@@ -169,7 +168,7 @@ func TestLimitsOverrideKeepsItsStoredForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	var raw []byte
-	s.db.View(func(tx *bolt.Tx) error {
+	s.db.View(func(tx store.Tx) error {
 		raw = append(raw, tx.Bucket(usersBucket).Get([]byte("alice@example.com"))...)
 		return nil
 	})

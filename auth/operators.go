@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
+
+	"outbound/store"
 )
 
 // On disk, bucket "operators" maps an operator's name to the JSON form of
@@ -34,19 +35,19 @@ type Operator struct {
 	Created time.Time `json:"created"`
 }
 
-// Operators keeps the operator accounts in the shared bbolt file. It
-// hashes as the users' Store does and shares its bcrypt slots, so that
-// sign-in attempts and SMTP AUTH together never run more than one bcrypt
-// per CPU.
+// Operators keeps the operator accounts in the shared store (package
+// store). It hashes as the users' Store does and shares its bcrypt slots,
+// so that sign-in attempts and SMTP AUTH together never run more than one
+// bcrypt per CPU.
 type Operators struct {
-	db    *bolt.DB
+	db    store.DB
 	users *Store
 }
 
 // NewOperators opens (creating if needed) the operators bucket in db.
 // users is the store whose hashing cost and bcrypt slots it shares.
-func NewOperators(db *bolt.DB, users *Store) (*Operators, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func NewOperators(db store.DB, users *Store) (*Operators, error) {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(operatorsBucket)
 		return err
 	})
@@ -71,7 +72,7 @@ func (o *Operators) Add(name, password string) (*Operator, error) {
 		return nil, fmt.Errorf("hashing password: %w", err)
 	}
 	op := &Operator{Name: name, PasswordHash: hash, Created: time.Now().UTC()}
-	err = o.db.Update(func(tx *bolt.Tx) error {
+	err = o.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(operatorsBucket)
 		if b.Get([]byte(name)) != nil {
 			return fmt.Errorf("%w: %s", ErrOperatorExists, name)
@@ -92,7 +93,7 @@ func (o *Operators) Add(name, password string) (*Operator, error) {
 // name that is an operator only as an operator, never as an SMTP login.
 func (o *Operators) Exists(name string) (bool, error) {
 	var ok bool
-	err := o.db.View(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx store.Tx) error {
 		ok = tx.Bucket(operatorsBucket).Get([]byte(name)) != nil
 		return nil
 	})
@@ -102,7 +103,7 @@ func (o *Operators) Exists(name string) (bool, error) {
 // Get returns the named operator or ErrNoSuchOperator.
 func (o *Operators) Get(name string) (*Operator, error) {
 	var op *Operator
-	err := o.db.View(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(operatorsBucket).Get([]byte(name))
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNoSuchOperator, name)
@@ -116,7 +117,7 @@ func (o *Operators) Get(name string) (*Operator, error) {
 // List returns every operator, sorted by name.
 func (o *Operators) List() ([]*Operator, error) {
 	var ops []*Operator
-	err := o.db.View(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx store.Tx) error {
 		return tx.Bucket(operatorsBucket).ForEach(func(k, v []byte) error {
 			op := new(Operator)
 			if err := json.Unmarshal(v, op); err != nil {
@@ -133,7 +134,7 @@ func (o *Operators) List() ([]*Operator, error) {
 // Delete removes an operator. Its open sessions are the web interface's
 // to end (it looks the operator up on every request).
 func (o *Operators) Delete(name string) error {
-	return o.db.Update(func(tx *bolt.Tx) error {
+	return o.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(operatorsBucket)
 		if b.Get([]byte(name)) == nil {
 			return fmt.Errorf("%w: %s", ErrNoSuchOperator, name)
@@ -148,7 +149,7 @@ func (o *Operators) Delete(name string) error {
 // Nothing is cached: an operator signs in once per session.
 func (o *Operators) Verify(name, password string) (*Operator, error) {
 	var op *Operator
-	err := o.db.View(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(operatorsBucket).Get([]byte(name))
 		if v == nil {
 			return nil

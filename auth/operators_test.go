@@ -5,17 +5,18 @@ import (
 	"testing"
 
 	"outbound/internal/testutil"
+	"outbound/store"
 )
 
 func newOperators(t *testing.T) *Operators {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	users, err := NewStore(db)
+	users, err := NewStore(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}
 	users.SetHashCost(4)
-	ops, err := NewOperators(db, users)
+	ops, err := NewOperators(store.Bolt(db), users)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +77,9 @@ func TestOperatorRefusesBadNameAndShortPassword(t *testing.T) {
 // An operator is not an SMTP login: the users' store does not know it.
 func TestOperatorIsNotAUser(t *testing.T) {
 	db := testutil.OpenDB(t)
-	users, _ := NewStore(db)
+	users, _ := NewStore(store.Bolt(db))
 	users.SetHashCost(4)
-	ops, _ := NewOperators(db, users)
+	ops, _ := NewOperators(store.Bolt(db), users)
 	if _, err := ops.Add("admin", "correct horse"); err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,8 @@
 // in-memory cache so that clients opening one connection per message do not
 // pay a bcrypt hash each time).
 //
-// On disk, in the shared bbolt file, bucket "users" maps a login name to the
-// JSON form of User. Passwords are stored only as bcrypt hashes.
+// On disk, in the shared store (package store), bucket "users" maps a
+// login name to the JSON form of User. Passwords are stored only as bcrypt hashes.
 package auth
 
 import (
@@ -19,10 +19,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 
 	"outbound/quota"
+	"outbound/store"
 )
 
 var usersBucket = []byte("users")
@@ -190,17 +190,17 @@ func ValidatePassword(p string) error {
 	return nil
 }
 
-// Store keeps users in the shared bbolt file.
+// Store keeps users in the shared store (package store).
 type Store struct {
-	db    *bolt.DB
+	db    store.DB
 	cache *verifyCache
 	// cost is the bcrypt cost; tests lower it.
 	cost int
 }
 
 // NewStore opens (creating if needed) the users bucket in db.
-func NewStore(db *bolt.DB) (*Store, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func NewStore(db store.DB) (*Store, error) {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(usersBucket)
 		return err
 	})
@@ -232,7 +232,7 @@ func (s *Store) Add(name, password string, allowFrom []string) (*User, error) {
 		return nil, fmt.Errorf("hashing password: %w", err)
 	}
 	u := &User{Name: name, PasswordHash: hash, AllowFrom: allowFrom, Created: time.Now().UTC()}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(usersBucket)
 		if b.Get([]byte(name)) != nil {
 			return fmt.Errorf("%w: %s", ErrUserExists, name)
@@ -248,7 +248,7 @@ func (s *Store) Add(name, password string, allowFrom []string) (*User, error) {
 // Get returns the named user or ErrNoSuchUser.
 func (s *Store) Get(name string) (*User, error) {
 	var u *User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		var err error
 		u, err = getUser(tx.Bucket(usersBucket), name)
 		return err
@@ -259,7 +259,7 @@ func (s *Store) Get(name string) (*User, error) {
 // List returns every user, sorted by name.
 func (s *Store) List() ([]*User, error) {
 	var users []*User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
 			u := new(User)
 			if err := json.Unmarshal(v, u); err != nil {
@@ -275,7 +275,7 @@ func (s *Store) List() ([]*User, error) {
 
 // Delete removes a user.
 func (s *Store) Delete(name string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(usersBucket)
 		if b.Get([]byte(name)) == nil {
 			return fmt.Errorf("%w: %s", ErrNoSuchUser, name)
@@ -305,7 +305,7 @@ func (s *Store) SetPassword(name, password string) error {
 
 // Update applies change to the stored user in one transaction.
 func (s *Store) Update(name string, change func(*User) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(usersBucket)
 		u, err := getUser(b, name)
 		if err != nil {
@@ -325,7 +325,7 @@ func (s *Store) SetRoute(names []string, route string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, errors.New("no users given")
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(usersBucket)
 		for _, name := range names {
 			u, err := getUser(b, name)
@@ -349,7 +349,8 @@ func (s *Store) SetRoute(names []string, route string) ([]string, error) {
 // transaction, and returns their names (sorted).
 func (s *Store) MoveRoute(from, to string) ([]string, error) {
 	var moved []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
+		moved = nil // a shared store may run this more than once
 		b := tx.Bucket(usersBucket)
 		var users []*User
 		err := b.ForEach(func(k, v []byte) error {
@@ -416,7 +417,7 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-func getUser(b *bolt.Bucket, name string) (*User, error) {
+func getUser(b store.Bucket, name string) (*User, error) {
 	v := b.Get([]byte(name))
 	if v == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNoSuchUser, name)
@@ -428,7 +429,7 @@ func getUser(b *bolt.Bucket, name string) (*User, error) {
 	return u, nil
 }
 
-func putUser(b *bolt.Bucket, u *User) error {
+func putUser(b store.Bucket, u *User) error {
 	v, err := json.Marshal(u)
 	if err != nil {
 		return err

@@ -5,8 +5,8 @@
 // an upstream like the others: route picks it, delivery hands it the
 // message and records success; the relay and the queue know nothing of it.
 //
-// On disk: bucket `captured` in the shared bbolt file, queue ID → JSON
-// Message (envelope, capture time, the bytes). Captured content obeys
+// On disk: bucket `captured` in the shared store (package store), queue
+// ID → JSON Message (envelope, capture time, the bytes). Captured content obeys
 // retention.content like delivered mail: the store is a queue.Journal, so
 // the queue's retention sweep redacts a capture's bytes in the very
 // transaction that redacts the queued message's, and removes the capture
@@ -24,6 +24,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/queue"
+	"outbound/store"
 )
 
 var bucket = []byte("captured")
@@ -75,9 +76,10 @@ type Store interface {
 	Clear() (int, error)
 }
 
-// Bolt is the Store in the shared bbolt file.
+// Bolt is the Store in the shared store (package store): the name is from
+// when that was always the bbolt file.
 type Bolt struct {
-	db  *bolt.DB
+	db  store.DB
 	now func() time.Time
 }
 
@@ -87,8 +89,8 @@ var (
 )
 
 // OpenBolt creates the bucket if needed.
-func OpenBolt(db *bolt.DB) (*Bolt, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func OpenBolt(db store.DB) (*Bolt, error) {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
 	})
@@ -110,7 +112,7 @@ func (s *Bolt) Put(m *Message) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx store.Tx) error {
 		return tx.Bucket(bucket).Put([]byte(m.ID), v)
 	})
 }
@@ -119,7 +121,7 @@ func (s *Bolt) Put(m *Message) error {
 func (s *Bolt) List(f Filter) ([]Message, error) {
 	to, subject := strings.ToLower(f.To), strings.ToLower(f.Subject)
 	list := []Message{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 			var m Message
 			if err := json.Unmarshal(v, &m); err != nil {
@@ -143,7 +145,7 @@ func (s *Bolt) List(f Filter) ([]Message, error) {
 // Get returns the message id with its body.
 func (s *Bolt) Get(id string) (*Message, error) {
 	var m Message
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(bucket).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -158,7 +160,7 @@ func (s *Bolt) Get(id string) (*Message, error) {
 
 // Delete removes the message id.
 func (s *Bolt) Delete(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(bucket)
 		if b.Get([]byte(id)) == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -170,12 +172,12 @@ func (s *Bolt) Delete(id string) error {
 // Clear removes every captured message.
 func (s *Bolt) Clear() (int, error) {
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucket).Stats().KeyN
+	err := s.db.Update(func(tx store.Tx) error {
+		n = tx.Bucket(bucket).KeyN()
 		if err := tx.DeleteBucket(bucket); err != nil {
 			return err
 		}
-		_, err := tx.CreateBucket(bucket)
+		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
 	})
 	return n, err
@@ -185,7 +187,7 @@ func (s *Bolt) Clear() (int, error) {
 // retention transaction (queue.Journal): captured content goes when the
 // queued message's content goes, after retention.content.
 func (s *Bolt) Redacted(tx *bolt.Tx, id, user string, at time.Time) error {
-	b := tx.Bucket(bucket)
+	b := store.BoltTx(tx).Bucket(bucket)
 	v := b.Get([]byte(id))
 	if v == nil {
 		return nil
@@ -204,5 +206,5 @@ func (s *Bolt) Redacted(tx *bolt.Tx, id, user string, at time.Time) error {
 
 // Removed deletes the capture of message id with the message's stub.
 func (s *Bolt) Removed(tx *bolt.Tx, id string) error {
-	return tx.Bucket(bucket).Delete([]byte(id))
+	return store.BoltTx(tx).Bucket(bucket).Delete([]byte(id))
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 func openStore(t *testing.T) (*Bolt, *bolt.DB) {
@@ -16,7 +18,7 @@ func openStore(t *testing.T) (*Bolt, *bolt.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := OpenBolt(db)
+	s, err := OpenBolt(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}

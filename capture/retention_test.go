@@ -10,6 +10,7 @@ import (
 
 	"outbound/capture"
 	"outbound/queue"
+	"outbound/store"
 )
 
 // The queue's retention sweep, with the capture store as its journal,
@@ -29,7 +30,7 @@ func TestQueueRetentionSweepRedactsCaptures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := capture.OpenBolt(db)
+	store, err := capture.OpenBolt(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"outbound/internal/testutil"
 	"outbound/queue"
 	"outbound/route"
+	"outbound/store"
 )
 
 // The capture upstream takes the message like any other: delivery hands
@@ -19,7 +20,7 @@ func TestCaptureUpstreamRecordsDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := capture.OpenBolt(db)
+	store, err := capture.OpenBolt(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/store"
 )
 
 // A message's tags and metadata (given to the send API) are in every event
@@ -30,7 +31,7 @@ func TestEventsCarryTheMessagesTagsAndMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := events.OpenBolt(db, nil)
+	evs, err := events.OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

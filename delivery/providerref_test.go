@@ -7,6 +7,7 @@ import (
 	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/store"
 )
 
 // A relayed message is found again by its Message-ID, as the providers'
@@ -18,7 +19,7 @@ func TestRelayedMessageFoundByMessageID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := events.OpenBolt(db, nil)
+	evs, err := events.OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

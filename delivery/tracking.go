@@ -9,6 +9,7 @@ import (
 	"outbound/bounce"
 	"outbound/events"
 	"outbound/queue"
+	"outbound/store"
 	"outbound/suppression"
 )
 
@@ -21,7 +22,7 @@ import (
 
 // EventWriter writes events in another owner's transaction (events.Bolt).
 type EventWriter interface {
-	Put(tx *bolt.Tx, evs ...events.Event) error
+	Put(tx store.Tx, evs ...events.Event) error
 	// Counted is told of the events once their transaction committed.
 	Counted(evs []events.Event)
 }
@@ -31,7 +32,7 @@ var _ EventWriter = (*events.Bolt)(nil)
 // Suppressor writes a suppression in another owner's transaction
 // (suppression.Bolt).
 type Suppressor interface {
-	Put(tx *bolt.Tx, e suppression.Entry) error
+	Put(tx store.Tx, e suppression.Entry) error
 }
 
 var _ Suppressor = (*suppression.Bolt)(nil)
@@ -77,7 +78,8 @@ func (d *Deliverer) writes(t *tracking, m *queue.Message, additions []queue.Addi
 		return nil, func() {}
 	}
 	var written []events.Event
-	hook := func(tx *bolt.Tx) error {
+	hook := func(btx *bolt.Tx) error {
+		tx := store.BoltTx(btx)
 		written = append(t.evs[:len(t.evs):len(t.evs)], dsnEvents(m, additions, now)...)
 		if d.opts.Events != nil {
 			if err := d.opts.Events.Put(tx, written...); err != nil {

@@ -10,6 +10,7 @@ import (
 	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/store"
 	"outbound/suppression"
 )
 
@@ -35,11 +36,11 @@ func TestUnknownUserIsSuppressedAndEventsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := events.OpenBolt(db, nil)
+	evs, err := events.OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup, err := suppression.OpenBolt(db, suppression.PerUser, 0, nil)
+	sup, err := suppression.OpenBolt(store.Bolt(db), suppression.PerUser, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

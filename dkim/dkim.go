@@ -4,7 +4,7 @@
 // domain (RFC 6376; Ed25519 per RFC 8463 beside RSA, which every verifier
 // knows, both signing when both exist).
 //
-// Keys live in the shared bbolt file, bucket "dkim-keys", one entry per
+// Keys live in the shared store (package store), bucket "dkim-keys", one entry per
 // domain and selector. Private keys are sealed under the relay's master
 // key by the Sealer the store is given (the smarthost store's), with
 // "dkim/<domain>/<selector>" as additional data so a sealed key cannot be
@@ -33,7 +33,8 @@ import (
 	"time"
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
-	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 // The algorithms a key may have.
@@ -117,9 +118,9 @@ type Record struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Store keeps the keys in bbolt and signs with the active ones.
+// Store keeps the keys in the shared store and signs with the active ones.
 type Store struct {
-	db     *bolt.DB
+	db     store.DB
 	sealer Sealer
 	now    func() time.Time
 
@@ -136,18 +137,35 @@ type signingKey struct {
 }
 
 // Open creates the bucket if needed. now may be nil (time.Now).
-func Open(db *bolt.DB, sealer Sealer, now func() time.Time) (*Store, error) {
+func Open(db store.DB, sealer Sealer, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, sealer: sealer, now: now, signers: map[string][]signingKey{}}, nil
+	s := &Store{db: db, sealer: sealer, now: now, signers: map[string][]signingKey{}}
+	// Another node sharing the store may add or retire a domain's keys:
+	// its opened signers go, as after a change made here.
+	db.Watch(string(bucket), s.changed)
+	return s, nil
+}
+
+// changed drops the signers of the domain whose key key (domain NUL
+// selector) changed; nil: every domain's.
+func (s *Store) changed(key []byte) {
+	if key == nil {
+		s.mu.Lock()
+		clear(s.signers)
+		s.mu.Unlock()
+		return
+	}
+	domain, _, _ := bytes.Cut(key, []byte{0})
+	s.forget(string(domain))
 }
 
 // NormalizeDomain lowercases domain and checks it is a DNS name.
@@ -300,7 +318,7 @@ func (s *Store) add(domain, selector, algorithms string, retireOthers bool) ([]*
 // store puts keys (new selectors of domain d) in one transaction,
 // retiring d's active keys first when retireOthers.
 func (s *Store) store(d string, keys []*Key, now time.Time, retireOthers bool) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(bucket)
 		for _, k := range keys {
 			if b.Get(entryKey(d, k.Selector)) != nil {
@@ -333,7 +351,7 @@ func (s *Store) store(d string, keys []*Key, now time.Time, retireOthers bool) e
 	})
 }
 
-func put(b *bolt.Bucket, k *Key) error {
+func put(b store.Bucket, k *Key) error {
 	v, err := json.Marshal(k)
 	if err != nil {
 		return err
@@ -383,7 +401,7 @@ func (s *Store) List(domain string) ([]*Key, error) {
 		prefix = []byte(d + "\x00")
 	}
 	var keys []*Key
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			key := new(Key)
@@ -567,7 +585,7 @@ func (s *Store) Sign(domain string, msg []byte, rewritten []string) ([]byte, err
 
 // Reseal re-seals every private key with reseal, inside tx: the master
 // key rotation (smarthost.Store.AlsoReseal) calls it.
-func (s *Store) Reseal(tx *bolt.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error {
+func (s *Store) Reseal(tx store.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error {
 	b := tx.Bucket(bucket)
 	var all []*Key
 	err := b.ForEach(func(_, v []byte) error {

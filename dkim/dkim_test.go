@@ -20,6 +20,7 @@ import (
 	"outbound/dkim"
 	"outbound/internal/dnstest"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 type rig struct {
@@ -39,10 +40,10 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if r.hosts, err = smarthost.Open(db, filepath.Join(dir, "secrets.key")); err != nil {
+	if r.hosts, err = smarthost.Open(store.Bolt(db), filepath.Join(dir, "secrets.key")); err != nil {
 		t.Fatal(err)
 	}
-	if r.keys, err = dkim.Open(db, r.hosts, func() time.Time { return r.now }); err != nil {
+	if r.keys, err = dkim.Open(store.Bolt(db), r.hosts, func() time.Time { return r.now }); err != nil {
 		t.Fatal(err)
 	}
 	r.hosts.AlsoReseal(r.keys.Reseal)

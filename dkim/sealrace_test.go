@@ -9,6 +9,7 @@ import (
 
 	"outbound/dkim"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // A master key rotation and the creation of a DKIM key, interleaved in
@@ -79,11 +80,11 @@ func newRacingRig(t *testing.T, s *racingSealer) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if r.hosts, err = smarthost.Open(db, filepath.Join(dir, "secrets.key")); err != nil {
+	if r.hosts, err = smarthost.Open(store.Bolt(db), filepath.Join(dir, "secrets.key")); err != nil {
 		t.Fatal(err)
 	}
 	s.Store = r.hosts
-	if r.keys, err = dkim.Open(db, s, func() time.Time { return r.now }); err != nil {
+	if r.keys, err = dkim.Open(store.Bolt(db), s, func() time.Time { return r.now }); err != nil {
 		t.Fatal(err)
 	}
 	r.hosts.AlsoReseal(r.keys.Reseal)

@@ -26,6 +26,7 @@ import (
 	"outbound/internal/testutil"
 	"outbound/smarthost"
 	"outbound/spf"
+	"outbound/store"
 )
 
 // refuseBackend is a submission server that greets, offers STARTTLS and
@@ -173,11 +174,11 @@ func healthy(t *testing.T) (Options, *admintest.Rig) {
 func dkimStore(t *testing.T) *dkim.Store {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := dkim.Open(db, hosts, nil)
+	keys, err := dkim.Open(store.Bolt(db), hosts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

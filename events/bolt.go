@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/queue"
+	"outbound/store"
 )
 
 var (
@@ -18,9 +19,10 @@ var (
 	byMessageBucket = []byte("events-by-message")
 )
 
-// Bolt is the Store in the shared bbolt file.
+// Bolt is the Store in the shared store (package store): the name is from
+// when that was always the bbolt file.
 type Bolt struct {
-	db *bolt.DB
+	db store.DB
 	// counted is told of every event stored (a metric); may be nil.
 	counted func(Kind)
 	// outbox, when set, is given every event in the transaction that
@@ -36,7 +38,7 @@ type Bolt struct {
 // after a commit that Counted reports (a hint to look now: retention's
 // Redacted events are not reported).
 type Outbox interface {
-	Put(tx *bolt.Tx, evs []Event) error
+	Put(tx store.Tx, evs []Event) error
 	Committed()
 }
 
@@ -48,8 +50,8 @@ var _ Store = (*Bolt)(nil)
 // OpenBolt creates the buckets if needed. counted, when not nil, is
 // called for each event after the transaction that stored it committed
 // (metrics count events by kind).
-func OpenBolt(db *bolt.DB, counted func(Kind)) (*Bolt, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func OpenBolt(db store.DB, counted func(Kind)) (*Bolt, error) {
+	err := db.Update(func(tx store.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(eventsBucket); err != nil {
 			return err
 		}
@@ -75,7 +77,7 @@ func OpenBolt(db *bolt.DB, counted func(Kind)) (*Bolt, error) {
 // metadata (a provider's report, redacted) takes them from the message's
 // earlier events in tx (inherit); the others are stored as given, with no
 // read. Call Counted once the transaction committed.
-func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
+func (b *Bolt) Put(tx store.Tx, evs ...Event) error {
 	all, idx := tx.Bucket(eventsBucket), tx.Bucket(byMessageBucket)
 	stored := make([]Event, 0, len(evs))
 	for _, e := range evs {
@@ -113,9 +115,10 @@ func (b *Bolt) Put(tx *bolt.Tx, evs ...Event) error {
 
 // Write is Put of evs as a queue.TxHook, for the queue change they report:
 // a caller passes it to the queue (Add, UpdateAlso) and needs no bbolt of
-// its own. Call Counted with evs once the change committed.
+// its own. Call Counted with evs once the change committed. The events go
+// to the queue's bbolt file: right only while the store is that file.
 func (b *Bolt) Write(evs ...Event) queue.TxHook {
-	return func(tx *bolt.Tx) error { return b.Put(tx, evs...) }
+	return func(tx *bolt.Tx) error { return b.Put(store.BoltTx(tx), evs...) }
 }
 
 // Counted counts events stored by Put, after their commit.
@@ -137,7 +140,7 @@ func messageKey(id string, key []byte) []byte {
 // (Put); if the message is gone already (its stub and events deleted since
 // the event was matched), it is stored without them.
 func (b *Bolt) Record(evs ...Event) error {
-	if err := b.db.Update(func(tx *bolt.Tx) error { return b.Put(tx, evs...) }); err != nil {
+	if err := b.db.Update(func(tx store.Tx) error { return b.Put(tx, evs...) }); err != nil {
 		return fmt.Errorf("recording events: %w", err)
 	}
 	b.Counted(evs)
@@ -147,7 +150,7 @@ func (b *Bolt) Record(evs ...Event) error {
 // ForMessage returns a message's events, oldest first.
 func (b *Bolt) ForMessage(id string) ([]Event, error) {
 	var out []Event
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx store.Tx) error {
 		all := tx.Bucket(eventsBucket)
 		prefix := []byte(id + "/")
 		c := tx.Bucket(byMessageBucket).Cursor()
@@ -190,7 +193,7 @@ func (b *Bolt) List(q Query) (Page, error) {
 		}
 	}
 	page := Page{Events: []Event{}}
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx store.Tx) error {
 		c := tx.Bucket(eventsBucket).Cursor()
 		k, v := c.First()
 		if start != nil {
@@ -220,14 +223,14 @@ func (b *Bolt) List(q Query) (Page, error) {
 
 // DeleteMessage removes a message's events in a transaction of its own.
 func (b *Bolt) DeleteMessage(id string) error {
-	return b.db.Update(func(tx *bolt.Tx) error { return DeleteTx(tx, id) })
+	return b.db.Update(func(tx store.Tx) error { return DeleteTx(tx, id) })
 }
 
 // DeleteTx removes a message's events in tx: the queue's retention calls
 // it in the transaction that deletes the message's stub, so both go at
 // once. It does nothing when the buckets do not exist (a queue opened
 // without an event store).
-func DeleteTx(tx *bolt.Tx, id string) error {
+func DeleteTx(tx store.Tx, id string) error {
 	all, idx := tx.Bucket(eventsBucket), tx.Bucket(byMessageBucket)
 	if all == nil || idx == nil {
 		return nil
@@ -260,9 +263,9 @@ func DeleteTx(tx *bolt.Tx, id string) error {
 // metrics: the sweep's transaction may be retried, and the sweep logs its
 // own counts.
 func (b *Bolt) Redacted(tx *bolt.Tx, id, user string, at time.Time) error {
-	return b.Put(tx, Event{At: at, Kind: Redacted, Message: id, User: user})
+	return b.Put(store.BoltTx(tx), Event{At: at, Kind: Redacted, Message: id, User: user})
 }
 
 // Removed deletes the message's events in the transaction that deletes it
 // (queue.Journal): they are kept exactly as long as its stub.
-func (b *Bolt) Removed(tx *bolt.Tx, id string) error { return DeleteTx(tx, id) }
+func (b *Bolt) Removed(tx *bolt.Tx, id string) error { return DeleteTx(store.BoltTx(tx), id) }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 func openTest(t *testing.T) (*Bolt, *bolt.DB) {
@@ -15,7 +17,7 @@ func openTest(t *testing.T) (*Bolt, *bolt.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	b, err := OpenBolt(db, nil)
+	b, err := OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func TestCountedAfterRecord(t *testing.T) {
 	must(t, err)
 	defer db.Close()
 	counts := map[Kind]int{}
-	b, err := OpenBolt(db, func(k Kind) { counts[k]++ })
+	b, err := OpenBolt(store.Bolt(db), func(k Kind) { counts[k]++ })
 	must(t, err)
 	must(t, b.Record(Event{Kind: Failed, Message: "m"}, Event{Kind: Failed, Message: "m"}))
 	if counts[Failed] != 2 {

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // A message's tags and metadata (queue.Message) are copied into every one
@@ -31,7 +31,7 @@ func fromMessage(k Kind) bool {
 // kind written without them (not fromMessage) and carries none of its own.
 // A message whose events are gone (its stub deleted) has none to give: e
 // is then stored without labels.
-func inherit(tx *bolt.Tx, e *Event) error {
+func inherit(tx store.Tx, e *Event) error {
 	if e.Message == "" || fromMessage(e.Kind) || len(e.Tags) > 0 || len(e.Metadata) > 0 {
 		return nil
 	}
@@ -47,7 +47,7 @@ func inherit(tx *bolt.Tx, e *Event) error {
 // from the message has them (nil when it has none, or no such event is
 // left). That event is nearly always the first one (received), so this is
 // one seek and one decode.
-func labelsTx(tx *bolt.Tx, id string) ([]string, map[string]string, error) {
+func labelsTx(tx store.Tx, id string) ([]string, map[string]string, error) {
 	all, idx := tx.Bucket(eventsBucket), tx.Bucket(byMessageBucket)
 	prefix := []byte(id + "/")
 	c := idx.Cursor()

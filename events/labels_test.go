@@ -6,12 +6,14 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 // outboxRecorder is an Outbox that keeps what it was given.
 type outboxRecorder struct{ got []Event }
 
-func (o *outboxRecorder) Put(_ *bolt.Tx, evs []Event) error {
+func (o *outboxRecorder) Put(_ store.Tx, evs []Event) error {
 	o.got = append(o.got, evs...)
 	return nil
 }
@@ -76,7 +78,7 @@ func TestLabelsComeFromTheEventsMadeFromTheMessage(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 9, 12, 0, 0, time.UTC)
 	// An older provider event without labels sorts first.
 	must(t, db.Update(func(tx *bolt.Tx) error {
-		return b.Put(tx, Event{At: t0, Kind: ProviderDelivered, Message: "m1", Tags: nil})
+		return b.Put(store.BoltTx(tx), Event{At: t0, Kind: ProviderDelivered, Message: "m1", Tags: nil})
 	}))
 	must(t, b.Record(Event{At: t0.Add(time.Second), Kind: Relayed, Message: "m1", Tags: []string{"receipt"}}))
 	must(t, b.Record(Event{At: t0.Add(time.Minute), Kind: ProviderBounced, Message: "m1"}))

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // refsBucket finds a message by what providers call it:
@@ -35,7 +35,7 @@ func refKeys(e Event) [][]byte {
 }
 
 // putRefs indexes e by its Message-ID and provider id, if it has them.
-func putRefs(tx *bolt.Tx, e Event) error {
+func putRefs(tx store.Tx, e Event) error {
 	b := tx.Bucket(refsBucket)
 	if b == nil {
 		return nil
@@ -50,7 +50,7 @@ func putRefs(tx *bolt.Tx, e Event) error {
 
 // deleteRefs removes the index entries of the stored event v of message
 // id, unless they point at another message by now.
-func deleteRefs(tx *bolt.Tx, id string, v []byte) error {
+func deleteRefs(tx store.Tx, id string, v []byte) error {
 	b := tx.Bucket(refsBucket)
 	if b == nil || v == nil {
 		return nil
@@ -73,7 +73,7 @@ func deleteRefs(tx *bolt.Tx, id string, v []byte) error {
 // Message-ID (brackets or not) and, failing that, with this provider id;
 // ok is false when neither is known (or both are empty).
 func (b *Bolt) Match(messageID, providerID string) (message, user string, ok bool, err error) {
-	err = b.db.View(func(tx *bolt.Tx) error {
+	err = b.db.View(func(tx store.Tx) error {
 		bk := tx.Bucket(refsBucket)
 		for _, e := range []Event{{MessageID: messageID}, {ProviderID: providerID}} {
 			for _, k := range refKeys(e) {

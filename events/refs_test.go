@@ -6,6 +6,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 func TestMatchByMessageIDOrProviderIDUntilDeleted(t *testing.T) {
@@ -14,7 +16,7 @@ func TestMatchByMessageIDOrProviderIDUntilDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	b, err := OpenBolt(db, nil)
+	b, err := OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

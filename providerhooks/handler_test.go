@@ -22,6 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/events"
+	"outbound/store"
 	"outbound/suppression"
 )
 
@@ -59,12 +60,12 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ev, err := events.OpenBolt(db, nil)
+	ev, err := events.OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, db: db, events: ev, now: time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC), counts: map[string]int{}}
-	r.sup, err = suppression.OpenBolt(db, suppression.PerUser, 0, func() time.Time { return r.now })
+	r.sup, err = suppression.OpenBolt(store.Bolt(db), suppression.PerUser, 0, func() time.Time { return r.now })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"outbound/events"
 	"outbound/queue"
+	"outbound/store"
 )
 
 // hasLabels fails t unless every event carries Q1's tags and metadata.
@@ -88,7 +89,7 @@ func TestProviderAndRedactedEventsOfAQueuedMessageCarryItsLabels(t *testing.T) {
 	// Its received event, written with it as the relay does (the rig has
 	// its relayed one).
 	received := func(tx *bolt.Tx) error {
-		return r.events.Put(tx, events.Event{At: m.Created, Kind: events.Received, Message: m.ID, User: m.User,
+		return r.events.Put(store.BoltTx(tx), events.Event{At: m.Created, Kind: events.Received, Message: m.ID, User: m.User,
 			Recipient: "alice@example.com", Tags: m.Tags, Metadata: m.Metadata})
 	}
 	if err := q.Add(m, []byte("Subject: receipt\r\n\r\nThank you.\r\n"), received); err != nil {

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/events"
+	"outbound/store"
 	"outbound/suppression"
 )
 
@@ -36,10 +37,10 @@ func newPMSESRig(t *testing.T) *pmSESRig {
 	}
 	t.Cleanup(func() { db.Close() })
 	r := &pmSESRig{fetch: &fakeFetcher{certs: map[string][]byte{testCertURL: testSigner(t).certPEM}}}
-	if r.events, err = events.OpenBolt(db, nil); err != nil {
+	if r.events, err = events.OpenBolt(store.Bolt(db), nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.sup, err = suppression.OpenBolt(db, suppression.PerUser, 0, time.Now); err != nil {
+	if r.sup, err = suppression.OpenBolt(store.Bolt(db), suppression.PerUser, 0, time.Now); err != nil {
 		t.Fatal(err)
 	}
 	err = r.events.Record(

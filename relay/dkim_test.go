@@ -15,6 +15,7 @@ import (
 	"outbound/internal/testutil"
 	"outbound/route"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // dkimRig is a relay whose Signer is a real dkim.Store with keys for
@@ -29,11 +30,11 @@ func startSigningRelay(t *testing.T, tweak func(*Options)) *dkimRig {
 	t.Helper()
 	db := testutil.OpenDB(t)
 	t.Setenv(smarthost.KeyEnv, "")
-	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := dkim.Open(db, hosts, nil)
+	keys, err := dkim.Open(store.Bolt(db), hosts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

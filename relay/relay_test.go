@@ -20,6 +20,7 @@ import (
 	"outbound/auth"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/store"
 )
 
 // memSpool records what the relay queues; failing makes Add fail.
@@ -66,7 +67,7 @@ func startRelay(t *testing.T, tweak func(*Options)) *harness {
 	ca := testutil.NewCA(t)
 	cert := ca.Issue(t, testHost, "127.0.0.1")
 	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
+	users, err := auth.NewStore(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}

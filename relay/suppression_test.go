@@ -9,6 +9,7 @@ import (
 	"outbound/events"
 	"outbound/internal/testutil"
 	"outbound/queue"
+	"outbound/store"
 	"outbound/suppression"
 )
 
@@ -17,7 +18,7 @@ import (
 // recipients of the same message go through.
 func TestRcptToSuppressedRecipientIsRefusedWithTheReason(t *testing.T) {
 	db := testutil.OpenDB(t)
-	sup, err := suppression.OpenBolt(db, suppression.PerUser, 0, nil)
+	sup, err := suppression.OpenBolt(store.Bolt(db), suppression.PerUser, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestQueuedMessageRecordsReceivedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := events.OpenBolt(db, nil)
+	evs, err := events.OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"outbound/queue"
 	"outbound/route"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // A message of a user routed through a smarthost of kind capture lands in
@@ -18,7 +19,7 @@ import (
 // while the default route (an upstream nothing listens on) is never tried.
 func TestMessageThroughCaptureSmarthostIsCaptured(t *testing.T) {
 	db := testutil.OpenDB(t)
-	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func TestMessageThroughCaptureSmarthostIsCaptured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := capture.OpenBolt(db)
+	store, err := capture.OpenBolt(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}

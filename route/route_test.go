@@ -16,6 +16,7 @@ import (
 	"outbound/quota"
 	"outbound/smarthost"
 	"outbound/spf"
+	"outbound/store"
 )
 
 var (
@@ -32,7 +33,7 @@ type rig struct {
 
 func newRig(t *testing.T, def Default) *rig {
 	t.Helper()
-	hosts, err := smarthost.Open(testutil.OpenDB(t), filepath.Join(t.TempDir(), "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(testutil.OpenDB(t)), filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/queue"
+	"outbound/store"
 )
 
 // On disk, bucket "send-api-idempotency" maps user + NUL + Idempotency-Key
@@ -34,12 +35,12 @@ type answer struct {
 }
 
 type idempotency struct {
-	db  *bolt.DB
+	db  store.DB
 	now func() time.Time
 }
 
-func newIdempotency(db *bolt.DB, now func() time.Time) (*idempotency, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func newIdempotency(db store.DB, now func() time.Time) (*idempotency, error) {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(idempotencyBucket)
 		return err
 	})
@@ -60,7 +61,7 @@ func requestHash(body []byte) []byte {
 // IdempotencyTTL exists.
 func (s *idempotency) lookup(user, key string) (*answer, error) {
 	var a *answer
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(idempotencyBucket).Get(idemKey(user, key))
 		if v == nil {
 			return nil
@@ -82,14 +83,14 @@ func (s *idempotency) record(user, key string, a *answer) queue.TxHook {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(idempotencyBucket).Put(idemKey(user, key), v)
+		return store.BoltTx(tx).Bucket(idempotencyBucket).Put(idemKey(user, key), v)
 	}
 }
 
 // Purge deletes the answers older than IdempotencyTTL.
 func (s *idempotency) Purge() error {
 	cutoff := s.now().Add(-IdempotencyTTL)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(idempotencyBucket)
 		var old [][]byte
 		err := b.ForEach(func(k, v []byte) error {

@@ -21,11 +21,10 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"outbound/auth"
 	"outbound/queue"
 	"outbound/relay"
+	"outbound/store"
 )
 
 // openAPI is the API's OpenAPI 3.1 description, served at
@@ -54,7 +53,7 @@ type Options struct {
 	Keys  Keys
 	Relay Submitter
 	// DB holds the Idempotency-Key answers (idempotency.go).
-	DB *bolt.DB
+	DB store.DB
 	// Hostname is the right-hand side of the Message-IDs the API makes.
 	Hostname string
 	// MaxMessageBytes is the relay's max_message_bytes: the built message

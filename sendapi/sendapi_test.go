@@ -23,6 +23,7 @@ import (
 	"outbound/quota"
 	"outbound/relay"
 	"outbound/route"
+	"outbound/store"
 )
 
 const alice = "alice@example.com"
@@ -46,7 +47,7 @@ type harness struct {
 func start(t *testing.T, lim quota.Limits) *harness {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
+	users, err := auth.NewStore(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func start(t *testing.T, lim quota.Limits) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := events.OpenBolt(db, nil)
+	log, err := events.OpenBolt(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func start(t *testing.T, lim quota.Limits) *harness {
 		Hostname: "relay.test", Users: users, Spool: q, Quota: qs, Routes: fixedPolicy{Limits: lim}, Events: log,
 		MaxMessageBytes: 256 << 10, MaxRecipients: 10, MaxBytesInFlight: 8 << 20,
 	})
-	keys, err := auth.NewAPIKeys(db)
+	keys, err := auth.NewAPIKeys(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func start(t *testing.T, lim quota.Limits) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Keys: keys, Relay: backend, DB: db, Hostname: "relay.test", MaxMessageBytes: 256 << 10})
+	h, err := New(Options{Keys: keys, Relay: backend, DB: store.Bolt(db), Hostname: "relay.test", MaxMessageBytes: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,13 +238,13 @@ func TestIdempotentRetryQueuesOnce(t *testing.T) {
 func TestIdempotencyAnswerStoredWithTheMessage(t *testing.T) {
 	h := start(t, quota.Limits{PerHour: 100, PerDay: 100})
 	_, a := h.post(t, h.key, simple, "Idempotency-Key", "k1")
-	idem, _ := newIdempotency(h.db, time.Now)
+	idem, _ := newIdempotency(store.Bolt(h.db), time.Now)
 	got, err := idem.lookup(alice, "k1")
 	if err != nil || got == nil || !strings.Contains(string(got.Body), a["id"].(string)) {
 		t.Fatalf("stored %+v, %v", got, err)
 	}
 	// After 24 hours it is gone.
-	later, _ := newIdempotency(h.db, func() time.Time { return time.Now().Add(IdempotencyTTL + time.Minute) })
+	later, _ := newIdempotency(store.Bolt(h.db), func() time.Time { return time.Now().Add(IdempotencyTTL + time.Minute) })
 	if got, _ := later.lookup(alice, "k1"); got != nil {
 		t.Fatal("an answer older than 24 h is still replayed")
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"outbound/quota"
+	"outbound/store"
 )
 
 // spinners are templates that would keep a CPU busy with no output to
@@ -74,7 +75,7 @@ func TestTemplateSpinnersRefusedWhenStored(t *testing.T) {
 // and when it is sent, before it runs.
 func TestTemplateSpinnersRefusedWhenRendered(t *testing.T) {
 	h := start(t, quota.Limits{PerHour: 100, PerDay: 100})
-	store, err := newTemplates(h.db, time.Now)
+	store, err := newTemplates(store.Bolt(h.db), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // Templates are per user and versioned. On disk, bucket
@@ -65,12 +65,12 @@ var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var errNoTemplate = errors.New("no such template")
 
 type templates struct {
-	db  *bolt.DB
+	db  store.DB
 	now func() time.Time
 }
 
-func newTemplates(db *bolt.DB, now func() time.Time) (*templates, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func newTemplates(db store.DB, now func() time.Time) (*templates, error) {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(templatesBucket)
 		return err
 	})
@@ -149,7 +149,7 @@ func (t *Template) compile(b *renderBudget, instrument bool) (*compiled, *fieldE
 // put stores t as the next version of its name and returns it.
 func (s *templates) put(user string, t Template) (*Template, error) {
 	t.Created = s.now().UTC()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(templatesBucket)
 		var rec templateRecord
 		if v := b.Get(templateKey(user, t.Name)); v != nil {
@@ -180,7 +180,7 @@ func (s *templates) put(user string, t Template) (*Template, error) {
 // get returns a version of user's template name; version 0 is the latest.
 func (s *templates) get(user, name string, version int) (*Template, error) {
 	var out *Template
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(templatesBucket).Get(templateKey(user, name))
 		if v == nil {
 			return errNoTemplate
@@ -204,7 +204,7 @@ func (s *templates) get(user, name string, version int) (*Template, error) {
 func (s *templates) list(user string) ([]Template, error) {
 	out := []Template{}
 	prefix := []byte(user + "\x00")
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		c := tx.Bucket(templatesBucket).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var rec templateRecord
@@ -223,7 +223,7 @@ func (s *templates) list(user string) ([]Template, error) {
 
 // remove deletes user's template name, every version.
 func (s *templates) remove(user, name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(templatesBucket)
 		if b.Get(templateKey(user, name)) == nil {
 			return errNoTemplate

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // Templates is the template store as other packages use it: the admin
@@ -36,7 +36,7 @@ func templateError(fe *fieldError) error {
 }
 
 // OpenTemplates opens the template store in db (the send API's bucket).
-func OpenTemplates(db *bolt.DB, now func() time.Time) (*Templates, error) {
+func OpenTemplates(db store.DB, now func() time.Time) (*Templates, error) {
 	if now == nil {
 		now = time.Now
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+
+	"outbound/store"
 )
 
 // Update and SetWebhookSecrets share one read-change-write (Store.edit):
@@ -11,7 +13,7 @@ import (
 // moves it, and an unknown name is ErrNotFound.
 func TestEditsMoveVersionOnlyWhenTheyCommit(t *testing.T) {
 	db, dir := openTestDB(t)
-	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	s, err := Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

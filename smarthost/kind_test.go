@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 func openTestStore(t *testing.T) *Store {
 	t.Helper()
 	db, dir := openTestDB(t)
-	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	s, err := Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestKindRoundTrips(t *testing.T) {
 func TestRecordWithoutKindReadsAsSMTP(t *testing.T) {
 	s := openTestStore(t)
 	old := `{"name":"legacy","host":"smtp.example.com","port":587,"tls":"starttls","created":"2025-01-02T03:04:05Z"}`
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte("legacy"), []byte(old)) })
+	err := s.db.Update(func(tx store.Tx) error { return tx.Bucket(bucket).Put([]byte("legacy"), []byte(old)) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestRecordWithoutKindReadsAsSMTP(t *testing.T) {
 	if err := s.Update("legacy", nil, func(h *Smarthost) error { h.Port = 2525; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	s.db.View(func(tx *bolt.Tx) error {
+	s.db.View(func(tx store.Tx) error {
 		if v := tx.Bucket(bucket).Get([]byte("legacy")); !strings.Contains(string(v), `"kind":"smtp"`) {
 			t.Errorf("stored after update: %s", v)
 		}

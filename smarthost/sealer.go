@@ -4,7 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // The master key seals more than this store's own records (the smarthost
@@ -62,7 +62,7 @@ func (s *Store) Open(ad, sealed []byte) ([]byte, error) {
 // A Resealer rewrites every value its store sealed, inside RotateKey's
 // transaction, with reseal (open under the old key, seal under the new).
 // An error aborts the whole rotation.
-type Resealer func(tx *bolt.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error
+type Resealer func(tx store.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error
 
 // AlsoReseal makes RotateKey re-seal another store's values with f.
 func (s *Store) AlsoReseal(f Resealer) {

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 // A value another store seals through SealCommit while a key rotation
@@ -11,12 +13,12 @@ import (
 func TestRotationStartedDuringSealCommitResealsItsValue(t *testing.T) {
 	t.Setenv(KeyEnv, "")
 	db, dir := openTestDB(t)
-	s, err := Open(db, dir+"/secrets.key")
+	s, err := Open(store.Bolt(db), dir+"/secrets.key")
 	if err != nil {
 		t.Fatal(err)
 	}
 	other, ad, name := []byte("other-store"), []byte("other/v"), []byte("v")
-	s.AlsoReseal(func(tx *bolt.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error {
+	s.AlsoReseal(func(tx store.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error {
 		b := tx.Bucket(other)
 		if b == nil {
 			return nil // a rotation that came first: nothing sealed yet

@@ -5,7 +5,7 @@
 //
 // # On disk
 //
-// In the shared bbolt file, bucket "smarthosts" maps a smarthost's name to
+// In the shared store (package store), bucket "smarthosts" maps a smarthost's name to
 // the JSON form of Smarthost. Records written before smarthosts had a
 // kind have none and read as KindSMTP. The password is never stored in the clear:
 // SealedPassword is nonce || AES-256-GCM(password), with the smarthost's
@@ -29,6 +29,17 @@
 // and the new key in secrets.key.new. Open handles both: it uses whichever
 // of the two keys opens the check value and finishes the rename. At no
 // point is the only copy of a key that opens the database lost.
+//
+// # Several nodes
+//
+// When relay nodes share the store (PostgreSQL), they must all have the
+// same master key: the first to open the store writes the check value, and
+// Open refuses a node whose key does not open it, saying to copy
+// secrets.key from a node already in use (and removes a key it just made
+// for that node). A rotation on one node leaves the others with the old
+// key until their secrets.key is replaced and they restart; until then
+// their unsealing errors say so. Version also moves when another node
+// changes a smarthost (store.DB.Watch).
 package smarthost
 
 import (
@@ -50,11 +61,10 @@ import (
 	"time"
 	"unicode"
 
-	bolt "go.etcd.io/bbolt"
-
 	"outbound/internal/netutil"
 	"outbound/provider"
 	"outbound/spf"
+	"outbound/store"
 )
 
 var (
@@ -281,9 +291,9 @@ func Mask(secret string) string {
 	return "****" + string(r[len(r)-6:])
 }
 
-// Store keeps smarthosts in the shared bbolt file.
+// Store keeps smarthosts in the shared store (package store).
 type Store struct {
-	db *bolt.DB
+	db store.DB
 	// mu guards aead: sealing and opening hold it for reading, RotateKey
 	// for writing, so that no password is sealed under the old key after
 	// the rotation re-encrypted the others, or opened with the old key
@@ -302,9 +312,10 @@ type Store struct {
 // master key from the environment (KeyEnv) or keyPath, creating the key
 // file on first use. It refuses a key that does not open the passwords
 // already stored, and completes a key rotation a crash interrupted.
-func Open(db *bolt.DB, keyPath string) (*Store, error) {
+func Open(db store.DB, keyPath string) (*Store, error) {
 	s := &Store{db: db, keyPath: keyPath}
 	var candidates [][]byte
+	createdKey := false // keyPath was made just now
 	if env := os.Getenv(KeyEnv); env != "" {
 		key, err := ParseKey(env)
 		if err != nil {
@@ -313,10 +324,11 @@ func Open(db *bolt.DB, keyPath string) (*Store, error) {
 		candidates = append(candidates, key)
 		s.keyPath = ""
 	} else {
-		key, err := loadOrCreateKeyFile(keyPath)
+		key, created, err := loadOrCreateKeyFile(keyPath)
 		if err != nil {
 			return nil, err
 		}
+		createdKey = created
 		candidates = append(candidates, key)
 		if pending, err := readKeyFile(keyPath + ".new"); err == nil {
 			candidates = append(candidates, pending)
@@ -325,7 +337,8 @@ func Open(db *bolt.DB, keyPath string) (*Store, error) {
 		}
 	}
 	chosen := -1
-	err := db.Update(func(tx *bolt.Tx) error {
+	err := db.Update(func(tx store.Tx) error {
+		chosen = -1 // a shared store may run this more than once
 		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
 			return err
 		}
@@ -358,6 +371,9 @@ func Open(db *bolt.DB, keyPath string) (*Store, error) {
 		if s.keyPath == "" {
 			where = KeyEnv
 		}
+		if db.Shared() {
+			return nil, errOtherNodesKey(where, keyPath, createdKey)
+		}
 		return nil, fmt.Errorf("the master key from %s does not open the smarthost passwords in the database (they were sealed under another key): restore the original key file or %s", where, KeyEnv)
 	}
 	if chosen == 1 {
@@ -371,7 +387,26 @@ func Open(db *bolt.DB, keyPath string) (*Store, error) {
 		os.Remove(keyPath + ".new")
 	}
 	s.aead = newAEAD(candidates[chosen])
+	// Other nodes sharing the store change smarthosts too: caches built
+	// on Version must see their changes as they see this node's.
+	db.Watch(string(bucket), func([]byte) { s.version.Add(1) })
 	return s, nil
+}
+
+// errOtherNodesKey is Open's refusal when the store is shared and the
+// check value the first node stored does not open under this node's key:
+// every node must seal and open with the same master key. A key file
+// Open just created is removed, so that the one copied in is not
+// mistaken for a key in use.
+func errOtherNodesKey(where, keyPath string, created bool) error {
+	if created {
+		os.Remove(keyPath)
+		syncDir(filepath.Dir(keyPath))
+		where = keyPath + " (made just now: this node had none)"
+	}
+	return fmt.Errorf("the master key from %s is not the one the other relay nodes sharing this database use "+
+		"(it does not open the smarthost passwords stored there): copy secrets.key from the data_dir of a node that "+
+		"already uses this database (or set %s to its key) before starting this one; see docs/cluster.md", where, KeyEnv)
 }
 
 // ParseKey decodes a master key given as 64 hex digits or as base64 of
@@ -408,20 +443,22 @@ func readKeyFile(path string) ([]byte, error) {
 	return key, nil
 }
 
-func loadOrCreateKeyFile(path string) ([]byte, error) {
-	key, err := readKeyFile(path)
+// loadOrCreateKeyFile reads the key file, making it with a new key when
+// there is none (created).
+func loadOrCreateKeyFile(path string) (key []byte, created bool, err error) {
+	key, err = readKeyFile(path)
 	if !errors.Is(err, os.ErrNotExist) {
-		return key, err
+		return key, false, err
 	}
 	key = NewKey()
 	if err := writeKeyFile(path, key); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
-		return nil, fmt.Errorf("creating the master key file: %w", err)
+		return nil, false, fmt.Errorf("creating the master key file: %w", err)
 	}
 	syncDir(filepath.Dir(path))
-	return key, nil
+	return key, true, nil
 }
 
 // writeKeyFile writes key to path+".tmp", fsynced, mode 0600.
@@ -506,7 +543,7 @@ func (s *Store) Add(h Smarthost, password string) (*Smarthost, error) {
 		}
 		h.SealedPassword = sealed
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(bucket)
 		if b.Get([]byte(h.Name)) != nil {
 			return fmt.Errorf("%w: %s (use update, or delete it first)", ErrExists, h.Name)
@@ -526,7 +563,7 @@ func (s *Store) Add(h Smarthost, password string) (*Smarthost, error) {
 // Get returns the named smarthost or ErrNotFound.
 func (s *Store) Get(name string) (*Smarthost, error) {
 	var h *Smarthost
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		var err error
 		h, err = get(tx.Bucket(bucket), name)
 		return err
@@ -537,7 +574,7 @@ func (s *Store) Get(name string) (*Smarthost, error) {
 // List returns every smarthost, sorted by name.
 func (s *Store) List() ([]*Smarthost, error) {
 	var out []*Smarthost
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx store.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 			h, err := decodeRecord(k, v)
 			if err != nil {
@@ -554,7 +591,7 @@ func (s *Store) List() ([]*Smarthost, error) {
 // Update applies change to the stored smarthost in one transaction; a
 // non-nil password replaces the stored one. The name cannot change.
 func (s *Store) Update(name string, password *string, change func(*Smarthost) error) error {
-	return s.edit(name, func(b *bolt.Bucket, h *Smarthost) error {
+	return s.edit(name, func(b store.Bucket, h *Smarthost) error {
 		if change != nil {
 			if err := change(h); err != nil {
 				return err
@@ -599,10 +636,10 @@ func (s *Store) Update(name string, password *string, change func(*Smarthost) er
 // back, in one transaction and under the key's read lock (change may seal
 // with it); Version moves once that committed. b is the smarthosts
 // bucket, for checks that read the others.
-func (s *Store) edit(name string, change func(b *bolt.Bucket, h *Smarthost) error) error {
+func (s *Store) edit(name string, change func(b store.Bucket, h *Smarthost) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(bucket)
 		h, err := get(b, name)
 		if err != nil {
@@ -626,7 +663,7 @@ func errCapturePassword(name string) error {
 
 // checkNotFallback refuses to make name a capture smarthost while another
 // smarthost fails over to it: a fallback must send the mail it takes.
-func checkNotFallback(b *bolt.Bucket, name string) error {
+func checkNotFallback(b store.Bucket, name string) error {
 	return b.ForEach(func(k, v []byte) error {
 		var h Smarthost
 		if json.Unmarshal(v, &h) == nil && h.Fallback == name {
@@ -638,7 +675,7 @@ func checkNotFallback(b *bolt.Bucket, name string) error {
 
 // checkFallback checks that h's fallback exists, sends mail and is not a
 // user's own SMTP server, whose credentials must carry no one else's mail.
-func checkFallback(b *bolt.Bucket, h *Smarthost) error {
+func checkFallback(b store.Bucket, h *Smarthost) error {
 	if h.Fallback == "" {
 		return nil
 	}
@@ -676,7 +713,7 @@ func (s *Store) Delete(name string, usedBy func(name string) ([]string, error)) 
 				ErrInUse, name, strings.Join(users, ", "), name)
 		}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(bucket)
 		if b.Get([]byte(name)) == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, name)
@@ -732,9 +769,19 @@ func (s *Store) password(h *Smarthost) (string, error) {
 	}
 	p, err := open(s.aead, []byte(h.Name), h.SealedPassword)
 	if err != nil {
-		return "", fmt.Errorf("cannot decrypt the password of smarthost %s: it was sealed under another master key (check %s or the key file), or the record was altered", h.Name, KeyEnv)
+		return "", fmt.Errorf("cannot decrypt the password of smarthost %s: it was sealed under another master key (check %s or the key file%s), or the record was altered", h.Name, KeyEnv, s.sharedKeyHint())
 	}
 	return string(p), nil
+}
+
+// sharedKeyHint completes a "sealed under another master key" error when
+// other nodes share the store: a rotation there changed the key under
+// this node, which only a copy of that node's key file mends.
+func (s *Store) sharedKeyHint() string {
+	if !s.db.Shared() {
+		return ""
+	}
+	return "; several nodes share this database: if the key was rotated on another node, copy its secrets.key here and restart this node (docs/cluster.md)"
 }
 
 // RotateKey re-encrypts every password under newKey in one transaction
@@ -742,6 +789,8 @@ func (s *Store) password(h *Smarthost) (string, error) {
 // the crash order). It refuses when the key comes from the environment:
 // the relay cannot change that; re-encrypting under a key the next start
 // would not have would lock the passwords away.
+// With a shared store the other nodes keep the old key until their key
+// file is replaced by the new one and they restart (docs/cluster.md).
 func (s *Store) RotateKey(newKey []byte) error {
 	if len(newKey) != 32 {
 		return errors.New("the new master key must be 32 bytes")
@@ -762,7 +811,7 @@ func (s *Store) RotateKey(newKey []byte) error {
 	syncDir(filepath.Dir(s.keyPath))
 	oldA, newA := s.aead, newAEAD(newKey)
 	// Step 2: every ciphertext and the check value change in one commit.
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx store.Tx) error {
 		b := tx.Bucket(bucket)
 		var all []*Smarthost
 		err := b.ForEach(func(k, v []byte) error {
@@ -835,7 +884,7 @@ func (s *Store) RotateKey(newKey []byte) error {
 	return nil
 }
 
-func get(b *bolt.Bucket, name string) (*Smarthost, error) {
+func get(b store.Bucket, name string) (*Smarthost, error) {
 	v := b.Get([]byte(name))
 	if v == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
@@ -856,7 +905,7 @@ func decodeRecord(name, v []byte) (*Smarthost, error) {
 	return h, nil
 }
 
-func put(b *bolt.Bucket, h *Smarthost) error {
+func put(b store.Bucket, h *Smarthost) error {
 	v, err := json.Marshal(h)
 	if err != nil {
 		return err

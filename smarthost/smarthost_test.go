@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 const secret = "SG.very-secret-api-key-xyz789"
@@ -33,7 +35,7 @@ func sample(name string) Smarthost {
 
 func TestPasswordRoundTrip(t *testing.T) {
 	db, dir := openTestDB(t)
-	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	s, err := Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func TestPasswordRoundTrip(t *testing.T) {
 
 func TestDatabaseFileNeverHoldsThePassword(t *testing.T) {
 	db, dir := openTestDB(t)
-	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	s, err := Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func TestMask(t *testing.T) {
 func TestRotateKeyOldKeyNoLongerOpens(t *testing.T) {
 	db, dir := openTestDB(t)
 	keyPath := filepath.Join(dir, "secrets.key")
-	s, err := Open(db, keyPath)
+	s, err := Open(store.Bolt(db), keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +130,12 @@ func TestRotateKeyOldKeyNoLongerOpens(t *testing.T) {
 	}
 	// The old key opens nothing any more.
 	t.Setenv(KeyEnv, strings.TrimSpace(string(oldKey)))
-	if _, err := Open(db, keyPath); err == nil || !strings.Contains(err.Error(), "does not open") {
+	if _, err := Open(store.Bolt(db), keyPath); err == nil || !strings.Contains(err.Error(), "does not open") {
 		t.Fatalf("Open with the old key: %v, want a refusal", err)
 	}
 	// The new one does, from the environment too.
 	t.Setenv(KeyEnv, hex.EncodeToString(newKey))
-	s2, err := Open(db, keyPath)
+	s2, err := Open(store.Bolt(db), keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestRotateKeyOldKeyNoLongerOpens(t *testing.T) {
 func TestOpenFinishesInterruptedRotation(t *testing.T) {
 	db, dir := openTestDB(t)
 	keyPath := filepath.Join(dir, "secrets.key")
-	s, err := Open(db, keyPath)
+	s, err := Open(store.Bolt(db), keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +165,7 @@ func TestOpenFinishesInterruptedRotation(t *testing.T) {
 	// Simulate the crash: new key only in .new, the old one in place.
 	os.WriteFile(keyPath+".new", []byte(hex.EncodeToString(newKey)+"\n"), 0o600)
 	os.WriteFile(keyPath, oldKey, 0o600)
-	s2, err := Open(db, keyPath)
+	s2, err := Open(store.Bolt(db), keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +178,7 @@ func TestOpenFinishesInterruptedRotation(t *testing.T) {
 	}
 	// A crash before the commit: .new holds an unused key; Open drops it.
 	os.WriteFile(keyPath+".new", []byte(hex.EncodeToString(NewKey())+"\n"), 0o600)
-	if _, err := Open(db, keyPath); err != nil {
+	if _, err := Open(store.Bolt(db), keyPath); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(keyPath + ".new"); !errors.Is(err, os.ErrNotExist) {
@@ -187,7 +189,7 @@ func TestOpenFinishesInterruptedRotation(t *testing.T) {
 func TestWrongKeyGivesClearError(t *testing.T) {
 	db, dir := openTestDB(t)
 	keyPath := filepath.Join(dir, "secrets.key")
-	s, err := Open(db, keyPath)
+	s, err := Open(store.Bolt(db), keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +197,13 @@ func TestWrongKeyGivesClearError(t *testing.T) {
 	// The key file is lost and replaced: the store refuses to start
 	// rather than fail at the first delivery.
 	os.Remove(keyPath)
-	_, err = Open(db, keyPath+"-other")
+	_, err = Open(store.Bolt(db), keyPath+"-other")
 	if err == nil || !strings.Contains(err.Error(), "does not open the smarthost passwords") {
 		t.Fatalf("Open with another key: %v", err)
 	}
 	// A record sealed under another key (or moved to another name) says so.
 	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
+		b := store.BoltTx(tx).Bucket(bucket)
 		h, _ := get(b, "sg")
 		h.Name = "copy"
 		return put(b, h)
@@ -213,14 +215,14 @@ func TestWrongKeyGivesClearError(t *testing.T) {
 		t.Fatalf("moved record: %v", err)
 	}
 	t.Setenv(KeyEnv, "not a key")
-	if _, err := Open(db, keyPath); err == nil || !strings.Contains(err.Error(), "64 hex digits or base64") {
+	if _, err := Open(store.Bolt(db), keyPath); err == nil || !strings.Contains(err.Error(), "64 hex digits or base64") {
 		t.Fatalf("bad env key: %v", err)
 	}
 }
 
 func TestAddValidatesAndDeleteRefusesWhileInUse(t *testing.T) {
 	db, dir := openTestDB(t)
-	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	s, err := Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +266,7 @@ func TestAddValidatesAndDeleteRefusesWhileInUse(t *testing.T) {
 func TestRotateKeyConcurrentWithAdds(t *testing.T) {
 	db, dir := openTestDB(t)
 	keyPath := filepath.Join(dir, "secrets.key")
-	s, err := Open(db, keyPath)
+	s, err := Open(store.Bolt(db), keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +288,7 @@ func TestRotateKeyConcurrentWithAdds(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(db, keyPath)
+	s2, err := Open(store.Bolt(db), keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +304,7 @@ func TestRotateKeyConcurrentWithAdds(t *testing.T) {
 // operator's shared smarthost may be one.
 func TestOwnedSmarthostIsNoFallback(t *testing.T) {
 	db, dir := openTestDB(t)
-	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	s, err := Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // The secrets a smarthost's provider uses to sign (or authenticate) the
@@ -38,7 +38,7 @@ func (s *Store) webhookSecrets(h *Smarthost) (map[string]string, error) {
 	}
 	p, err := open(s.aead, webhookAD(h.Name), h.SealedWebhookSecrets)
 	if err != nil {
-		return nil, fmt.Errorf("cannot decrypt the webhook secrets of smarthost %s: they were sealed under another master key (check %s or the key file), or the record was altered", h.Name, KeyEnv)
+		return nil, fmt.Errorf("cannot decrypt the webhook secrets of smarthost %s: they were sealed under another master key (check %s or the key file%s), or the record was altered", h.Name, KeyEnv, s.sharedKeyHint())
 	}
 	if err := json.Unmarshal(p, &out); err != nil {
 		return nil, fmt.Errorf("the webhook secrets of smarthost %s: %w", h.Name, err)
@@ -65,7 +65,7 @@ func (s *Store) MaskedWebhookSecrets(h *Smarthost) (map[string]string, error) {
 // transaction: each name in set gets its value, an empty value removes it;
 // names not in set are kept.
 func (s *Store) SetWebhookSecrets(name string, set map[string]string) error {
-	return s.edit(name, func(_ *bolt.Bucket, h *Smarthost) error {
+	return s.edit(name, func(_ store.Bucket, h *Smarthost) error {
 		all, err := s.webhookSecrets(h)
 		if err != nil {
 			return err

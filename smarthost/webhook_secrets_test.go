@@ -6,13 +6,15 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outbound/store"
 )
 
 // Webhook secrets are stored sealed (never in clear in the file), merged
 // on update, shown only masked, and survive a key rotation.
 func TestWebhookSecretsSealedMergedMaskedAndRotated(t *testing.T) {
 	db, dir := openTestDB(t)
-	s, err := Open(db, filepath.Join(dir, "secrets.key"))
+	s, err := Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,14 +7,15 @@ import (
 	"sort"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 var bucket = []byte("suppressions")
 
-// Bolt is the Store in the shared bbolt file.
+// Bolt is the Store in the shared store (package store): the name is from
+// when that was always the bbolt file.
 type Bolt struct {
-	db    *bolt.DB
+	db    store.DB
 	scope Scope
 	// expire is how long a bounce or manual suppression lasts.
 	expire time.Duration
@@ -28,7 +29,7 @@ const DefaultExpire = 90 * 24 * time.Hour
 
 // OpenBolt creates the bucket if needed. expire 0 means DefaultExpire; now
 // nil means time.Now.
-func OpenBolt(db *bolt.DB, scope Scope, expire time.Duration, now func() time.Time) (*Bolt, error) {
+func OpenBolt(db store.DB, scope Scope, expire time.Duration, now func() time.Time) (*Bolt, error) {
 	if expire <= 0 {
 		expire = DefaultExpire
 	}
@@ -38,7 +39,7 @@ func OpenBolt(db *bolt.DB, scope Scope, expire time.Duration, now func() time.Ti
 	if scope == "" {
 		scope = PerUser
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
+	err := db.Update(func(tx store.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
 	})
@@ -73,7 +74,7 @@ func (b *Bolt) fill(e *Entry) {
 // failure that calls for it (wrap it as a queue.TxHook). It reads only
 // memory and may run more than once. A complaint already on the list is
 // not replaced by a bounce: it would start to expire.
-func (b *Bolt) Put(tx *bolt.Tx, e Entry) error {
+func (b *Bolt) Put(tx store.Tx, e Entry) error {
 	b.fill(&e)
 	bk := tx.Bucket(bucket)
 	k := b.key(e.User, e.Addr)
@@ -95,7 +96,7 @@ func (b *Bolt) Add(e Entry) error {
 	if e.Kind == "" {
 		e.Kind = Manual
 	}
-	return b.db.Update(func(tx *bolt.Tx) error { return b.Put(tx, e) })
+	return b.db.Update(func(tx store.Tx) error { return b.Put(tx, e) })
 }
 
 // Complained suppresses addr for good after a complaint.
@@ -106,7 +107,7 @@ func (b *Bolt) Complained(user, addr, reason, message string) error {
 // Lookup returns the active suppression of addr for user's mail, or nil.
 func (b *Bolt) Lookup(user, addr string) (*Entry, error) {
 	var e *Entry
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(bucket).Get(b.key(user, addr))
 		if v == nil {
 			return nil
@@ -126,7 +127,7 @@ func (b *Bolt) Lookup(user, addr string) (*Entry, error) {
 // Delete lifts a suppression.
 func (b *Bolt) Delete(user, addr string) (bool, error) {
 	found := false
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.db.Update(func(tx store.Tx) error {
 		k := b.key(user, addr)
 		found = tx.Bucket(bucket).Get(k) != nil
 		return tx.Bucket(bucket).Delete(k)
@@ -140,7 +141,7 @@ func (b *Bolt) Delete(user, addr string) (bool, error) {
 func (b *Bolt) List(user string) ([]Entry, error) {
 	out := []Entry{}
 	now := b.now()
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx store.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
 		var k, v []byte
 		prefix := []byte(nil)

@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/bounce"
+	"outbound/store"
 )
 
 func openTest(t *testing.T, scope Scope, now *time.Time) *Bolt {
@@ -17,7 +18,7 @@ func openTest(t *testing.T, scope Scope, now *time.Time) *Bolt {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	b, err := OpenBolt(db, scope, 0, func() time.Time { return *now })
+	b, err := OpenBolt(store.Bolt(db), scope, 0, func() time.Time { return *now })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"outbound/quota"
 	"outbound/sendapi"
 	"outbound/smarthost"
+	"outbound/store"
 	"outbound/suppression"
 )
 
@@ -90,7 +91,7 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	// interface needs on top: operators, capture, API keys, templates.
 	parts := admintest.NewParts(t)
 	db, users := parts.DB, parts.Users
-	ops, err := auth.NewOperators(db, users)
+	ops, err := auth.NewOperators(store.Bolt(db), users)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,19 +101,19 @@ func newRig(t *testing.T, o ...rigOptions) *rig {
 	supp := parts.Suppressions
 	if opts.suppressionScope != "" {
 		// The list over the same bucket, in the scope the test wants.
-		if supp, err = suppression.OpenBolt(db, opts.suppressionScope, 0, nil); err != nil {
+		if supp, err = suppression.OpenBolt(store.Bolt(db), opts.suppressionScope, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	captured, err := capture.OpenBolt(db)
+	captured, err := capture.OpenBolt(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiKeys, err := auth.NewAPIKeys(db)
+	apiKeys, err := auth.NewAPIKeys(store.Bolt(db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpls, err := sendapi.OpenTemplates(db, nil)
+	tmpls, err := sendapi.OpenTemplates(store.Bolt(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

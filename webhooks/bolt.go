@@ -11,9 +11,8 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"outbound/events"
+	"outbound/store"
 )
 
 var (
@@ -63,10 +62,10 @@ type Payload struct {
 	Data events.Event `json:"data"`
 }
 
-// Bolt is the Store in the shared bbolt file, and the events.Outbox that
-// queues deliveries.
+// Bolt is the Store in the shared store (package store), and the
+// events.Outbox that queues deliveries.
 type Bolt struct {
-	db     *bolt.DB
+	db     store.DB
 	policy Policy
 	sealer Sealer
 	// wake is signalled when deliveries were queued or an endpoint
@@ -83,8 +82,8 @@ var (
 // data directory kept in clear. policy checks the URLs registered; sealer
 // seals the signing secrets (smarthost.Store: register Bolt.Reseal with
 // its AlsoReseal so that a key rotation re-seals them).
-func OpenBolt(db *bolt.DB, policy Policy, sealer Sealer) (*Bolt, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func OpenBolt(db store.DB, policy Policy, sealer Sealer) (*Bolt, error) {
+	err := db.Update(func(tx store.Tx) error {
 		for _, b := range [][]byte{endpointsBucket, outboxBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -137,7 +136,7 @@ func (e *InputError) Unwrap() error { return e.Err }
 // List implements Store.
 func (b *Bolt) List(user string) ([]Endpoint, error) {
 	var out []Endpoint
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx store.Tx) error {
 		return tx.Bucket(endpointsBucket).ForEach(func(k, v []byte) error {
 			var s stored
 			if err := json.Unmarshal(v, &s); err != nil {
@@ -174,7 +173,7 @@ func (b *Bolt) Get(id string) (Endpoint, error) {
 
 func (b *Bolt) get(id string) (stored, error) {
 	var s stored
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx store.Tx) error {
 		v := tx.Bucket(endpointsBucket).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -186,7 +185,7 @@ func (b *Bolt) get(id string) (stored, error) {
 
 // Delete implements Store.
 func (b *Bolt) Delete(id string) error {
-	return b.db.Update(func(tx *bolt.Tx) error {
+	return b.db.Update(func(tx store.Tx) error {
 		eps := tx.Bucket(endpointsBucket)
 		if eps.Get([]byte(id)) == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -212,7 +211,7 @@ func (b *Bolt) Delete(id string) error {
 // Enable implements Store. The head waiting for the endpoint gets a fresh
 // three days, from its next attempt, which is now.
 func (b *Bolt) Enable(id string) error {
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.db.Update(func(tx store.Tx) error {
 		s, err := getTx(tx, id)
 		if err != nil {
 			return err
@@ -238,7 +237,7 @@ func (b *Bolt) Enable(id string) error {
 	return err
 }
 
-func getTx(tx *bolt.Tx, id string) (stored, error) {
+func getTx(tx store.Tx, id string) (stored, error) {
 	var s stored
 	v := tx.Bucket(endpointsBucket).Get([]byte(id))
 	if v == nil {
@@ -247,7 +246,7 @@ func getTx(tx *bolt.Tx, id string) (stored, error) {
 	return s, json.Unmarshal(v, &s)
 }
 
-func putTx(tx *bolt.Tx, s stored) error {
+func putTx(tx store.Tx, s stored) error {
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -255,7 +254,7 @@ func putTx(tx *bolt.Tx, s stored) error {
 	return tx.Bucket(endpointsBucket).Put([]byte(s.ID), v)
 }
 
-func putDelivery(tx *bolt.Tx, key []byte, d delivery) error {
+func putDelivery(tx store.Tx, key []byte, d delivery) error {
 	v, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -270,7 +269,7 @@ func outboxPrefix(id string) []byte { return []byte(id + "/") }
 // Put queues evs for every enabled endpoint of their user that wants them,
 // in the transaction that stores the events (events.Outbox). It reads only
 // tx and memory, so running it again for one commit is harmless.
-func (b *Bolt) Put(tx *bolt.Tx, evs []events.Event) error {
+func (b *Bolt) Put(tx store.Tx, evs []events.Event) error {
 	var eps []stored
 	for _, e := range evs {
 		if e.User == "" {
@@ -308,7 +307,7 @@ func (b *Bolt) Put(tx *bolt.Tx, evs []events.Event) error {
 // enabledEndpoints reads the enabled endpoints in tx. There are few (a
 // handful per user), so every recording reads them all rather than keep
 // an index that would have to follow every change.
-func enabledEndpoints(tx *bolt.Tx) ([]stored, error) {
+func enabledEndpoints(tx store.Tx) ([]stored, error) {
 	eps := []stored{}
 	err := tx.Bucket(endpointsBucket).ForEach(func(k, v []byte) error {
 		var s stored

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"outbound/store"
 )
 
 // Signing secrets at rest: each endpoint's secret is sealed under the
@@ -43,7 +43,7 @@ func (b *Bolt) storeNew(s stored, secret string) error {
 			return fmt.Errorf("sealing the signing secret: %w", err)
 		}
 		s.SealedSecret = sealed
-		return b.db.Update(func(tx *bolt.Tx) error { return putTx(tx, s) })
+		return b.db.Update(func(tx store.Tx) error { return putTx(tx, s) })
 	})
 }
 
@@ -72,7 +72,7 @@ func (b *Bolt) openSecret(id string) (string, error) {
 // secret.
 func (b *Bolt) sealClearSecrets() error {
 	err := b.sealer.SealCommit(func(seal func(ad, plain []byte) ([]byte, error)) error {
-		return b.db.Update(func(tx *bolt.Tx) error {
+		return b.db.Update(func(tx store.Tx) error {
 			var clear []stored
 			err := tx.Bucket(endpointsBucket).ForEach(func(k, v []byte) error {
 				var s stored
@@ -107,7 +107,7 @@ func (b *Bolt) sealClearSecrets() error {
 
 // Reseal re-seals every signing secret with reseal, inside tx: the master
 // key rotation (smarthost.Store.AlsoReseal) calls it.
-func (b *Bolt) Reseal(tx *bolt.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error {
+func (b *Bolt) Reseal(tx store.Tx, reseal func(ad, sealed []byte) ([]byte, error)) error {
 	var all []stored
 	err := tx.Bucket(endpointsBucket).ForEach(func(k, v []byte) error {
 		var s stored

@@ -15,6 +15,7 @@ import (
 
 	"outbound/events"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // fileHolds says whether the rig's bbolt file, read as raw bytes, holds s.
@@ -179,16 +180,16 @@ func TestSealedSecretOpensOnlyForItsEndpoint(t *testing.T) {
 	b, _, err := r.wh.Register(context.Background(), "bob", "https://93.184.216.34/b", nil)
 	must(t, err)
 	must(t, r.db.Update(func(tx *bolt.Tx) error {
-		sa, err := getTx(tx, a.ID)
+		sa, err := getTx(store.BoltTx(tx), a.ID)
 		if err != nil {
 			return err
 		}
-		sb, err := getTx(tx, b.ID)
+		sb, err := getTx(store.BoltTx(tx), b.ID)
 		if err != nil {
 			return err
 		}
 		sb.SealedSecret = sa.SealedSecret
-		return putTx(tx, sb)
+		return putTx(store.BoltTx(tx), sb)
 	}))
 	_, err = r.wh.openSecret(b.ID)
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // racingSealer is the smarthost store with a master key rotation started
@@ -46,10 +47,10 @@ func TestSecretRegisteredDuringAMasterKeyRotationStaysReadable(t *testing.T) {
 	db, err := bolt.Open(filepath.Join(dir, "t.db"), 0o600, nil)
 	must(t, err)
 	t.Cleanup(func() { db.Close() })
-	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	must(t, err)
 	s := &racingSealer{Store: hosts}
-	wh, err := OpenBolt(db, Policy{AllowPrivate: true}, s)
+	wh, err := OpenBolt(store.Bolt(db), Policy{AllowPrivate: true}, s)
 	must(t, err)
 	hosts.AlsoReseal(wh.Reseal)
 

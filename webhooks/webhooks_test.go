@@ -22,6 +22,7 @@ import (
 
 	"outbound/events"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // rig is an event log whose events are queued for webhooks, as serve
@@ -49,11 +50,11 @@ func openRig(t *testing.T, dir string, p Policy) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	log, err := events.OpenBolt(db, nil)
+	log, err := events.OpenBolt(store.Bolt(db), nil)
 	must(t, err)
-	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(dir, "secrets.key"))
 	must(t, err)
-	wh, err := OpenBolt(db, p, hosts)
+	wh, err := OpenBolt(store.Bolt(db), p, hosts)
 	must(t, err)
 	hosts.AlsoReseal(wh.Reseal)
 	log.SetOutbox(wh)

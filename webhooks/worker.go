@@ -19,15 +19,14 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"outbound/events"
+	"outbound/store"
 )
 
 // EventWriter records an event in another owner's transaction
 // (events.Bolt): disabling an endpoint and telling its user are one write.
 type EventWriter interface {
-	Put(tx *bolt.Tx, evs ...events.Event) error
+	Put(tx store.Tx, evs ...events.Event) error
 	Counted(evs []events.Event)
 }
 
@@ -199,9 +198,22 @@ func (w *Worker) drain(ctx context.Context, id string) {
 		if !ok || !h.ep.Disabled.IsZero() || time.Now().Before(h.d.Next) {
 			return
 		}
+		if w.store.db.Shared() {
+			claimed, err := w.claim(&h)
+			if err != nil {
+				w.opts.Logger.Error("claiming webhook delivery", "endpoint", id, "err", err)
+				return
+			}
+			if !claimed {
+				return // another node's worker is sending it
+			}
+		}
 		sendErr := w.send(ctx, h)
 		if ctx.Err() != nil {
-			return // stopping: not an attempt, it goes again after the restart
+			// Stopping: not an attempt, it goes again after the restart
+			// (or at once on another node).
+			// MUT w.release(h)
+			return
 		}
 		if err := w.record(h, sendErr); err != nil {
 			w.opts.Logger.Error("recording webhook delivery", "endpoint", id, "err", err)
@@ -210,6 +222,77 @@ func (w *Worker) drain(ctx context.Context, id string) {
 		if sendErr != nil {
 			return
 		}
+	}
+}
+
+// lease is how long a claimed delivery is kept from the other nodes'
+// workers: longer than one send can take (Options.Timeout bounds the
+// request), so that only a node that stopped in the middle of a send
+// leaves its claim to run out.
+func (w *Worker) lease() time.Duration { return w.opts.Timeout + time.Minute }
+
+// claim makes h's delivery this worker's to send, when several nodes'
+// workers share the outbox (store.DB.Shared): in one transaction it checks
+// that the delivery is still its endpoint's due head and moves its next
+// attempt out by the lease, so that no other worker finds it due while it
+// is sent. Its outcome (record) replaces the lease. h is refreshed with
+// the delivery as read in that transaction.
+func (w *Worker) claim(h *head) (bool, error) {
+	var claimed bool
+	var fresh head
+	err := w.store.db.Update(func(tx store.Tx) error {
+		claimed = false
+		ep, err := getTx(tx, h.ep.ID)
+		if errors.Is(err, ErrNotFound) {
+			return nil // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		cur, ok, err := headTx(tx, ep)
+		now := time.Now()
+		if err != nil || !ok || !ep.Disabled.IsZero() || !bytes.Equal(cur.key, h.key) || now.Before(cur.d.Next) {
+			return err
+		}
+		leased := cur.d
+		leased.Next = now.Add(w.lease())
+		if err := putDelivery(tx, cur.key, leased); err != nil {
+			return err
+		}
+		claimed, fresh = true, cur
+		return nil
+	})
+	if err != nil || !claimed {
+		return false, err
+	}
+	*h = fresh
+	return true, nil
+}
+
+// release gives back a claimed delivery that was not attempted (the
+// worker is stopping), due at once for any node. Only when shared: there
+// is no claim otherwise.
+func (w *Worker) release(h head) {
+	if !w.store.db.Shared() {
+		return
+	}
+	err := w.store.db.Update(func(tx store.Tx) error {
+		v := tx.Bucket(outboxBucket).Get(h.key)
+		if v == nil {
+			return nil // sent or deleted meanwhile
+		}
+		var d delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		if d.Next.Before(time.Now()) {
+			return nil // the lease ran out: perhaps another worker's now
+		}
+		d.Next = h.d.Next
+		return putDelivery(tx, h.key, d)
+	})
+	if err != nil {
+		w.opts.Logger.Warn("releasing webhook delivery", "endpoint", h.ep.ID, "webhook_id", h.d.ID, "err", err)
 	}
 }
 
@@ -262,7 +345,7 @@ func (w *Worker) send(ctx context.Context, h head) error {
 func (w *Worker) record(h head, sendErr error) error {
 	now := time.Now()
 	var disabled []events.Event
-	err := w.store.db.Update(func(tx *bolt.Tx) error {
+	err := w.store.db.Update(func(tx store.Tx) error {
 		disabled = nil
 		out := tx.Bucket(outboxBucket)
 		if out.Get(h.key) == nil {
@@ -317,7 +400,7 @@ func (w *Worker) record(h head, sendErr error) error {
 // heads returns each enabled endpoint's oldest delivery.
 func (b *Bolt) heads() ([]head, error) {
 	var out []head
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx store.Tx) error {
 		eps, err := enabledEndpoints(tx)
 		if err != nil {
 			return err
@@ -338,7 +421,7 @@ func (b *Bolt) heads() ([]head, error) {
 
 // head returns the endpoint's oldest delivery, if any.
 func (b *Bolt) head(id string) (h head, ok bool, err error) {
-	err = b.db.View(func(tx *bolt.Tx) error {
+	err = b.db.View(func(tx store.Tx) error {
 		ep, err := getTx(tx, id)
 		if errors.Is(err, ErrNotFound) {
 			return nil // deleted meanwhile
@@ -352,7 +435,7 @@ func (b *Bolt) head(id string) (h head, ok bool, err error) {
 	return h, ok, err
 }
 
-func headTx(tx *bolt.Tx, ep stored) (head, bool, error) {
+func headTx(tx store.Tx, ep stored) (head, bool, error) {
 	k, v := tx.Bucket(outboxBucket).Cursor().Seek(outboxPrefix(ep.ID))
 	if k == nil || !bytes.HasPrefix(k, outboxPrefix(ep.ID)) {
 		return head{}, false, nil

@@ -14,17 +14,18 @@ import (
 	"outbound/internal/admintest"
 	"outbound/internal/testutil"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // newDKIMCLIRig is a cliRig whose API has a DKIM store.
 func newDKIMCLIRig(t *testing.T) *cliRig {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	hosts, err := smarthost.Open(db, filepath.Join(t.TempDir(), "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(db), filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := dkim.Open(db, hosts, nil)
+	keys, err := dkim.Open(store.Bolt(db), hosts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"outbound/config"
 	"outbound/internal/testutil"
 	"outbound/smarthost"
+	"outbound/store"
 )
 
 // A smarthost of kind capture is named in the start log: a warning on a
@@ -17,7 +18,7 @@ import (
 // (where it could only have been made before the configuration changed).
 func TestStartLogNamesCaptureSmarthosts(t *testing.T) {
 	dir := t.TempDir()
-	hosts, err := smarthost.Open(testutil.OpenDB(t), filepath.Join(dir, "secrets.key"))
+	hosts, err := smarthost.Open(store.Bolt(testutil.OpenDB(t)), filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

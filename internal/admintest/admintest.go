@@ -24,6 +24,7 @@ import (
 	"outbound/route"
 	"outbound/smarthost"
 	"outbound/spf"
+	"outbound/store"
 	"outbound/suppression"
 	"outbound/webhooks"
 
@@ -109,7 +110,8 @@ func NewWith(t testing.TB, change func(*admin.Options)) *Rig {
 func NewParts(t testing.TB) *Parts {
 	t.Helper()
 	db := testutil.OpenDB(t)
-	users, err := auth.NewStore(db)
+	sdb := store.Bolt(db)
+	users, err := auth.NewStore(sdb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,22 +124,22 @@ func NewParts(t testing.TB) *Parts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evlog, err := events.OpenBolt(db, nil)
+	evlog, err := events.OpenBolt(sdb, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	suppressed, err := suppression.OpenBolt(db, suppression.PerUser, 0, nil)
+	suppressed, err := suppression.OpenBolt(sdb, suppression.PerUser, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	hosts, err := smarthost.Open(db, filepath.Join(dir, "secrets.key"))
+	hosts, err := smarthost.Open(sdb, filepath.Join(dir, "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Endpoints at public addresses only; literal addresses need no DNS.
 	// Their secrets are sealed under the smarthosts' key, as serve does.
-	hooks, err := webhooks.OpenBolt(db, webhooks.Policy{}, hosts)
+	hooks, err := webhooks.OpenBolt(sdb, webhooks.Policy{}, hosts)
 	if err != nil {
 		t.Fatal(err)
 	}
