@@ -269,3 +269,12 @@ func (b *Bolt) Redacted(tx *bolt.Tx, id, user string, at time.Time) error {
 // Removed deletes the message's events in the transaction that deletes it
 // (queue.Journal): they are kept exactly as long as its stub.
 func (b *Bolt) Removed(tx *bolt.Tx, id string) error { return DeleteTx(store.BoltTx(tx), id) }
+
+// Shipped tells the outbox (webhooks) of events another node's log wrote
+// into this one (package ship) once their transaction committed. Unlike
+// Counted it counts nothing: the node that recorded them counted them.
+func (b *Bolt) Shipped(evs []Event) {
+	if b.outbox != nil && len(evs) > 0 {
+		b.outbox.Committed()
+	}
+}

@@ -75,6 +75,9 @@ type Event struct {
 	Kind Kind `json:"kind"`
 	// Message is the queue ID of the message.
 	Message string `json:"message"`
+	// Node is the relay node whose queue holds the message, when several
+	// nodes share the event log (package ship sets it as it ships).
+	Node string `json:"node,omitempty"`
 	// User is the login that submitted the message ("" for the relay's
 	// own mail); listings filter on it.
 	User string `json:"user,omitempty"`

@@ -52,8 +52,12 @@ var (
 type Options struct {
 	Keys  Keys
 	Relay Submitter
-	// DB holds the Idempotency-Key answers (idempotency.go).
+	// DB holds the Idempotency-Key answers (idempotency.go), which are
+	// written in the queue's transaction: the node's own bbolt file.
 	DB store.DB
+	// TemplatesDB holds the stored templates (templates.go), where the
+	// admin API keeps them (the store several nodes share); nil: DB.
+	TemplatesDB store.DB
 	// Hostname is the right-hand side of the Message-IDs the API makes.
 	Hostname string
 	// MaxMessageBytes is the relay's max_message_bytes: the built message
@@ -90,7 +94,11 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := newTemplates(opts.DB, opts.Now)
+	tdb := opts.TemplatesDB
+	if tdb == nil {
+		tdb = opts.DB
+	}
+	tmpl, err := newTemplates(tdb, opts.Now)
 	if err != nil {
 		return nil, err
 	}

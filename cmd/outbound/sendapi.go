@@ -17,7 +17,7 @@ import (
 // listeners' own submission path. Idempotency-Key answers past their 24
 // hours are purged hourly until the server stops.
 func (s *server) listenSendAPI(cfg config.Config, keys *auth.APIKeys, backend *relay.Backend, log *slog.Logger) error {
-	h, err := sendapi.New(sendapi.Options{Keys: keys, Relay: backend, DB: store.Bolt(s.db), Hostname: cfg.Hostname,
+	h, err := sendapi.New(sendapi.Options{Keys: keys, Relay: backend, DB: store.Bolt(s.db), TemplatesDB: s.st.shared, Hostname: cfg.Hostname,
 		MaxMessageBytes: cfg.Submission.MaxMessageBytes, Logger: log})
 	if err != nil {
 		return err

@@ -30,7 +30,9 @@ type server struct {
 	db        *bolt.DB
 	users     *auth.Store
 	queue     *queue.Queue
-	quota     *quota.Store
+	quota     quota.Limiter
+	// st are the stores; st.close closes what is not in db.
+	st        *stores
 	cert      *listenerCert
 	addrs     map[string]string // "implicit", "starttls", "admin" → actual address
 	closers   []func(context.Context) error
@@ -42,6 +44,9 @@ type server struct {
 	// webhooksDone is closed when the webhook worker stopped; nil when
 	// it never started.
 	webhooksDone chan struct{}
+	// shipped is closed when the shipper of the node's outbox stopped
+	// (package ship); nil on one file.
+	shipped chan struct{}
 	// failed reports a listener that stopped on its own.
 	failed chan error
 }
@@ -70,15 +75,16 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	s.cert = cert
 	s.closers = append(s.closers, cert.stop)
 
-	// Stores: one bbolt file, each owner with its buckets.
+	// Stores: the node's bbolt file, each owner with its buckets, and the
+	// shared state in it or in PostgreSQL ([store]).
 	if s.db, err = openDB(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	st, err := openStores(s.db, cfg)
+	st, err := openStores(s.db, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	s.users, s.queue, s.quota = st.users, st.queue, st.quota
+	s.st, s.users, s.queue, s.quota = st, st.users, st.queue, st.quota
 	operators, evlog, captured, hooks, suppressed := st.operators, st.events, st.captured, st.webhooks, st.suppressed
 	hosts, dkimKeys, apiKeys, templates := st.hosts, st.dkim, st.apiKeys, st.templates
 	registerMetrics(cert, s.queue)
@@ -101,7 +107,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	checker := &spf.Checker{Resolver: resolver}
 	ro := relayOptions(cfg, log.With("component", "relay"))
 	ro.Users, ro.Spool, ro.Quota, ro.SPF, ro.Routes = s.users, s.queue, s.quota, checker, routes
-	ro.Suppressions, ro.Events, ro.Signer = suppressed, evlog, dkimKeys
+	ro.Suppressions, ro.Events, ro.Signer = suppressed, st.recorder, dkimKeys
 	backend := relay.New(ro)
 	do := deliveryOptions(cfg, log.With("component", "delivery"))
 	// Read when a notification is due, so that turning them off applies
@@ -110,7 +116,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		u, err := s.users.Get(user)
 		return err == nil && u.DSNOff
 	}
-	do.Events, do.Suppressions, do.Capture = evlog, suppressed, captured
+	do.Events, do.Suppressions, do.Capture = st.recorder, st.learnt, captured
 	d := delivery.New(s.queue, routes, do)
 	api := admin.Handler(admin.Options{Users: s.users, Queue: s.queue, Quota: s.quota, Routes: routes,
 		Bouncer: d, Token: token, Logger: log.With("component", "admin"),

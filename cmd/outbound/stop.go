@@ -32,7 +32,11 @@ func (s *server) stop() {
 	if s.webhooksDone != nil {
 		<-s.webhooksDone // its last outcome is stored before the DB closes
 	}
+	if s.shipped != nil {
+		<-s.shipped // its outbox is read from db
+	}
 	if s.db != nil {
 		s.db.Close()
 	}
+	s.st.close()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
@@ -8,57 +9,86 @@ import (
 	"outbound/auth"
 	"outbound/capture"
 	"outbound/config"
+	"outbound/delivery"
 	"outbound/dkim"
 	"outbound/events"
 	"outbound/metrics"
 	"outbound/queue"
 	"outbound/quota"
 	"outbound/sendapi"
+	"outbound/ship"
 	"outbound/smarthost"
 	"outbound/store"
 	"outbound/suppression"
 	"outbound/webhooks"
 )
 
-// stores are the relay's storage owners, each with its buckets: the queue
-// and the quota in the bbolt file, the others in the shared store (package
-// store, on the same file unless several nodes share PostgreSQL), each
-// with its buckets (docs/flow.md, "What is on disk").
+// stores are the relay's storage owners. The queue and the captured
+// messages are always in the node's own bbolt file; the others are in the
+// shared state (package store): the same file for one relay, or a
+// PostgreSQL database several nodes share (docs/cluster.md).
 type stores struct {
 	users     *auth.Store
 	operators *auth.Operators
 	apiKeys   *auth.APIKeys
 	queue     *queue.Queue
-	quota     *quota.Store
-	events    *events.Bolt
-	captured  *capture.Bolt
-	webhooks  *webhooks.Bolt
+	quota     quota.Limiter
+	// events is the event log readers see (the admin API, provider
+	// webhooks, the webhook worker): the shared one.
+	events *events.Bolt
+	// recorder is where the relay and delivery write a message's events,
+	// in the queue's transaction: events itself on one file, else the
+	// outbox that ships them to events.
+	recorder recorder
+	// learnt takes the suppressions deliveries learn, in the queue's
+	// transaction: suppressed itself on one file, else the outbox.
+	learnt   delivery.Suppressor
+	captured *capture.Bolt
+	webhooks *webhooks.Bolt
 	// webhookPolicy is what webhook URLs may be, for the store and the worker.
 	webhookPolicy webhooks.Policy
 	suppressed    *suppression.Bolt
 	hosts         *smarthost.Store
 	dkim          *dkim.Store
 	templates     *sendapi.Templates
+	// local is the node's own file as a store.DB; shared is the shared
+	// state (local itself on one file).
+	local, shared store.DB
+	// cluster is set when the shared state is in PostgreSQL.
+	cluster *cluster
 }
 
-// openStores opens every store on db and ties together the ones whose
-// writes share a transaction or a key. The queue and the quota use the
-// bbolt file itself; the others go through package store, on a veneer
-// over the same file.
-func openStores(db *bolt.DB, cfg config.Config) (_ *stores, err error) {
-	return openStoresOn(db, store.Bolt(db), cfg)
+// recorder writes a message's events in the queue's transaction: the
+// relay's Events and delivery's EventWriter.
+type recorder interface {
+	Put(tx store.Tx, evs ...events.Event) error
+	Write(evs ...events.Event) queue.TxHook
+	Counted(evs []events.Event)
 }
 
-// openStoresOn is openStores with the shared state in sdb, which may be
-// another database than the queue's file (store.Postgres).
-//
-// Not yet for PostgreSQL: the writes made in the queue's own transaction
-// (events.Bolt.Write and Put from delivery, the events and capture
-// journals at retention, delivery's suppressions, the send API's
-// Idempotency-Key answers) go to the queue's bbolt file whatever sdb is,
-// where their buckets exist only when sdb is that file.
-func openStoresOn(db *bolt.DB, sdb store.DB, cfg config.Config) (_ *stores, err error) {
-	st := &stores{}
+var (
+	_ recorder = (*events.Bolt)(nil)
+	_ recorder = (*ship.Shipper)(nil)
+)
+
+// openStores opens every store and ties together the ones whose writes
+// share a transaction or a key: on db alone, or with the shared state in
+// PostgreSQL when [store] kind = "postgres".
+func openStores(db *bolt.DB, cfg config.Config, log *slog.Logger) (_ *stores, err error) {
+	st := &stores{local: store.Bolt(db)}
+	st.shared = st.local
+	if cfg.Store.Kind == "postgres" {
+		if st.cluster, err = openCluster(cfg, log.With("component", "store")); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				st.cluster.close()
+			}
+		}()
+		st.shared = st.cluster.pg
+	}
+	sdb := st.shared
 	if st.users, err = auth.NewStore(sdb); err != nil {
 		return nil, err
 	}
@@ -71,26 +101,43 @@ func openStoresOn(db *bolt.DB, sdb store.DB, cfg config.Config) (_ *stores, err 
 	if st.queue, err = queue.Open(db, nil); err != nil {
 		return nil, err
 	}
-	if st.quota, err = quota.Open(db, nil); err != nil {
+	if st.cluster != nil {
+		st.quota = st.cluster.quota
+	} else if st.quota, err = quota.Open(db, nil); err != nil {
 		return nil, err
 	}
-	// Delivery tracking: the events are deleted with their message's stub.
-	if st.events, err = events.OpenBolt(sdb, func(k events.Kind) { metrics.Events.WithLabelValues(string(k)).Inc() }); err != nil {
+	countEvent := func(k events.Kind) { metrics.Events.WithLabelValues(string(k)).Inc() }
+	if st.events, err = events.OpenBolt(sdb, countEvent); err != nil {
 		return nil, err
 	}
 	// Captured messages (the capture route): their content goes with
 	// their queued message's, at retention.content, in the same
-	// transaction; the capture with the message's stub.
-	if st.captured, err = capture.OpenBolt(sdb); err != nil {
+	// transaction; the capture with the message's stub. Always the node's
+	// own: the bytes are big, and capture is for trying things out.
+	if st.captured, err = capture.OpenBolt(st.local); err != nil {
 		return nil, err
 	}
-	st.queue.SetJournal(journals{st.events, st.captured})
 	scope, err := suppression.ParseScope(cfg.Suppression.Scope)
 	if err != nil {
 		return nil, err
 	}
 	if st.suppressed, err = suppression.OpenBolt(sdb, scope, cfg.Suppression.Expire.D(), nil); err != nil {
 		return nil, err
+	}
+	// Delivery tracking: events are written with the queue change they
+	// report and deleted with their message's stub (queue.Journal).
+	if st.cluster == nil {
+		st.recorder, st.learnt = st.events, st.suppressed
+		st.queue.SetJournal(journals{st.events, st.captured})
+	} else {
+		sh, err := ship.New(st.local, sdb, st.events, st.suppressed, ship.Options{Node: st.cluster.node,
+			Counted: countEvent, Logger: log.With("component", "ship")})
+		if err != nil {
+			return nil, err
+		}
+		st.cluster.shipper = sh
+		st.recorder, st.learnt = sh, sh.Suppressions()
+		st.queue.SetJournal(journals{sh, st.captured})
 	}
 	if st.hosts, err = smarthost.Open(sdb, filepath.Join(cfg.DataDir, "secrets.key")); err != nil {
 		return nil, err
@@ -102,8 +149,9 @@ func openStoresOn(db *bolt.DB, sdb store.DB, cfg config.Config) (_ *stores, err 
 	}
 	st.hosts.AlsoReseal(st.dkim.Reseal)
 	// Users' webhooks: events are queued for their endpoints in the
-	// transaction that records them, so set before anything records; their
-	// signing secrets are sealed like the DKIM keys.
+	// transaction that records them in the (shared) log, so set before
+	// anything records; their signing secrets are sealed like the DKIM
+	// keys.
 	st.webhookPolicy = webhooks.Policy{AllowHTTP: cfg.Webhooks.AllowHTTP, AllowPrivate: cfg.Webhooks.AllowPrivate}
 	if st.webhooks, err = webhooks.OpenBolt(sdb, st.webhookPolicy, st.hosts); err != nil {
 		return nil, err
@@ -116,3 +164,11 @@ func openStoresOn(db *bolt.DB, sdb store.DB, cfg config.Config) (_ *stores, err 
 	}
 	return st, nil
 }
+
+// close closes what openStores opened besides db: the PostgreSQL store.
+func (st *stores) close() {
+	if st != nil && st.cluster != nil {
+		st.cluster.close()
+	}
+}
+

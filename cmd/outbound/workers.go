@@ -12,7 +12,7 @@ import (
 
 // startWorkers starts what runs in the background until stop closes
 // s.done: the delivery workers, the retention sweep, the webhook worker
-// and the collector's pacing (gcpace: memory stays near what is alive
+// the shipper of a cluster node's outbox, and the collector's pacing (gcpace: memory stays near what is alive
 // when messages are large). stop waits for delivery and the webhook worker (delivered,
 // webhooksDone) so that their last outcomes are stored before the
 // database closes.
@@ -30,6 +30,15 @@ func (s *server) startWorkers(d *delivery.Deliverer, st *stores, r config.Retent
 		hookWorker.Run(s.done)
 		close(s.webhooksDone)
 	}()
+	if st.cluster != nil {
+		// What the relay and delivery write to the outbox, to the shared
+		// store (package ship).
+		s.shipped = make(chan struct{})
+		go func() {
+			st.cluster.shipper.Run(s.done)
+			close(s.shipped)
+		}()
+	}
 }
 
 // sweep applies the retention policy until the server stops: hourly
