@@ -52,7 +52,7 @@ func openCluster(cfg config.Config, log *slog.Logger) (*cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c.pg, err = store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: c.node, Cached: cachedBuckets,
-		MaxStale: cfg.Store.CacheMaxStale.D(), Logger: log})
+		MaxStale: cfg.Store.CacheMaxStale.D(), Logger: log.With("component", "store")})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w (is PostgreSQL up, and [store] dsn right?)", err)
 	}
@@ -63,7 +63,7 @@ func openCluster(cfg config.Config, log *slog.Logger) (*cluster, error) {
 		return nil, err
 	}
 	registerClusterMetrics(c)
-	log.Info("shared state in PostgreSQL", "node", c.node, "live_nodes", c.pg.LiveNodes())
+	log.Info("shared state in PostgreSQL", "component", "store", "node", c.node, "live_nodes", c.pg.LiveNodes())
 	return c, nil
 }
 

@@ -78,7 +78,7 @@ func openStores(db *bolt.DB, cfg config.Config, log *slog.Logger) (_ *stores, er
 	st := &stores{local: store.Bolt(db)}
 	st.shared = st.local
 	if cfg.Store.Kind == "postgres" {
-		if st.cluster, err = openCluster(cfg, log.With("component", "store")); err != nil {
+		if st.cluster, err = openCluster(cfg, log); err != nil {
 			return nil, err
 		}
 		defer func() {
