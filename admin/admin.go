@@ -27,6 +27,7 @@ import (
 	"outbound/route"
 	"outbound/sendapi"
 	"outbound/smarthost"
+	"outbound/store"
 	"outbound/suppression"
 	"outbound/webhooks"
 )
@@ -194,6 +195,9 @@ func (a *api) guarded(may func(*http.Request) error, h func(http.ResponseWriter,
 				status = http.StatusNotFound
 			case errors.Is(err, auth.ErrUserExists), errors.Is(err, queue.ErrBusy):
 				status = http.StatusConflict
+			case errors.Is(err, store.ErrUnavailable):
+				// A cluster's database is down: changes wait for it.
+				status = http.StatusServiceUnavailable
 			}
 			if status == http.StatusInternalServerError {
 				a.Logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)

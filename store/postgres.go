@@ -210,7 +210,7 @@ func (p *Postgres) update(fn func(Tx) error) error {
 	cancel()
 	if err != nil {
 		p.noteErr(err)
-		return fmt.Errorf("store: postgres: %w", err)
+		return unreachable(fmt.Errorf("store: postgres: %w", err))
 	}
 	// Also when fn panics, or the connection would stay taken; after a
 	// commit, Rollback does nothing.
@@ -221,7 +221,7 @@ func (p *Postgres) update(fn func(Tx) error) error {
 		// A failed statement aborted the transaction: report the cause
 		// (fn's own error may only be a consequence of reading nil), which
 		// is also what Update retries on.
-		ferr = t.err
+		ferr = unreachable(t.err)
 	}
 	if ferr != nil {
 		return ferr
@@ -231,7 +231,7 @@ func (p *Postgres) update(fn func(Tx) error) error {
 	cancel()
 	if err != nil {
 		p.noteErr(err)
-		return fmt.Errorf("store: postgres: commit: %w", err)
+		return unreachable(fmt.Errorf("store: postgres: commit: %w", err))
 	}
 	t.committed()
 	return nil
@@ -251,9 +251,24 @@ func (p *Postgres) View(fn func(Tx) error) error {
 	}()
 	ferr := fn(t)
 	if t.err != nil {
-		return t.err
+		return unreachable(t.err)
 	}
 	return ferr
+}
+
+// ErrUnavailable marks a failure to reach the database at all (as opposed
+// to a statement it refused): callers answer it as temporary (the admin
+// API with 503, SMTP with 451).
+var ErrUnavailable = errors.New("the shared store (PostgreSQL) cannot be reached")
+
+// unreachable wraps err in ErrUnavailable when it never reached the
+// database (no PgError), like noteErr's rule.
+func unreachable(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || errors.As(err, &pe) || errors.Is(err, pgx.ErrNoRows) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 func (p *Postgres) rollback(tx pgx.Tx) {
