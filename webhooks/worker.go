@@ -212,7 +212,7 @@ func (w *Worker) drain(ctx context.Context, id string) {
 		if ctx.Err() != nil {
 			// Stopping: not an attempt, it goes again after the restart
 			// (or at once on another node).
-			// MUT w.release(h)
+			w.release(h)
 			return
 		}
 		if err := w.record(h, sendErr); err != nil {
