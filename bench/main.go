@@ -12,7 +12,18 @@
 // Reused connections log in before the clock starts; how long those C
 // concurrent logins took is printed as login_phase.
 // With -idle K it holds K authenticated, idle connections open during the
-// run. With -matrix it runs C = 1, 10, 50 × 4 KiB and 256 KiB and prints a
+// run.
+//
+// With -pg the shared state is in PostgreSQL ([store] kind = "postgres"): a
+// throwaway cluster started by the bench with PostgreSQL's defaults (fsync
+// on), a fresh database per run. -nodes N (needs -pg) starts N relays on it,
+// each with its own data_dir, ports and node name and the first one's
+// secrets.key, all delivering to the one sink; users are added through the
+// first node's CLI and the C clients are spread round-robin over the nodes'
+// STARTTLS ports. The line then also gives each node's accepted msgs/s (its
+// messages over the cluster's whole submission window) and the CPU time per
+// message of the relays together, of PostgreSQL (postmaster and backends)
+// and of this process (clients and sink). With -matrix it runs C = 1, 10, 50 × 4 KiB and 256 KiB and prints a
 // markdown table. Everything listens on 127.0.0.1 and every run stops by
 // itself after N messages.
 //
@@ -21,6 +32,7 @@
 //	go run ./bench -idle 500 -c 50
 //	go run ./bench -matrix
 //	go run ./bench -perf perf.data -n 10000 -c 10   # perf record the relay under load
+//	go run ./bench -pg -nodes 3 -n 3000 -c 50        # three nodes sharing PostgreSQL
 //
 // Figures are reported, never asserted; see BENCH.md for the results.
 package main
@@ -33,6 +45,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -52,6 +65,9 @@ type options struct {
 	keep          bool
 	perfOut       string
 	timeout       time.Duration
+	nodes         int
+	users         int
+	pg            *pgServer // -pg: the shared state's cluster
 }
 
 // result is one run's figures.
@@ -68,14 +84,23 @@ type result struct {
 	// KiB at the end of the run: anonymous memory (heap, stacks) and the
 	// pages of mapped files (bbolt's mmap) that VmHWM also counts.
 	endAnon, endFile int64
-	idleRSS          int64 // KiB, VmRSS with the idle connections open, before the load
-	cpuPerMsg        time.Duration
+	idleRSS          int64         // KiB, VmRSS with the idle connections open, before the load
+	cpuPerMsg        time.Duration // of every relay node together
 	login            time.Duration // wall time for the C reused connections to log in
+	// perNode is the messages each node accepted; pgCPUPerMsg and
+	// benchCPUPerMsg the CPU time per message of PostgreSQL and of this
+	// process (clients and sink).
+	perNode                     []int
+	pgCPUPerMsg, benchCPUPerMsg time.Duration
+	submitted                   time.Duration
+	// Cores (CPU seconds per second) during the load: other processes'
+	// busy time, I/O wait, hypervisor steal.
+	otherCores, iowaitCores, stealCores float64
 }
 
 func main() {
 	var o options
-	var matrix, build bool
+	var matrix, build, pg bool
 	flag.StringVar(&o.bin, "outbound", "bin/outbound", "relay binary; built from ./cmd/outbound when missing (or with -build)")
 	flag.BoolVar(&build, "build", false, "rebuild the relay binary before running")
 	flag.IntVar(&o.n, "n", 2000, "messages to submit")
@@ -88,6 +113,9 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the relay's temporary directory (config, data, log)")
 	flag.StringVar(&o.perfOut, "perf", "", "record the relay with `perf record -g` during the load into this file")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "longest wait for deliveries after the last submission")
+	flag.BoolVar(&pg, "pg", false, "keep the shared state in a throwaway PostgreSQL (fsync on) instead of bbolt")
+	flag.IntVar(&o.nodes, "nodes", 1, "relay nodes sharing the PostgreSQL store (needs -pg)")
+	flag.IntVar(&o.users, "users", 1, "users to spread the clients over (round-robin; more when -n exceeds a user's daily ceiling)")
 	flag.BoolVar(&matrix, "matrix", false, "run C = 1, 10, 50 × 4 KiB (2,000 msgs) and 256 KiB (500 msgs); print a markdown table")
 	flag.Parse()
 
@@ -95,15 +123,36 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+	if o.nodes < 1 || (o.nodes > 1 && !pg) {
+		fmt.Fprintln(os.Stderr, "bench: -nodes N > 1 needs -pg (nodes share their state in PostgreSQL)")
+		os.Exit(2)
+	}
 	fmt.Println(machine())
+	if pg {
+		var err error
+		if o.pg, err = startPostgres(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("postgres: %s, port %d, the server's defaults (fsync on)\n", o.pg.bin, o.pg.port)
+	}
+	status := bench(o, matrix)
+	if o.pg != nil {
+		o.pg.stop()
+	}
+	os.Exit(status)
+}
+
+// bench runs one measurement or the matrix and returns the exit status.
+func bench(o options, matrix bool) int {
 	if !matrix {
 		r, err := run(o)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+			return 1
 		}
 		fmt.Println(r.line())
-		return
+		return 0
 	}
 	var rows []result
 	for _, sz := range []struct{ size, n int }{{4096, 2000}, {256 << 10, 500}} {
@@ -113,7 +162,7 @@ func main() {
 			r, err := run(m)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench:", err)
-				os.Exit(1)
+				return 1
 			}
 			fmt.Println(r.line())
 			rows = append(rows, r)
@@ -127,6 +176,7 @@ func main() {
 			sizeName(r.opts.size), r.opts.c, r.opts.n, r.acceptedRate, r.deliveredRate,
 			ms(r.p50), ms(r.p90), ms(r.p99), float64(r.peakRSS)/1024, ms(r.cpuPerMsg), ms(r.login), r.errors)
 	}
+	return 0
 }
 
 // ensureBinary builds the relay when it is missing or when asked to.
@@ -181,6 +231,18 @@ func (r result) line() string {
 	if r.opts.idle > 0 {
 		s += fmt.Sprintf(" idle_rss=%.1fMiB", float64(r.idleRSS)/1024)
 	}
+	if r.opts.pg != nil {
+		s += fmt.Sprintf(" store=postgres nodes=%d", r.opts.nodes)
+		for i, n := range r.perNode {
+			s += fmt.Sprintf(" node%d_accepted=%d node%d_rate=%.0f/s", i+1, n, i+1, float64(n)/r.submitted.Seconds())
+		}
+		s += fmt.Sprintf(" pg_cpu_per_msg=%.2fms", float64(r.pgCPUPerMsg)/float64(time.Millisecond))
+	}
+	s += fmt.Sprintf(" bench_cpu_per_msg=%.2fms", float64(r.benchCPUPerMsg)/float64(time.Millisecond))
+	s += fmt.Sprintf(" other_cores=%.2f iowait_cores=%.2f steal_cores=%.2f", r.otherCores, r.iowaitCores, r.stealCores)
+	if r.opts.users > 1 {
+		s += fmt.Sprintf(" users=%d", r.opts.users)
+	}
 	if r.firstErr != nil {
 		s += fmt.Sprintf(" first_error=%q", r.firstErr.Error())
 	}
@@ -195,8 +257,8 @@ type userPool struct {
 	remaining []atomic.Int64
 }
 
-func newUserPool(n int) *userPool {
-	k := (n + perUserLimit - 1) / perUserLimit
+func newUserPool(n, atLeast int) *userPool {
+	k := max(atLeast, (n+perUserLimit-1)/perUserLimit)
 	b := make([]byte, 12)
 	rand.Read(b)
 	p := &userPool{password: hex.EncodeToString(b), remaining: make([]atomic.Int64, k)}
@@ -252,20 +314,30 @@ func run(o options) (res result, err error) {
 		return res, err
 	}
 	defer sk.Close()
-	rp, err := startRelay(o.bin, sk.Addr(), o.workers, o.upstreamConns, nil)
-	if rp != nil {
-		defer rp.stop(o.keep)
-	}
+	nodes, err := startNodes(o, sk.Addr())
+	defer func() {
+		for _, n := range nodes {
+			n.stop(o.keep)
+		}
+	}()
 	if err != nil {
 		return res, err
 	}
+	rp := nodes[0]
 	if o.keep {
-		fmt.Fprintf(os.Stderr, "bench: relay directory %s\n", rp.dir)
+		for _, n := range nodes {
+			fmt.Fprintf(os.Stderr, "bench: relay directory %s\n", n.dir)
+		}
 	}
-	users := newUserPool(o.n)
+	users := newUserPool(o.n, o.users)
 	for _, name := range users.names {
 		if err := rp.addUser(name, users.password, "bench.test"); err != nil {
 			return res, err
+		}
+		for _, n := range nodes[1:] {
+			if err := n.userVisible(name); err != nil {
+				return res, err
+			}
 		}
 	}
 
@@ -326,7 +398,7 @@ func run(o options) (res result, err error) {
 				if user < 0 || !users.take(user) {
 					return
 				}
-				c, err := dialSubmission(rp.startTLS, rp.tlsConfig, users.names[user], users.password)
+				c, err := nodes[w%len(nodes)].dial(users.names[user], users.password)
 				errMu.Lock()
 				defer errMu.Unlock()
 				if err != nil {
@@ -353,7 +425,9 @@ func run(o options) (res result, err error) {
 		time.Sleep(time.Second)
 	}
 
-	cpu0 := rp.cpuTime()
+	cpu0, pgCPU0, benchCPU0 := nodesCPU(nodes), o.pg.cpuTime(), procCPU(os.Getpid(), false)
+	machine0 := machineCPU()
+	perNode := make([]atomic.Int64, len(nodes))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range o.c {
@@ -361,6 +435,7 @@ func run(o options) (res result, err error) {
 		go func() {
 			defer wg.Done()
 			c, user := conns[w], connUser[w]
+			node := nodes[w%len(nodes)]
 			fail := func(err error) {
 				failed.Add(1)
 				errMu.Lock()
@@ -386,7 +461,7 @@ func run(o options) (res result, err error) {
 						continue
 					}
 					var err error
-					if c, err = dialSubmission(rp.startTLS, rp.tlsConfig, users.names[user], users.password); err != nil {
+					if c, err = node.dial(users.names[user], users.password); err != nil {
 						fail(err)
 						continue
 					}
@@ -398,6 +473,7 @@ func run(o options) (res result, err error) {
 				}
 				lat[w] = append(lat[w], time.Since(t0))
 				accepted.Add(1)
+				perNode[w%len(nodes)].Add(1)
 				if o.perConnection {
 					c.quit()
 					c = nil
@@ -412,6 +488,10 @@ func run(o options) (res result, err error) {
 	}
 	wg.Wait()
 	submitted := time.Since(start)
+	res.submitted = submitted
+	for i := range perNode {
+		res.perNode = append(res.perNode, int(perNode[i].Load()))
+	}
 
 	res.accepted, res.errors, res.firstErr = int(accepted.Load()), int(failed.Load()), firstErr
 	deadline := time.Now().Add(o.timeout)
@@ -423,9 +503,25 @@ func run(o options) (res result, err error) {
 		perf.Process.Signal(syscall.SIGINT)
 		perf.Wait()
 	}
-	res.cpuPerMsg = (rp.cpuTime() - cpu0) / time.Duration(max(1, res.accepted))
-	res.peakRSS = rp.procStatus("VmHWM")
-	res.endAnon, res.endFile = rp.procStatus("RssAnon"), rp.procStatus("RssFile")
+	perMsg := func(d time.Duration) time.Duration { return d / time.Duration(max(1, res.accepted)) }
+	res.cpuPerMsg = perMsg(nodesCPU(nodes) - cpu0)
+	res.pgCPUPerMsg = perMsg(o.pg.cpuTime() - pgCPU0)
+	res.benchCPUPerMsg = perMsg(procCPU(os.Getpid(), false) - benchCPU0)
+	// What else the machine did meanwhile, in cores: the busy time that was
+	// neither ours nor PostgreSQL's (another process's load disturbs the
+	// run), and the time the cores waited for the disk or were stolen.
+	machine1, wall := machineCPU(), time.Since(start).Seconds()
+	ours := nodesCPU(nodes) - cpu0 + o.pg.cpuTime() - pgCPU0 + procCPU(os.Getpid(), false) - benchCPU0
+	res.otherCores = (machine1.busy - machine0.busy - ours).Seconds() / wall
+	res.iowaitCores = (machine1.iowait - machine0.iowait).Seconds() / wall
+	res.stealCores = (machine1.steal - machine0.steal).Seconds() / wall
+	// Memory: the node that peaked highest.
+	for _, n := range nodes {
+		if hwm := n.procStatus("VmHWM"); hwm > res.peakRSS {
+			res.peakRSS = hwm
+			res.endAnon, res.endFile = n.procStatus("RssAnon"), n.procStatus("RssFile")
+		}
+	}
 	res.acceptedRate = float64(res.accepted) / submitted.Seconds()
 	if res.delivered > 0 {
 		res.deliveredRate = float64(res.delivered) / time.Unix(0, sk.last.Load()).Sub(start).Seconds()
@@ -437,6 +533,46 @@ func run(o options) (res result, err error) {
 		res.firstErr = cmpErr(res.firstErr, fmt.Errorf("only %d of %d accepted messages delivered within %s", res.delivered, res.accepted, o.timeout))
 	}
 	return res, nil
+}
+
+// startNodes starts o.nodes relays delivering to upstream: one on bbolt,
+// or, with -pg, each on a fresh database of o.pg shared by all, the later
+// ones with the first one's master key. It returns the ones it started
+// even on an error, for the caller to stop.
+func startNodes(o options, upstream string) ([]*relayProc, error) {
+	spec := relaySpec{bin: o.bin, upstream: upstream, workers: o.workers, conns: o.upstreamConns}
+	if o.pg != nil {
+		var err error
+		if spec.dsn, err = o.pg.newDatabase(); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+	}
+	var nodes []*relayProc
+	for i := range o.nodes {
+		spec.node = fmt.Sprintf("node%d", i+1)
+		rp, err := startRelay(spec)
+		if rp != nil {
+			nodes = append(nodes, rp)
+		}
+		if err != nil {
+			return nodes, fmt.Errorf("%s: %w", spec.node, err)
+		}
+		if i == 0 && o.nodes > 1 {
+			if spec.secretsKey, err = os.ReadFile(filepath.Join(rp.dataDir, "secrets.key")); err != nil {
+				return nodes, fmt.Errorf("the first node's master key: %w", err)
+			}
+		}
+	}
+	return nodes, nil
+}
+
+// nodesCPU is the CPU time of every node together.
+func nodesCPU(nodes []*relayProc) time.Duration {
+	var d time.Duration
+	for _, n := range nodes {
+		d += n.cpuTime()
+	}
+	return d
 }
 
 func cmpErr(first, err error) error {

@@ -43,9 +43,21 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// relaySpec is what a relay process is started with.
+type relaySpec struct {
+	bin, upstream  string
+	workers, conns int
+	// dsn and node, when dsn is set: [store] kind = "postgres".
+	dsn, node string
+	// secretsKey, when set, is written to data_dir/secrets.key before the
+	// start: every node of a cluster needs the first one's master key.
+	secretsKey []byte
+}
+
 // startRelay writes a config that delivers to upstream (plain, loopback),
 // starts the relay and waits until it listens.
-func startRelay(bin, upstream string, workers, conns int, extraEnv []string) (*relayProc, error) {
+func startRelay(spec relaySpec) (*relayProc, error) {
+	bin, upstream, workers, conns := spec.bin, spec.upstream, spec.workers, spec.conns
 	dir, err := os.MkdirTemp("", "outbound-bench-")
 	if err != nil {
 		return nil, err
@@ -91,15 +103,25 @@ max_per_day = %d
 [log]
 level = "warn"
 `, r.dataDir, implicit, r.startTLS, r.admin, host, port, workers, conns, perUserLimit, perUserLimit, perUserLimit)
+	if spec.dsn != "" {
+		cfg += fmt.Sprintf("\n[store]\nkind = \"postgres\"\ndsn = %q\nnode = %q\n", spec.dsn, spec.node)
+	}
 	if err := os.WriteFile(r.configPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
+	}
+	if spec.secretsKey != nil {
+		if err := os.MkdirAll(r.dataDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(r.dataDir, "secrets.key"), spec.secretsKey, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	if r.log, err = os.Create(filepath.Join(dir, "relay.log")); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "-config", r.configPath)
 	cmd.Stdout, cmd.Stderr = r.log, r.log
-	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -139,6 +161,12 @@ level = "warn"
 	return r, nil
 }
 
+// dial opens a submission connection to the relay's STARTTLS port and
+// logs in.
+func (r *relayProc) dial(user, password string) (*client, error) {
+	return dialSubmission(r.startTLS, r.tlsConfig, user, password)
+}
+
 // addUser adds a user through the CLI with the password on stdin.
 func (r *relayProc) addUser(name, password, allowFrom string) error {
 	cmd := exec.Command(r.bin, "-config", r.configPath, "user", "add", name, "--allow-from", allowFrom)
@@ -168,21 +196,23 @@ func (r *relayProc) procStatus(field string) int64 {
 }
 
 // cpuTime is the relay's user+system CPU time so far.
-func (r *relayProc) cpuTime() time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.cmd.Process.Pid))
-	if err != nil {
-		return 0
+func (r *relayProc) cpuTime() time.Duration { return procCPU(r.cmd.Process.Pid, false) }
+
+// userVisible waits until the relay's admin API knows user (a node of a
+// cluster learns of a user added on another through the database's
+// notifications).
+func (r *relayProc) userVisible(name string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command(r.bin, "-config", r.configPath, "user", "show", name).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("user %s not visible on %s after 30s: %v: %s", name, r.configPath, err, bytes.TrimSpace(out))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	// Fields after the ")" that ends the command name; utime and stime
-	// are fields 14 and 15 (11 and 12 after it).
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func (r *relayProc) logTail() string {
