@@ -10,15 +10,28 @@
 // the database, so the writes go to an outbox bucket in the node's file,
 // one entry per write keyed by the outbox's sequence (the order of the
 // commits), and a Shipper copies them to the shared store in that order:
-// a batch of entries and the number of the last one shipped ("mark", per
-// node) in one shared transaction, then the batch is deleted from the
-// outbox. A crash between the two ships nothing twice: the mark says
-// where the shared store is. While the database is down entries wait in
-// the outbox, durable, and ship when it is back.
+// a batch of entries and the number of the last one shipped (the "mark")
+// in one shared transaction, then the batch is deleted from the outbox. A
+// crash between the two ships nothing twice: the mark says where the
+// shared store is. While the database is down entries wait in the outbox,
+// durable, and ship when it is back.
+//
+// The mark belongs to the outbox, not to the node's name: each outbox has
+// a random id, made with it in the node's file, and the marks are kept by
+// that id. Nodes that go by one name (the default, the relay's hostname,
+// is often the same on every node behind a load balancer) and a node
+// whose file was replaced by a fresh one thus never mistake another
+// outbox's mark for their own, whose entries are numbered from 1 too. A
+// file restored from a copy older than its mark has its numbering moved
+// past the mark at New, so that what it writes next is not taken for
+// entries already shipped.
 package ship
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -35,8 +48,13 @@ import (
 var (
 	// outboxBucket is in the node's own file: entries to ship.
 	outboxBucket = []byte("ship-outbox")
-	// marksBucket is in the shared store: node name → the outbox
-	// sequence of the last entry shipped (8 bytes big-endian).
+	// outboxIDBucket is in the node's own file: outboxIDKey → the
+	// outbox's random id (16 bytes), made with the outbox.
+	outboxIDBucket = []byte("ship-outbox-id")
+	outboxIDKey    = []byte("id")
+	// marksBucket is in the shared store: an outbox's id (hex) → the
+	// outbox sequence of the last entry shipped from it (8 bytes
+	// big-endian).
 	marksBucket = []byte("ship-marks")
 )
 
@@ -71,33 +89,79 @@ type Shipper struct {
 	suppressed *suppression.Bolt
 	o          Options
 	wake       chan struct{}
+	// markKey is this outbox's key in marksBucket.
+	markKey []byte
 }
 
 // New opens the outbox in local and the marks in the shared store that
-// evs and sup are on.
+// evs and sup are on. Call it before anything writes to the outbox.
 func New(local, shared store.DB, evs *events.Bolt, sup *suppression.Bolt, o Options) (*Shipper, error) {
-	if err := local.Update(func(tx store.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(outboxBucket)
-		return err
-	}); err != nil {
+	id, seq, err := openOutbox(local)
+	if err != nil {
 		return nil, fmt.Errorf("ship: outbox: %w", err)
 	}
+	markKey := []byte(hex.EncodeToString(id))
+	var mark uint64
 	if err := shared.Update(func(tx store.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(marksBucket)
-		return err
+		marks, err := tx.CreateBucketIfNotExists(marksBucket)
+		if err != nil {
+			return err
+		}
+		if v := marks.Get(markKey); len(v) == 8 {
+			mark = binary.BigEndian.Uint64(v)
+		}
+		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("ship: marks: %w", err)
-	}
-	if o.Counted == nil {
-		o.Counted = func(events.Kind) {}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if mark > seq {
+		// The file is a copy older than what was shipped from it: its
+		// entries up to the mark shipped; number new ones after it.
+		o.Logger.Warn("this node's file is older than the events it shipped (restored from a copy?): its outbox continues after them",
+			"outbox_sequence", seq, "shipped", mark)
+		if err := local.Update(func(tx store.Tx) error {
+			return tx.Bucket(outboxBucket).SetSequence(mark)
+		}); err != nil {
+			return nil, fmt.Errorf("ship: outbox: %w", err)
+		}
+	}
+	if o.Counted == nil {
+		o.Counted = func(events.Kind) {}
+	}
 	if o.Retry <= 0 {
 		o.Retry = time.Second
 	}
-	return &Shipper{local: local, shared: shared, events: evs, suppressed: sup, o: o, wake: make(chan struct{}, 1)}, nil
+	return &Shipper{local: local, shared: shared, events: evs, suppressed: sup, o: o,
+		wake: make(chan struct{}, 1), markKey: markKey}, nil
+}
+
+// openOutbox creates the outbox and its id in local when they do not exist
+// and returns the id and the outbox's sequence.
+func openOutbox(local store.DB) (id []byte, seq uint64, err error) {
+	err = local.Update(func(tx store.Tx) error {
+		outbox, err := tx.CreateBucketIfNotExists(outboxBucket)
+		if err != nil {
+			return err
+		}
+		ids, err := tx.CreateBucketIfNotExists(outboxIDBucket)
+		if err != nil {
+			return err
+		}
+		id = bytes.Clone(ids.Get(outboxIDKey))
+		if len(id) == 0 {
+			id = make([]byte, 16)
+			rand.Read(id)
+			if err := ids.Put(outboxIDKey, id); err != nil {
+				return err
+			}
+		}
+		seq = outbox.Sequence()
+		return nil
+	})
+	return id, seq, err
 }
 
 // appendTx adds entries to the outbox in tx, a transaction of the node's
@@ -189,7 +253,7 @@ func (s *Shipper) Run(done <-chan struct{}) {
 		switch {
 		case err != nil:
 			if !failing {
-				s.o.Logger.Warn("events wait in this node's outbox: the shared store cannot take them now", "err", err)
+				s.o.Logger.Warn("events wait in this node's outbox: shipping them to the shared store failed", "err", err)
 			}
 			failing = true
 			select {
@@ -242,9 +306,9 @@ func (s *Shipper) ShipOnce() (int, error) {
 		if marks == nil {
 			return fmt.Errorf("ship: no marks bucket")
 		}
-		mark := marks.Get([]byte(s.o.Node))
+		mark := marks.Get(s.markKey) // nil sorts before every key
 		for i, e := range es {
-			if mark != nil && string(keys[i]) <= string(mark) {
+			if bytes.Compare(keys[i], mark) <= 0 {
 				continue // shipped before a crash kept it in the outbox
 			}
 			switch {
@@ -265,7 +329,12 @@ func (s *Shipper) ShipOnce() (int, error) {
 				}
 			}
 		}
-		return marks.Put([]byte(s.o.Node), last)
+		if bytes.Compare(last, mark) <= 0 {
+			// All shipped before: the mark stays where it is, ahead of
+			// this batch, for the leftovers after it.
+			return nil
+		}
+		return marks.Put(s.markKey, last)
 	})
 	if err != nil {
 		return 0, err
