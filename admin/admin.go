@@ -107,6 +107,11 @@ type Options struct {
 	// Templates are users' templates, the send API's store; nil: the
 	// /api/users/{name}/templates endpoints answer 501.
 	Templates *sendapi.Templates
+	// Node is this relay node's name in a cluster ([store] node, the name
+	// package ship puts in the events it ships): GET /api/queue then also
+	// lists the messages other nodes hold, from the shared event log, and
+	// actions on one of those answer 409 naming its node. "": no cluster.
+	Node string
 }
 
 type api struct {
@@ -191,7 +196,12 @@ func (a *api) guarded(may func(*http.Request) error, h func(http.ResponseWriter,
 			switch {
 			case errors.As(err, &he):
 				status = he.status
-			case errors.Is(err, auth.ErrNoSuchUser), errors.Is(err, queue.ErrNotFound):
+			case errors.Is(err, queue.ErrNotFound):
+				status = http.StatusNotFound
+				if e := a.heldElsewhere(r); e != nil {
+					status, err = http.StatusConflict, e
+				}
+			case errors.Is(err, auth.ErrNoSuchUser):
 				status = http.StatusNotFound
 			case errors.Is(err, auth.ErrUserExists), errors.Is(err, queue.ErrBusy):
 				status = http.StatusConflict
@@ -342,6 +352,9 @@ func (a *api) setPassword(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listQueue lists this node's queue and, in a cluster, the messages other
+// nodes hold as the shared event log tells them (listElsewhere: bounded,
+// and marked with their node), filtered alike.
 func (a *api) listQueue(w http.ResponseWriter, r *http.Request) error {
 	status := r.URL.Query().Get("status")
 	switch status {
@@ -350,11 +363,14 @@ func (a *api) listQueue(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("status must be queued, delivered or failed, got %q", status)
 	}
 	sender, user := actingSender(r), r.URL.Query().Get("user")
-	msgs, err := a.Queue.List(func(m *queue.Message) bool {
+	mine := func(m *queue.Message) bool {
 		if sender != "" && m.User != sender {
 			return false // a sender sees only its own messages
 		}
-		if user != "" && m.User != user {
+		return user == "" || m.User == user
+	}
+	keep := func(m *queue.Message) bool {
+		if !mine(m) {
 			return false
 		}
 		if status == "" {
@@ -366,15 +382,45 @@ func (a *api) listQueue(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		return false
-	})
+	}
+	msgs, err := a.Queue.List(keep)
 	if err != nil {
 		return err
+	}
+	others, err := a.listElsewhere(mine)
+	if err != nil {
+		return fmt.Errorf("listing other nodes' messages from the event log: %w", err)
+	}
+	for _, m := range others {
+		if keep(m) {
+			msgs = append(msgs, m)
+		}
 	}
 	if msgs == nil {
 		msgs = []*queue.Message{}
 	}
 	writeJSON(w, http.StatusOK, msgs)
 	return nil
+}
+
+// heldElsewhere is the refusal (409) of an action on a message of
+// /api/queue/{id} that is not in this node's queue because another node
+// holds it (the shared event log says which), or nil. It is asked only
+// once the request was let through: a sender's request for a message of
+// someone else's was refused as not found (ownMessage) before.
+func (a *api) heldElsewhere(r *http.Request) error {
+	id := r.PathValue("id")
+	if id == "" || !strings.Contains(r.Pattern, " /api/queue/{id}") {
+		return nil
+	}
+	d, ok, err := a.elsewhere(id)
+	if err != nil {
+		a.Logger.Warn("reading the event log for a message not in the queue", "id", id, "err", err)
+	}
+	if !ok {
+		return nil
+	}
+	return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("message %s is queued on node %s; do this on that node", id, d.Node)}
 }
 
 func (a *api) showMessage(w http.ResponseWriter, r *http.Request) error {

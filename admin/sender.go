@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -55,20 +56,39 @@ func anyone(*http.Request) error { return nil }
 
 // ownMessage lets a sender through only to a message it submitted. A
 // message of someone else's is "not found", as if it did not exist: a
-// queue ID is no one else's business.
+// queue ID is no one else's business. In a cluster a message another node
+// holds is the sender's when its events in the shared log say so.
 func (a *api) ownMessage(r *http.Request) error {
 	s := actingSender(r)
 	if s == "" {
 		return nil
 	}
-	m, err := a.Queue.Get(r.PathValue("id"))
+	id := r.PathValue("id")
+	m, err := a.Queue.Get(id)
+	if errors.Is(err, queue.ErrNotFound) {
+		d, ok, lerr := a.elsewhere(id)
+		if lerr != nil {
+			return lerr
+		}
+		if ok {
+			m, err = d.Message, nil
+		}
+	}
 	if err != nil {
 		return err
 	}
 	if m.User != s {
-		return fmt.Errorf("%w: %s", queue.ErrNotFound, r.PathValue("id"))
+		return notFound(id)
 	}
 	return nil
+}
+
+// notFound is the refusal of a message of someone else's: the words of a
+// message that does not exist, as a plain 404 (never queue.ErrNotFound,
+// whose 404 the API may turn into "it is on another node": that is no
+// one else's business either).
+func notFound(id string) error {
+	return &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("%v: %s", queue.ErrNotFound, id)}
 }
 
 // errSenderField refuses a field of a request that only operators may set.

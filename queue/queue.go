@@ -140,6 +140,11 @@ type Message struct {
 	// sender's names for the message, not its content.
 	Tags     []string          `json:"tags,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Node is set only by the admin API, never by the queue nor stored:
+	// in a cluster (docs/cluster.md) it lists, beside its own queue's
+	// messages, those another node holds, as far as the shared event log
+	// tells them, and Node names that node.
+	Node string `json:"node,omitempty"`
 }
 
 // Pending reports whether any recipient still awaits delivery.
