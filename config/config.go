@@ -59,7 +59,7 @@ type Store struct {
 	Kind          string   `toml:"kind" doc:"\"bbolt\" (data_dir/outbound.db, one relay) or \"postgres\" (a database several nodes share: docs/cluster.md)."`
 	DSN           string   `toml:"dsn" doc:"For kind = \"postgres\": the connection string, as a URL (postgres://user@host:5432/outbound?sslmode=verify-full) or key=value pairs. Prefer dsn_file when it holds a password."`
 	DSNFile       string   `toml:"dsn_file" doc:"A file holding the connection string instead of dsn (keep it mode 0600); surrounding whitespace is ignored."`
-	Node          string   `toml:"node" doc:"This node's name in the cluster, shown with each message it holds. Empty: the hostname setting."`
+	Node          string   `toml:"node" doc:"This node's name in the cluster, shown with each message it holds; each node needs its own. Empty: the machine's host name (not the hostname setting, which nodes behind one name share)."`
 	CacheMaxStale Duration `toml:"cache_max_stale" doc:"How long users, smarthosts, suppressions and the other cached settings keep being served from memory after the database became unreachable; past it, logins and routing that need them fail with 451 4.3.0 until it is back."`
 }
 
@@ -725,4 +725,15 @@ func (c *Config) StoreDSN() (string, error) {
 		return "", fmt.Errorf("store.dsn_file: %s is empty", c.Store.DSNFile)
 	}
 	return dsn, nil
+}
+
+// NodeName is [store] node, or the machine's host name.
+func (c *Config) NodeName() string {
+	if c.Store.Node != "" {
+		return c.Store.Node
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return c.Hostname
 }

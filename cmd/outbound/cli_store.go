@@ -177,10 +177,7 @@ func openPostgresStore(cfg config.Config) (*store.Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	node := cfg.Store.Node
-	if node == "" {
-		node = cfg.Hostname
-	}
+	node := cfg.NodeName()
 	pg, err := store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: node})
 	if err != nil {
 		return nil, fmt.Errorf("opening the PostgreSQL store: %w", err)

@@ -45,10 +45,7 @@ func openCluster(cfg config.Config, log *slog.Logger) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{node: cfg.Store.Node}
-	if c.node == "" {
-		c.node = cfg.Hostname
-	}
+	c := &cluster{node: cfg.NodeName()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c.pg, err = store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: c.node, Cached: cachedBuckets,
