@@ -102,7 +102,7 @@ type Submission struct {
 	AuthFailureWindow   Duration `toml:"auth_failure_window" doc:"Window in which failed logins add up."`
 	AuthLockout         Duration `toml:"auth_lockout" doc:"How long AUTH is refused to an address (or a login from an address) after too many failures."`
 	MaxErrors           int      `toml:"max_errors" doc:"Refused commands (MAIL, RCPT, DATA, AUTH) one session may collect before it is ended with 421 4.7.0. 0: no limit."`
-	ProxyProtocolFrom   []string `toml:"proxy_protocol_from" doc:"Addresses or CIDR ranges of load balancers whose connections to the submission listeners begin with a PROXY protocol header (v1 or v2, HAProxy's): the client address it carries is the one throttling, limits and logs see. A connection from one of them without a header is refused; a header from any other address is refused too. Empty: no PROXY protocol."`
+	ProxyProtocolFrom   []string `toml:"proxy_protocol_from" doc:"Addresses or CIDR ranges of load balancers whose connections to the submission listeners begin with a PROXY protocol header (v1 or v2, HAProxy's): the client address it carries is the one throttling, limits and logs see. A connection from one of them without a header is closed; from any other address a header is not honoured (the session answers it as a bad command). Empty: no PROXY protocol."`
 }
 
 // Admin configures the HTTP admin API that the CLI talks to.
