@@ -19,6 +19,11 @@ type MessagePage struct {
 	Routes Routes
 	// Events is the message's timeline, per recipient, oldest first.
 	Events []events.Event
+	// Node is the node whose queue holds the message when it is not this
+	// one (a cluster): M is then what the shared event log tells of it
+	// (admin.MessageDetail), and the page offers no action, which only
+	// that node can take.
+	Node string
 }
 
 // messageShow is GET /queue/{id}. The API answers a sender only for its
@@ -31,12 +36,18 @@ func (h *handler) messageShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := d.Message
+	if m == nil {
+		// Another node's, from an API that tells only its events.
+		m = &queue.Message{ID: r.PathValue("id"), Node: d.Node}
+	}
 	rs, err := h.routeNames(r)
 	if err != nil {
 		h.apiFail(w, r, err)
 		return
 	}
-	h.page(w, r, "message_show", listNav(r), MessagePage{M: m, Pending: m.Pending(), Back: "/" + listNav(r), Routes: rs, Events: d.Events})
+	p := MessagePage{M: m, Node: d.Node, Back: "/" + listNav(r), Routes: rs, Events: d.Events}
+	p.Pending = p.Node == "" && m.Pending()
+	h.page(w, r, "message_show", listNav(r), p)
 }
 
 // listNav is the navigation entry of the messages for the actor:
