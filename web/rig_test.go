@@ -58,7 +58,7 @@ type rig struct {
 	users     *auth.Store
 	operators *auth.Operators
 	queue     *queue.Queue
-	quota     *quota.Store
+	quota     quota.Limiter
 	hosts     *smarthost.Store
 	clock     *clock
 	events    *events.Bolt

@@ -123,7 +123,7 @@ func start(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		Smarthosts: hosts, LocalName: cfg.Hostname, ConnectionTestTimeout: cfg.Delivery.ConnectTimeout.D(),
 		ImplicitTLSPort: portOf(cfg.Submission.ImplicitTLS), STARTTLSPort: portOf(cfg.Submission.StartTLS),
 		AllowPrivateHosts: cfg.Web.AllowPrivateHosts, RefuseCaptureSmarthosts: refuseCaptureSmarthosts(cfg), Operators: operators, SPF: checker,
-		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured, APIKeys: apiKeys, Templates: templates})
+		Events: evlog, Suppressions: suppressed, Webhooks: hooks, DKIM: dkimKeys, TLS: cert.status, Capture: captured, APIKeys: apiKeys, Templates: templates, Node: st.nodeName()})
 	adminTLS := adminServesTLS(cfg.Admin.Listen)
 	wo := web.Options{API: api, Token: token, Operators: operators, Users: s.users,
 		Lifetimes: web.Lifetimes{Idle: cfg.Web.SessionIdle.D()}, Secure: adminTLS, Logger: log.With("component", "web"),

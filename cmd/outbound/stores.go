@@ -172,3 +172,11 @@ func (st *stores) close() {
 	}
 }
 
+
+// nodeName is this node's name in a cluster, "" for one relay.
+func (st *stores) nodeName() string {
+	if st.cluster == nil {
+		return ""
+	}
+	return st.cluster.node
+}
