@@ -493,9 +493,10 @@ func TestClusterPostgresDownUnderLoad(t *testing.T) {
 
 // `outbound store migrate` moves a populated single relay's bbolt store
 // into PostgreSQL (twice: it is idempotent), and two nodes on the database
-// serve it: the user logs in on both, the suppression refuses on both, and
-// the smarthost's sealed password still opens (the old data dir's
-// secrets.key) for mail sent through the second node.
+// serve it: the user logs in on both, the suppression refuses on both, the
+// quota's count and the event log came over (once), and the smarthost's
+// sealed password still opens (the old data dir's secrets.key) for mail
+// sent through the second node.
 func TestClusterStoreMigrate(t *testing.T) {
 	const target, shUser, shPass = "bounced@example.net", "relay-account", "smarthost secret 42"
 	def := testutil.StartUpstream(t, testutil.UpstreamOptions{})
@@ -512,7 +513,7 @@ func TestClusterStoreMigrate(t *testing.T) {
 	if res := old.cli("", "suppression", "add", target, "--user", clusterUser, "--reason", "migrated suppression"); res.Code != 0 {
 		t.Fatalf("suppression add: %s", res)
 	}
-	old.sendAs(clusterUser, clusterPass, "sent before the migration")
+	before := old.sendAs(clusterUser, clusterPass, "sent before the migration")
 	sh.Wait(t, 1, 30*time.Second)
 	old.stop()
 
@@ -548,6 +549,24 @@ func TestClusterStoreMigrate(t *testing.T) {
 			t.Errorf("RCPT TO the migrated suppression on %s: %v, want 550 5.1.1 with its reason", n.AdminAddr, err)
 		}
 		s.Close()
+	}
+	// The count of the message sent before is carried over once, however
+	// many times migrate ran; its events are in the shared log.
+	for _, n := range []*relay{old, second} {
+		res := n.cli("", "usage", clusterUser, "--json")
+		var u struct {
+			SentLastHour int `json:"sent_last_hour"`
+		}
+		if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &u) != nil || u.SentLastHour != 1 {
+			t.Errorf("usage %s on %s after two migrations: %s; want 1 sent in the last hour", clusterUser, n.AdminAddr, res)
+		}
+	}
+	found := false
+	for _, e := range second.eventsOf(clusterUser) {
+		found = found || (e.Message == before && e.Kind == "received")
+	}
+	if !found {
+		t.Errorf("the second node's GET /api/events lacks the migrated events of %s", before)
 	}
 	second.sendAs(clusterUser, clusterPass, "sent through the second node")
 	msgs := sh.Wait(t, 2, 30*time.Second)
