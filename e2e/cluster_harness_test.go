@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5"
 
 	"outbound/admin"
 	"outbound/internal/testutil"
@@ -299,4 +300,60 @@ func metricValue(t *testing.T, r *relay, name string) string {
 		}
 	}
 	return ""
+}
+
+// sendUntilRefused sends one-recipient messages through n as user on one
+// connection until the quota's 450 4.7.1, recording each 250 in l, and
+// returns how many were accepted. Any other reply fails t, as do more
+// than 100 messages.
+func sendUntilRefused(t *testing.T, n *relay, node, user, password string, l *ledger) int {
+	t.Helper()
+	c, err := n.login(false, user, password)
+	if err != nil {
+		t.Fatalf("login %s on node %s: %v", user, node, err)
+	}
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		subject := fmt.Sprintf("%s-via-%s-m%03d", user, node, i)
+		id, err := sendMessage(c, user, []string{"sink@example.net"}, message(user, "sink@example.net", subject, "x"))
+		switch {
+		case err == nil:
+			l.ack(subject, node, id)
+		case isReply(err, 450, smtp.EnhancedCode{4, 7, 1}):
+			return i
+		default:
+			t.Fatalf("%s on node %s: %v, want 250 or the quota's 450 4.7.1", subject, node, err)
+		}
+	}
+	t.Fatalf("node %s accepted 100 messages from %s without a refusal", node, user)
+	return 0
+}
+
+// waitNodesCounted waits until every node on dsn has counted the live
+// nodes (its heartbeat, every 10 s in package store) since the last one
+// joined: until then an earlier node still divides the limits by fewer
+// nodes while PostgreSQL is down. It reads the nodes table: each node
+// counts right after writing its row's seen.
+func waitNodesCounted(t *testing.T, dsn string, nodes int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitUntil(t, 45*time.Second, "every node to count the nodes after the last one joined", func() bool {
+		// The last node to join counted at its start; the others must
+		// have written a heartbeat since.
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM nodes
+			WHERE started = (SELECT max(started) FROM nodes) OR seen > (SELECT max(started) FROM nodes)`).Scan(&n)
+		if err != nil {
+			t.Fatalf("reading the nodes table: %v", err)
+		}
+		return n == nodes
+	})
+	// countNodes follows the heartbeat's write by one query.
+	time.Sleep(200 * time.Millisecond)
 }
