@@ -388,6 +388,13 @@ func (a *api) listQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	others, err := a.listElsewhere(mine)
+	if errors.Is(err, store.ErrUnavailable) {
+		// The shared log is down: this node's own queue is still worth
+		// showing (the header says the listing is partial).
+		a.Logger.Warn("listing only this node's queue: the shared event log cannot be reached", "err", err)
+		w.Header().Set("Outbound-Partial", "other nodes' messages are missing: the shared store cannot be reached")
+		others, err = nil, nil
+	}
 	if err != nil {
 		return fmt.Errorf("listing other nodes' messages from the event log: %w", err)
 	}

@@ -320,7 +320,7 @@ func (s *session) login(username, password string) *reply {
 			return errAuthFailed
 		}
 		s.b.log.Error("auth lookup failed", "user", username, "err", err)
-		return errTemporary
+		return errAuthUnavailable
 	}
 	s.user = u
 	s.b.log.Info("auth ok", "user", username, "remote", s.remoteIP, "delay", delay)

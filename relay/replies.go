@@ -90,6 +90,11 @@ var (
 		"Unsupported authentication mechanism: use PLAIN or LOGIN")
 	errTemporary = newReply(outcomeTemporary, 451, smtp.EnhancedCode{4, 3, 0},
 		"Temporary local problem: the message was not stored; please try again later")
+	// errAuthUnavailable answers AUTH when the credentials cannot be
+	// checked (RFC 4954's temporary authentication failure): a cluster
+	// node that cannot reach its users past [store] cache_max_stale.
+	errAuthUnavailable = newReply(outcomeTemporary, 454, smtp.EnhancedCode{4, 7, 0},
+		"Temporary authentication failure: the user database cannot be reached; try again later")
 	// errLimitsUnknown answers at RCPT or DATA when the user's sending
 	// limits cannot be judged: the shared counts of a cluster cannot be
 	// reached and this node may not judge alone (package quota, Shared).

@@ -175,6 +175,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 		{"errAuthMechanism", errAuthMechanism, outcomeRefused},
 		{"errTemporary", errTemporary, outcomeTemporary},
 		{"errLimitsUnknown", errLimitsUnknown, outcomeTemporary},
+		{"errAuthUnavailable", errAuthUnavailable, outcomeTemporary},
 		{"errTooManyConnections", errTooManyConnections, outcomeTemporary},
 		{"errStorage", errStorage, outcomeStorage},
 		{"errBadLineEndings", errBadLineEndings, outcomeRefused},
@@ -234,7 +235,7 @@ func TestEachReplyCountsAsItsOutcome(t *testing.T) {
 	// Every reply replies.go defines is in the table above.
 	listed := map[string]bool{}
 	for _, n := range []string{
-		"errTLSRequired", "errAuthRequired", "errAuthFailed", "errAuthMechanism", "errTemporary", "errLimitsUnknown",
+		"errTLSRequired", "errAuthRequired", "errAuthFailed", "errAuthMechanism", "errTemporary", "errLimitsUnknown", "errAuthUnavailable",
 		"errTooManyConnections", "errStorage", "errBadLineEndings", "errNoFromHeader",
 		"errHeaderStartsFolded", "errBusy", "errHeaderSpaceBeforeColon", "errHeaderBadName",
 		"errHeaderLineNoColon", "errHeaderUnparseable", "errLineTooLong", "errLongLineNotEncodable",

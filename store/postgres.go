@@ -56,6 +56,9 @@ type PostgresOptions struct {
 	MaxStale time.Duration
 	// Logger gets the transitions of the connection (down, up again).
 	Logger *slog.Logger
+	// Passive opens the store for a tool (store migrate), not a relay
+	// node: it writes no heartbeat, so the nodes do not count it.
+	Passive bool
 }
 
 // Postgres is the store in a PostgreSQL database shared by several nodes.
@@ -94,6 +97,10 @@ const (
 	connectTimeout  = 5 * time.Second  // a down database fails fast
 	stmtTimeout     = 30 * time.Second // one statement of a transaction
 	heartbeatEvery  = 10 * time.Second
+	// countEvery is how often the live nodes are counted: often, so that
+	// a node that just joined divides the limits at once should the
+	// database go down (package quota's share).
+	countEvery = 2 * time.Second
 	updateAttempts  = 10
 	defaultMaxConns = 10
 )
@@ -152,9 +159,11 @@ func OpenPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	if err := migrate(ctx, pool); err != nil {
 		return fail(fmt.Errorf("store: postgres: %w", err))
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO nodes (name, started, seen) VALUES ($1, now(), now())
+	if !o.Passive {
+		if _, err := pool.Exec(ctx, `INSERT INTO nodes (name, started, seen) VALUES ($1, now(), now())
 		ON CONFLICT (name) DO UPDATE SET started = now(), seen = now()`, p.node); err != nil {
-		return fail(fmt.Errorf("store: postgres: %w", err))
+			return fail(fmt.Errorf("store: postgres: %w", err))
+		}
 	}
 	p.countNodes(ctx)
 	conn, err := p.connectListener(ctx)
@@ -164,7 +173,7 @@ func OpenPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	p.listening = true
 	p.wg.Add(2)
 	go p.listen(conn)
-	go p.heartbeat()
+	go p.heartbeat(o.Passive)
 	return p, nil
 }
 
@@ -350,11 +359,13 @@ func (p *Postgres) mirrorsServe() bool {
 	return p.listening || time.Since(p.lostAt) < p.maxStale
 }
 
-// heartbeat keeps this node's row in nodes current and counts the nodes.
-func (p *Postgres) heartbeat() {
+// heartbeat keeps this node's row in nodes current (unless passive) and
+// counts the nodes.
+func (p *Postgres) heartbeat(passive bool) {
 	defer p.wg.Done()
-	tick := time.NewTicker(heartbeatEvery)
+	tick := time.NewTicker(countEvery)
 	defer tick.Stop()
+	lastBeat := time.Now()
 	for {
 		select {
 		case <-p.ctx.Done():
@@ -362,24 +373,31 @@ func (p *Postgres) heartbeat() {
 		case <-tick.C:
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, stmtTimeout)
-		_, err := p.pool.Exec(ctx, `INSERT INTO nodes (name, started, seen) VALUES ($1, now(), now())
+		var err error
+		if !passive && time.Since(lastBeat) >= heartbeatEvery-countEvery/2 {
+			_, err = p.pool.Exec(ctx, `INSERT INTO nodes (name, started, seen) VALUES ($1, now(), now())
 			ON CONFLICT (name) DO UPDATE SET seen = now()`, p.node)
+			if err == nil {
+				lastBeat = time.Now()
+			}
+		}
 		if err != nil {
 			p.noteErr(err)
-		} else {
+		} else if p.countNodes(ctx) {
 			p.noteOK()
-			p.countNodes(ctx)
 		}
 		cancel()
 	}
 }
 
-func (p *Postgres) countNodes(ctx context.Context) {
+// countNodes counts the live nodes; false when the database did not answer.
+func (p *Postgres) countNodes(ctx context.Context) bool {
 	var n int64
 	err := p.pool.QueryRow(ctx, "SELECT count(*) FROM nodes WHERE seen > now() - interval '1 minute'").Scan(&n)
 	if err != nil {
 		p.noteErr(err)
-		return
+		return false
 	}
 	p.liveNodes.Store(max(n, 1))
+	return true
 }

@@ -28,21 +28,24 @@ var sharedBuckets = []string{
 	"users", "operators", "api-keys",
 	"smarthosts", "smarthost-keys", "dkim-keys",
 	"suppressions",
-	"send-api-templates", "send-api-idempotency",
+	"send-api-templates",
 	"webhook-endpoints", "webhook-outbox",
 	"events", "events-by-message", "events-by-ref",
 }
 
-const storeMigrateHelp = `usage: outbound [-config FILE] store migrate
+const storeMigrateHelp = `usage: outbound [-config FILE] store migrate [--force]
 
 Copies the shared state of this relay's bbolt file (data_dir/outbound.db)
 into the PostgreSQL store of the configuration's [store] (kind = "postgres",
 dsn or dsn_file), then verifies that every key arrived with its value.
 Stop ` + "`outbound serve`" + ` first. Running it again copies again and changes
-nothing more; keys already in PostgreSQL that the file lacks are kept.
+nothing more; keys already in PostgreSQL that the file lacks are kept, but
+the file's values replace the database's: so it refuses while relay nodes
+run on the database (a heartbeat in the last minute) unless --force, and
+always when the database's secrets are sealed under another secrets.key.
 
 Moved: users, operators, API keys, smarthosts and their sealed secrets,
-DKIM keys, suppressions, send API templates and idempotency records,
+DKIM keys, suppressions, send API templates,
 webhook endpoints and their outbox, the event log; and the sending
 quota's counts of the last 24 hours, into the shared counts (a minute
 counted on both sides keeps the greater count). The quota is why the file
@@ -52,6 +55,7 @@ Not moved:
   the queue (messages, bodies): it stays in the node's bbolt file; run
     the node on this same data_dir, and it delivers what is queued
   captured messages: capture is node-local
+  the send API's Idempotency-Key answers: each node keeps its own
 Every node needs this data_dir's secrets.key (smarthost passwords, DKIM
 keys and webhook secrets are sealed under it).
 `
@@ -67,8 +71,9 @@ func (e *cliEnv) storeMigrate(args []string) error {
 		fmt.Fprint(e.stdout, storeMigrateHelp)
 		return nil
 	}
-	if len(args) > 0 {
-		return usagef("store migrate takes no arguments besides -config, got %q", args)
+	force := len(args) == 1 && (args[0] == "--force" || args[0] == "-force")
+	if len(args) > 0 && !force {
+		return usagef("store migrate takes no arguments besides -config and --force, got %q", args)
 	}
 	cfg, err := loadConfig(e.configPath)
 	if err != nil {
@@ -87,6 +92,10 @@ func (e *cliEnv) storeMigrate(args []string) error {
 		return err
 	}
 	defer dst.Close()
+	if err := migrateSafe(dst, src, force); err != nil {
+		src.Close()
+		return err
+	}
 	err = e.copyShared(dst, src)
 	src.Close() // the quota opens it again, for writing
 	if err != nil {
@@ -102,6 +111,48 @@ func (e *cliEnv) storeMigrate(args []string) error {
   captured: capture is node-local
 every node needs this data_dir's secrets.key: copy `+filepath.Join(cfg.DataDir, "secrets.key")+` to each (mode 0600)
 `)
+	return nil
+}
+
+// migrateSafe refuses a migration that would break a cluster: into a
+// database whose secrets are sealed under another master key (they would
+// become unreadable to everyone), or, unless force, while relay nodes run
+// on it (the file's values would replace what they changed).
+func migrateSafe(dst *store.Postgres, src *bolt.DB, force bool) error {
+	var differ bool
+	err := src.View(func(stx *bolt.Tx) error {
+		sb := stx.Bucket([]byte("smarthost-keys"))
+		if sb == nil {
+			return nil
+		}
+		return dst.View(func(dtx store.Tx) error {
+			db := dtx.Bucket([]byte("smarthost-keys"))
+			if db == nil {
+				return nil
+			}
+			return db.ForEach(func(k, v []byte) error {
+				if sv := sb.Get(k); sv != nil && string(sv) != string(v) {
+					differ = true
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("comparing the master keys' check values: %w", err)
+	}
+	if differ {
+		return fmt.Errorf("the database's secrets are sealed under another secrets.key than %s's: migrating would make the smarthost passwords, DKIM keys and webhook secrets unreadable; migrate a relay into an empty database, or into one its own secrets.key sealed", filepath.Dir(src.Path()))
+	}
+	var running int
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := dst.Pool().QueryRow(ctx, "SELECT count(*) FROM nodes WHERE seen > now() - interval '1 minute'").Scan(&running); err != nil {
+		return fmt.Errorf("counting the running nodes: %w", err)
+	}
+	if running > 0 && !force {
+		return fmt.Errorf("%d relay node(s) ran on this database in the last minute: store migrate would replace what they changed (users, passwords, suppressions) with the file's values; stop them first, or pass --force", running)
+	}
 	return nil
 }
 
@@ -178,7 +229,7 @@ func openPostgresStore(cfg config.Config) (*store.Postgres, error) {
 		return nil, err
 	}
 	node := cfg.NodeName()
-	pg, err := store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: node})
+	pg, err := store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: node, Passive: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening the PostgreSQL store: %w", err)
 	}

@@ -51,7 +51,7 @@ func openCluster(cfg config.Config, log *slog.Logger) (*cluster, error) {
 	c.pg, err = store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: c.node, Cached: cachedBuckets,
 		MaxStale: cfg.Store.CacheMaxStale.D(), Logger: log.With("component", "store")})
 	if err != nil {
-		return nil, fmt.Errorf("store: %w (is PostgreSQL up, and [store] dsn right?)", err)
+		return nil, fmt.Errorf("%w (is PostgreSQL up, and [store] dsn right?)", err)
 	}
 	c.quota, err = quota.OpenShared(c.pg.Pool(), quota.SharedOptions{LiveNodes: c.pg.LiveNodes,
 		Logger: log.With("component", "quota")})
@@ -92,4 +92,35 @@ func registerClusterMetrics(c *cluster) {
 		return 0
 	}))
 	metrics.Registry.MustRegister(c.quota.Collectors()...)
+}
+
+// warnUnmigrated says so when the node's own file holds users the shared
+// store lacks: a relay that ran on this data_dir alone, and whose state
+// `outbound store migrate` did not move (a cluster node reads only the
+// shared store).
+func warnUnmigrated(local, shared store.DB, log *slog.Logger) {
+	var names [][]byte
+	local.View(func(tx store.Tx) error {
+		if b := tx.Bucket([]byte("users")); b != nil {
+			b.ForEach(func(k, _ []byte) error {
+				names = append(names, append([]byte(nil), k...))
+				return nil
+			})
+		}
+		return nil
+	})
+	missing := 0
+	shared.View(func(tx store.Tx) error {
+		b := tx.Bucket([]byte("users"))
+		for _, k := range names {
+			if b == nil || b.Get(k) == nil {
+				missing++
+			}
+		}
+		return nil
+	})
+	if missing > 0 {
+		log.Warn("this data_dir's bbolt file holds users the shared store does not have, and a cluster node reads only the shared store: run `outbound store migrate` with the node stopped if they should move there (docs/cluster.md)",
+			"component", "store", "users_only_in_file", missing)
+	}
 }

@@ -87,6 +87,7 @@ func openStores(db *bolt.DB, cfg config.Config, log *slog.Logger) (_ *stores, er
 			}
 		}()
 		st.shared = st.cluster.pg
+		warnUnmigrated(st.local, st.shared, log)
 	}
 	sdb := st.shared
 	if st.users, err = auth.NewStore(sdb); err != nil {
