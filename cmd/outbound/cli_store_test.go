@@ -266,3 +266,47 @@ func TestStoreMigrateHelp(t *testing.T) {
 		}
 	}
 }
+
+// Migrating into a database that nodes run on would replace what they
+// changed with the file's values: refused while one has a heartbeat in
+// the last minute, unless --force; into secrets sealed under another
+// secrets.key, refused always.
+func TestStoreMigrateRefusesALiveOrForeignDatabase(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	r := newMigrateRig(t, dsn)
+	_, stopRelay := r.startRelay(t)
+	if out, err := runCLI(t, r.serve, "a long enough password\n", "user", "add", "alice@example.org"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	stopRelay()
+	if out, err := r.storeMigrate(t); err != nil {
+		t.Fatalf("first migration: %v\n%s", err, out)
+	}
+
+	pg := openTestPostgres(t, r.migrate)
+	ctx := context.Background()
+	if _, err := pg.Pool().Exec(ctx, `INSERT INTO nodes (name, started, seen) VALUES ('node-b', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.storeMigrate(t)
+	if err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("migration while a node runs: err %v, want a refusal naming --force\n%s", err, out)
+	}
+	var force bytes.Buffer
+	if err := run([]string{"-config", r.migrate, "store", "migrate", "--force"}, strings.NewReader(""), &force, &force); err != nil {
+		t.Fatalf("--force: %v\n%s", err, force.String())
+	}
+
+	// Another relay's data_dir, with its own secrets.key.
+	other := newMigrateRig(t, dsn)
+	_, stopOther := other.startRelay(t)
+	if out, err := runCLI(t, other.serve, "another long password\n", "user", "add", "bob@example.org"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	stopOther()
+	var foreign bytes.Buffer
+	err = run([]string{"-config", other.migrate, "store", "migrate", "--force"}, strings.NewReader(""), &foreign, &foreign)
+	if err == nil || !strings.Contains(err.Error(), "secrets.key") {
+		t.Fatalf("migration of another secrets.key's relay: err %v, want a refusal naming secrets.key\n%s", err, foreign.String())
+	}
+}
