@@ -77,6 +77,9 @@ type Postgres struct {
 	known sync.Map // string → struct{}
 
 	mirrors map[string]*mirror // the cached buckets, fixed at open
+	// kick tells a reconnecting listener that a query just reached the
+	// database (noteOK).
+	kick chan struct{}
 
 	watchMu  sync.Mutex
 	watchers map[string][]func(key []byte)
@@ -94,13 +97,13 @@ type Postgres struct {
 var _ DB = (*Postgres)(nil)
 
 const (
-	connectTimeout  = 5 * time.Second  // a down database fails fast
-	stmtTimeout     = 30 * time.Second // one statement of a transaction
-	heartbeatEvery  = 10 * time.Second
+	connectTimeout = 5 * time.Second  // a down database fails fast
+	stmtTimeout    = 30 * time.Second // one statement of a transaction
+	heartbeatEvery = 10 * time.Second
 	// countEvery is how often the live nodes are counted: often, so that
 	// a node that just joined divides the limits at once should the
 	// database go down (package quota's share).
-	countEvery = 2 * time.Second
+	countEvery      = 2 * time.Second
 	updateAttempts  = 10
 	defaultMaxConns = 10
 )
@@ -142,6 +145,7 @@ func OpenPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 		ctx:      pctx,
 		cancel:   cancel,
 		mirrors:  map[string]*mirror{},
+		kick:     make(chan struct{}, 1),
 		watchers: map[string][]func([]byte){},
 		notify:   map[string]bool{},
 		healthy:  true,
@@ -327,8 +331,14 @@ func (p *Postgres) noteErr(err error) {
 // noteOK records a query that reached the database.
 func (p *Postgres) noteOK() {
 	p.health.Lock()
-	down := p.queryDown
+	down, listening := p.queryDown, p.listening
 	p.health.Unlock()
+	if !listening {
+		select { // the database answers: the listener may reconnect now
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
 	if down {
 		p.setHealth(func() { p.queryDown = false })
 	}

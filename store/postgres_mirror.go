@@ -244,6 +244,9 @@ func (p *Postgres) listen(conn *pgx.Conn) {
 	}
 }
 
+// reconnect connects the listener again, with backoff, or at once when
+// another query found the database back (kick): the mirrors reload on
+// connecting, and until then they serve what they had.
 func (p *Postgres) reconnect() *pgx.Conn {
 	backoff := time.Second
 	for {
@@ -251,6 +254,7 @@ func (p *Postgres) reconnect() *pgx.Conn {
 		case <-p.ctx.Done():
 			return nil
 		case <-time.After(backoff):
+		case <-p.kick:
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, stmtTimeout)
 		conn, err := p.connectListener(ctx)
@@ -258,7 +262,7 @@ func (p *Postgres) reconnect() *pgx.Conn {
 		if err == nil {
 			return conn
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
