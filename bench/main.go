@@ -96,6 +96,7 @@ type result struct {
 	// Cores (CPU seconds per second) during the load: other processes'
 	// busy time, I/O wait, hypervisor steal.
 	otherCores, iowaitCores, stealCores float64
+	pgStats                             string // -pg: pgStats.perMsg over the load and delivery
 }
 
 func main() {
@@ -236,7 +237,7 @@ func (r result) line() string {
 		for i, n := range r.perNode {
 			s += fmt.Sprintf(" node%d_accepted=%d node%d_rate=%.0f/s", i+1, n, i+1, float64(n)/r.submitted.Seconds())
 		}
-		s += fmt.Sprintf(" pg_cpu_per_msg=%.2fms", float64(r.pgCPUPerMsg)/float64(time.Millisecond))
+		s += fmt.Sprintf(" pg_cpu_per_msg=%.2fms %s", float64(r.pgCPUPerMsg)/float64(time.Millisecond), r.pgStats)
 	}
 	s += fmt.Sprintf(" bench_cpu_per_msg=%.2fms", float64(r.benchCPUPerMsg)/float64(time.Millisecond))
 	s += fmt.Sprintf(" other_cores=%.2f iowait_cores=%.2f steal_cores=%.2f", r.otherCores, r.iowaitCores, r.stealCores)
@@ -314,7 +315,13 @@ func run(o options) (res result, err error) {
 		return res, err
 	}
 	defer sk.Close()
-	nodes, err := startNodes(o, sk.Addr())
+	var dsn string
+	if o.pg != nil {
+		if dsn, err = o.pg.newDatabase(); err != nil {
+			return res, fmt.Errorf("postgres: %w", err)
+		}
+	}
+	nodes, err := startNodes(o, sk.Addr(), dsn)
 	defer func() {
 		for _, n := range nodes {
 			n.stop(o.keep)
@@ -427,6 +434,12 @@ func run(o options) (res result, err error) {
 
 	cpu0, pgCPU0, benchCPU0 := nodesCPU(nodes), o.pg.cpuTime(), procCPU(os.Getpid(), false)
 	machine0 := machineCPU()
+	var pg0 pgStats
+	if o.pg != nil {
+		if pg0, err = o.pg.stats(dsn); err != nil {
+			return res, fmt.Errorf("postgres statistics: %w", err)
+		}
+	}
 	perNode := make([]atomic.Int64, len(nodes))
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -515,6 +528,12 @@ func run(o options) (res result, err error) {
 	res.otherCores = (machine1.busy - machine0.busy - ours).Seconds() / wall
 	res.iowaitCores = (machine1.iowait - machine0.iowait).Seconds() / wall
 	res.stealCores = (machine1.steal - machine0.steal).Seconds() / wall
+	if o.pg != nil {
+		time.Sleep(1500 * time.Millisecond) // backends report their counters at most once a second
+		if pg1, err := o.pg.stats(dsn); err == nil {
+			res.pgStats = pg1.perMsg(pg0, res.accepted)
+		}
+	}
 	// Memory: the node that peaked highest.
 	for _, n := range nodes {
 		if hwm := n.procStatus("VmHWM"); hwm > res.peakRSS {
@@ -535,18 +554,12 @@ func run(o options) (res result, err error) {
 	return res, nil
 }
 
-// startNodes starts o.nodes relays delivering to upstream: one on bbolt,
-// or, with -pg, each on a fresh database of o.pg shared by all, the later
-// ones with the first one's master key. It returns the ones it started
-// even on an error, for the caller to stop.
-func startNodes(o options, upstream string) ([]*relayProc, error) {
-	spec := relaySpec{bin: o.bin, upstream: upstream, workers: o.workers, conns: o.upstreamConns}
-	if o.pg != nil {
-		var err error
-		if spec.dsn, err = o.pg.newDatabase(); err != nil {
-			return nil, fmt.Errorf("postgres: %w", err)
-		}
-	}
+// startNodes starts o.nodes relays delivering to upstream: on bbolt when
+// dsn is empty, else all on that database, the later ones with the first
+// one's master key. It returns the ones it started even on an error, for
+// the caller to stop.
+func startNodes(o options, upstream, dsn string) ([]*relayProc, error) {
+	spec := relaySpec{bin: o.bin, upstream: upstream, workers: o.workers, conns: o.upstreamConns, dsn: dsn}
 	var nodes []*relayProc
 	for i := range o.nodes {
 		spec.node = fmt.Sprintf("node%d", i+1)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -270,4 +271,62 @@ func machineCPU() cpuStat {
 		return time.Duration(n) * time.Second / 100
 	}
 	return cpuStat{busy: v(1) + v(2) + v(3) + v(6) + v(7), iowait: v(5), steal: v(8)}
+}
+
+// pgStats are PostgreSQL's counters of what the database did: commits in
+// the run's database, WAL fsyncs and bytes (cluster-wide), and rows
+// written per table.
+type pgStats struct {
+	commits, walSyncs, walBytes int64
+	rows                        map[string]int64
+}
+
+// stats reads the counters of database dsn. Backends report theirs at
+// most once a second, so the caller waits a moment after the load.
+func (s *pgServer) stats(dsn string) (pgStats, error) {
+	st := pgStats{rows: map[string]int64{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return st, err
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, `select xact_commit, (select wal_sync from pg_stat_wal), (select wal_bytes::bigint from pg_stat_wal)
+		from pg_stat_database where datname = current_database()`).Scan(&st.commits, &st.walSyncs, &st.walBytes); err != nil {
+		return st, err
+	}
+	rows, err := conn.Query(ctx, "select relname, n_tup_ins + n_tup_upd + n_tup_del from pg_stat_user_tables")
+	if err != nil {
+		return st, err
+	}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return st, err
+		}
+		st.rows[name] = n
+	}
+	return st, rows.Err()
+}
+
+// perMsg describes the counters' growth from s0 to s per message: commits,
+// WAL fsyncs and bytes, and the rows written to each table that had any.
+func (s pgStats) perMsg(s0 pgStats, msgs int) string {
+	m := float64(max(1, msgs))
+	out := fmt.Sprintf("pg_commits_per_msg=%.2f pg_wal_syncs_per_msg=%.2f pg_wal_bytes_per_msg=%.0f",
+		float64(s.commits-s0.commits)/m, float64(s.walSyncs-s0.walSyncs)/m, float64(s.walBytes-s0.walBytes)/m)
+	names := make([]string, 0, len(s.rows))
+	for name := range s.rows {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, name := range names {
+		if d := s.rows[name] - s0.rows[name]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s:%.2f", name, float64(d)/m))
+		}
+	}
+	return out + " pg_rows_per_msg=" + strings.Join(parts, ",")
 }
