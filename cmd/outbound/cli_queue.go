@@ -66,6 +66,11 @@ func printMessages(w io.Writer, msgs []*queue.Message) error {
 		if !m.NextAttempt.IsZero() {
 			next = m.NextAttempt.Local().Format(time.DateTime)
 		}
+		if m.Node != "" {
+			// Another cluster node holds it: what it waits for is
+			// known there (docs/cluster.md).
+			next = "on node " + m.Node
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.Created.Local().Format(time.DateTime),
 			m.User, orNull(m.From), len(m.Recipients), statusSummary(m), next)
 	}
