@@ -16,6 +16,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,12 @@ type Options struct {
 	// TemplatesDB holds the stored templates (templates.go), where the
 	// admin API keeps them (the store several nodes share); nil: DB.
 	TemplatesDB store.DB
+	// SharedDB, on a node of a cluster, is the store the nodes share:
+	// Idempotency-Keys are claimed there across the nodes
+	// (idempotency_shared.go). nil: one relay, whose own answers suffice.
+	SharedDB store.DB
+	// Node names this node in SharedDB's claims (default: the host name).
+	Node string
 	// Hostname is the right-hand side of the Message-IDs the API makes.
 	Hostname string
 	// MaxMessageBytes is the relay's max_message_bytes: the built message
@@ -73,8 +80,10 @@ type Handler struct {
 	opts Options
 	log  *slog.Logger
 	idem *idempotency
-	tmpl *templates
-	mux  *http.ServeMux
+	// shared claims Idempotency-Keys across the nodes; nil on one relay.
+	shared *sharedIdempotency
+	tmpl   *templates
+	mux    *http.ServeMux
 
 	// inflight holds the Idempotency-Keys of requests being processed,
 	// so that two at once with one key cannot both queue.
@@ -103,6 +112,15 @@ func New(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{opts: opts, log: opts.Logger, idem: idem, tmpl: tmpl, inflight: map[string]bool{}}
+	if opts.SharedDB != nil {
+		node := opts.Node
+		if node == "" {
+			node, _ = os.Hostname()
+		}
+		if h.shared, err = newSharedIdempotency(opts.SharedDB, node, opts.Now, opts.Logger); err != nil {
+			return nil, err
+		}
+	}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("POST /v1/messages", h.send)
 	h.registerTemplates(h.mux)
@@ -125,8 +143,26 @@ func New(opts Options) (*Handler, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // PurgeIdempotency deletes Idempotency-Key answers older than
-// IdempotencyTTL; the server calls it periodically.
-func (h *Handler) PurgeIdempotency() error { return h.idem.Purge() }
+// IdempotencyTTL, the node's own and (on a cluster node) the shared
+// store's; the server calls it periodically.
+func (h *Handler) PurgeIdempotency() error {
+	err := h.idem.Purge()
+	if h.shared != nil {
+		err = errors.Join(err, h.shared.Purge())
+	}
+	return err
+}
+
+// SettleIdempotency, on a cluster node, writes to the shared store the
+// Idempotency-Key answers and releases that could not be written when
+// their requests ended; the server calls it periodically. On one relay it
+// does nothing.
+func (h *Handler) SettleIdempotency() error {
+	if h.shared == nil {
+		return nil
+	}
+	return h.shared.Settle()
+}
 
 // maxBodyBytes bounds a request body: the largest message, base64-encoded
 // (4/3), plus room for the JSON around it.
@@ -189,6 +225,10 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	}
 
 	idemKey := r.Header.Get("Idempotency-Key")
+	// held is this request's claim of idemKey in the shared store, if it
+	// made one: published once the message is queued, released if not.
+	var held *claim
+	queued := false
 	if idemKey != "" {
 		if len(idemKey) > 255 {
 			writeError(w, http.StatusBadRequest, "bad_request", "Idempotency-Key is longer than 255 characters", "Idempotency-Key")
@@ -196,7 +236,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		}
 		slot := user + "\x00" + idemKey
 		if !h.claim(slot) {
-			writeError(w, http.StatusConflict, "conflict", "a request with this Idempotency-Key is being processed; retry once it has been answered", "Idempotency-Key")
+			writeBusy(w)
 			return
 		}
 		defer h.unclaim(slot)
@@ -207,14 +247,32 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if prev != nil {
-			if !bytes.Equal(prev.Request, requestHash(body)) {
-				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
-					"this Idempotency-Key was used within 24 hours for a different request; use a new key for a new message", "Idempotency-Key")
+			replay(w, prev, body)
+			return
+		}
+		if h.shared != nil {
+			v, err := h.shared.claim(user, idemKey, requestHash(body))
+			switch {
+			case err != nil:
+				h.log.Error("claiming an Idempotency-Key in the shared store failed", "err", err)
+				writeError(w, http.StatusServiceUnavailable, "unavailable", "temporary local problem; please try again later", "")
+				return
+			case v.answer != nil:
+				replay(w, v.answer, body)
+				return
+			case v.busy:
+				writeBusy(w)
 				return
 			}
-			w.Header().Set("Idempotent-Replayed", "true")
-			writeJSON(w, prev.Status, prev.Body)
-			return
+			if held = v.mine; held != nil {
+				// Deferred after unclaim, so it runs first: the key is
+				// released while this node still holds its slot.
+				defer func() {
+					if !queued {
+						h.shared.release(user, idemKey, held)
+					}
+				}()
+			}
 		}
 	}
 
@@ -285,10 +343,34 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, refusal)
 		return
 	}
+	queued = true
 	h.log.Info("send API message queued", "id", id, "user", user, "key", rec.Prefix, "rcpts", len(msg.rcpts))
 	ans.ID, ans.MessageID = id, msg.messageID
 	b, _ := json.Marshal(ans)
+	if held != nil {
+		// The answer the queue's transaction stored locally, for the
+		// other nodes.
+		h.shared.publish(user, idemKey, held, &answer{Request: requestHash(body), Status: http.StatusAccepted, Body: b, Created: now})
+	}
 	writeJSON(w, http.StatusAccepted, b)
+}
+
+// replay answers a request whose Idempotency-Key has the answer prev: prev
+// again when the request is the same, 422 when it is another.
+func replay(w http.ResponseWriter, prev *answer, body []byte) {
+	if !bytes.Equal(prev.Request, requestHash(body)) {
+		writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
+			"this Idempotency-Key was used within 24 hours for a different request; use a new key for a new message", "Idempotency-Key")
+		return
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	writeJSON(w, prev.Status, prev.Body)
+}
+
+// writeBusy answers a request whose Idempotency-Key another request (on
+// this node or another) is processing.
+func writeBusy(w http.ResponseWriter) {
+	writeError(w, http.StatusConflict, "conflict", "a request with this Idempotency-Key is being processed; retry once it has been answered", "Idempotency-Key")
 }
 
 func (h *Handler) claim(slot string) bool {

@@ -15,10 +15,17 @@ import (
 // HTTP on loopback, HTTPS with the relay's certificate anywhere else, as
 // the admin listener. Its messages go through backend, the SMTP
 // listeners' own submission path. Idempotency-Key answers past their 24
-// hours are purged hourly until the server stops.
+// hours are purged hourly until the server stops; on a cluster node the
+// keys are claimed in the shared store too (sendapi.Options.SharedDB).
 func (s *server) listenSendAPI(cfg config.Config, keys *auth.APIKeys, backend *relay.Backend, log *slog.Logger) error {
-	h, err := sendapi.New(sendapi.Options{Keys: keys, Relay: backend, DB: store.Bolt(s.db), TemplatesDB: s.st.shared, Hostname: cfg.Hostname,
-		MaxMessageBytes: cfg.Submission.MaxMessageBytes, Logger: log})
+	opts := sendapi.Options{Keys: keys, Relay: backend, DB: store.Bolt(s.db), TemplatesDB: s.st.shared, Hostname: cfg.Hostname,
+		MaxMessageBytes: cfg.Submission.MaxMessageBytes, Logger: log}
+	if s.st.cluster != nil {
+		// A retry may reach another node: the keys are claimed in the
+		// store the nodes share.
+		opts.SharedDB, opts.Node = s.st.shared, s.st.nodeName()
+	}
+	h, err := sendapi.New(opts)
 	if err != nil {
 		return err
 	}
@@ -28,15 +35,23 @@ func (s *server) listenSendAPI(cfg config.Config, keys *auth.APIKeys, backend *r
 		return err
 	}
 	go func() {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
+		purge := time.NewTicker(time.Hour)
+		defer purge.Stop()
+		// On a cluster node: answers and releases the shared store missed
+		// while it could not be reached (a no-op on one relay).
+		settle := time.NewTicker(30 * time.Second)
+		defer settle.Stop()
 		for {
 			select {
 			case <-s.done:
 				return
-			case <-t.C:
+			case <-purge.C:
 				if err := h.PurgeIdempotency(); err != nil {
 					log.Warn("purging idempotency keys failed", "err", err)
+				}
+			case <-settle.C:
+				if err := h.SettleIdempotency(); err != nil {
+					log.Warn("writing idempotency keys to the shared store failed", "err", err)
 				}
 			}
 		}
