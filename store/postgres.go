@@ -219,33 +219,33 @@ func (p *Postgres) update(fn func(Tx) error) error {
 		return errors.New("store: postgres store closed")
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, stmtTimeout)
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := p.pool.Acquire(ctx)
 	cancel()
 	if err != nil {
 		p.noteErr(err)
 		return unreachable(fmt.Errorf("store: postgres: %w", err))
 	}
-	// Also when fn panics, or the connection would stay taken; after a
-	// commit, Rollback does nothing.
-	defer p.rollback(tx)
-	t := newPgTx(p, tx, true)
+	// BEGIN goes with the first statement fn sends (postgres_tx.go).
+	t := newUpdateTx(p, conn)
+	// Also when fn panics, or the connection would stay taken.
+	defer t.release()
 	ferr := fn(t)
 	if t.err != nil {
 		// A failed statement aborted the transaction: report the cause
 		// (fn's own error may only be a consequence of reading nil), which
 		// is also what Update retries on.
-		ferr = unreachable(t.err)
+		return unreachable(t.err)
 	}
 	if ferr != nil {
 		return ferr
 	}
-	ctx, cancel = context.WithTimeout(p.ctx, stmtTimeout)
-	err = tx.Commit(ctx)
-	cancel()
-	if err != nil {
-		p.noteErr(err)
-		return unreachable(fmt.Errorf("store: postgres: commit: %w", err))
+	if !t.commit() {
+		return unreachable(t.err)
 	}
+	// Before the mirrors' refresh takes a connection of its own: Updates
+	// holding every connection of the pool while waiting for one would
+	// wait forever.
+	t.release()
 	t.committed()
 	return nil
 }
@@ -256,7 +256,7 @@ func (p *Postgres) View(fn func(Tx) error) error {
 	if p.ctx.Err() != nil {
 		return errors.New("store: postgres store closed")
 	}
-	t := newPgTx(p, nil, false)
+	t := newViewTx(p)
 	defer func() {
 		if t.tx != nil {
 			p.rollback(t.tx) // read only: nothing to commit
