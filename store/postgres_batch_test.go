@@ -454,3 +454,55 @@ func TestPostgresDeadlockRetryStartsClean(t *testing.T) {
 		t.Errorf("%d connections left in a transaction", n)
 	}
 }
+
+// BenchmarkPostgresShipBatch is one Update as the shipper makes it for a
+// batch of 256 events: the mark read, per event a NextSequence and three
+// Puts over three buckets, the mark written. It uses only the store's
+// interface, so it runs on the code before write batching too (BENCH.md,
+// "write batching").
+func BenchmarkPostgresShipBatch(b *testing.B) {
+	p, err := OpenPostgres(context.Background(), PostgresOptions{DSN: pgtest.Shared(b).NewDatabase(b), Node: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	names := []string{"events", "by-message", "refs", "marks"}
+	if err := p.Update(func(tx Tx) error {
+		for _, n := range names {
+			if _, err := tx.CreateBucketIfNotExists([]byte(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("x"), 400) // an event's JSON
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Update(func(tx Tx) error {
+			evs, idx, refs, marks := tx.Bucket([]byte("events")), tx.Bucket([]byte("by-message")), tx.Bucket([]byte("refs")), tx.Bucket([]byte("marks"))
+			marks.Get([]byte("outbox"))
+			for range 256 {
+				seq, err := evs.NextSequence()
+				if err != nil {
+					return err
+				}
+				key := []byte(fmt.Sprintf("%016x", seq))
+				if err := evs.Put(key, value); err != nil {
+					return err
+				}
+				if err := idx.Put(append([]byte("message/"), key...), nil); err != nil {
+					return err
+				}
+				if err := refs.Put(append([]byte("ref/"), key...), []byte("message")); err != nil {
+					return err
+				}
+			}
+			return marks.Put([]byte("outbox"), []byte("mark"))
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/256, "µs/event")
+}
