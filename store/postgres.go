@@ -26,7 +26,9 @@ import (
 // first time an Update touches the bucket, so an owner's read-modify-write
 // in Update is as safe as in bbolt, whose writers are serialized by the
 // file. Updates run at READ COMMITTED (under the lock they read the latest
-// commit); Views at REPEATABLE READ, so one View sees one moment.
+// commit); Views at REPEATABLE READ, so one View sees one moment. An
+// Update's writes are queued and sent as one pipelined batch with its next
+// read or its COMMIT (postgres_tx.go).
 //
 // Cached buckets (the ones read on every message: users, smarthosts, ...)
 // are mirrored whole in each node's memory. A trigger announces changed
