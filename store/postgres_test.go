@@ -368,7 +368,10 @@ func terminateIdleTx(t *testing.T, p *Postgres) {
 	var n int
 	err := p.Pool().QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()`).Scan(&n)
-	if err != nil || n != 1 {
+	// At least the transaction's own backend; under load another of the
+	// pool's connections may be caught between a pipelined BEGIN and its
+	// next statement too, and ending it as well changes nothing here.
+	if err != nil || n < 1 {
 		t.Fatalf("terminating the transaction's backend: %d, %v", n, err)
 	}
 }
