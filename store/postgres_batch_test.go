@@ -309,14 +309,24 @@ func TestPostgresNextSequenceIsExactAcrossNodes(t *testing.T) {
 
 // idleInTransaction counts the backends of p's database left in a
 // transaction (a connection given back to the pool mid-transaction).
+//
+// A connection may be in a transaction for a moment for reasons of its own
+// (the listener re-reading a key another commit announced), so it waits up
+// to 5 s for none: a connection left in a transaction stays there.
 func idleInTransaction(t *testing.T, p *Postgres) int {
 	t.Helper()
-	var n int
-	if err := p.Pool().QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := p.Pool().QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&n); err != nil {
-		t.Fatal(err)
+			t.Fatal(err)
+		}
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return n
 }
 
 // TestPostgresFailedBatchFailsTheUpdate: a queued Put that PostgreSQL
