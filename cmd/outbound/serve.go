@@ -27,10 +27,10 @@ import (
 
 // server is a running relay: listeners, delivery workers, admin API.
 type server struct {
-	db        *bolt.DB
-	users     *auth.Store
-	queue     *queue.Queue
-	quota     quota.Limiter
+	db    *bolt.DB
+	users *auth.Store
+	queue *queue.Queue
+	quota quota.Limiter
 	// st are the stores; st.close closes what is not in db.
 	st        *stores
 	cert      *listenerCert

@@ -173,7 +173,6 @@ func (st *stores) close() {
 	}
 }
 
-
 // nodeName is this node's name in a cluster, "" for one relay.
 func (st *stores) nodeName() string {
 	if st.cluster == nil {
