@@ -124,31 +124,13 @@ func (d *flakyDB) View(fn func(store.Tx) error) error {
 	return d.DB.View(fn)
 }
 
-// syncBuffer is a log sink the handlers' goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type clusterNode struct {
 	name   string
 	h      *Handler
 	srv    *httptest.Server
 	relay  *fakeRelay
 	shared *flakyDB
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
 // nodeOptions change a node from the default: its clock.
@@ -168,7 +150,7 @@ func startNode(t *testing.T, dsn, name string, o nodeOptions) *clusterNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	pg, err := store.OpenPostgres(ctx, store.PostgresOptions{DSN: dsn, Node: name, Logger: log})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"outbound/events"
 	"outbound/internal/pgtest"
+	"outbound/internal/testutil"
 	"outbound/store"
 	"outbound/suppression"
 )
@@ -496,31 +497,12 @@ func TestRunShipsWhenWokenAndStops(t *testing.T) {
 	})
 }
 
-// lockedBuffer is a log destination for a handler used from Run's
-// goroutine and the test's.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // While PostgreSQL is down entries wait in the outbox: ShipOnce fails,
 // Run keeps trying (saying so once) and ships them when it is back.
 func TestEntriesWaitWhileTheSharedStoreIsDown(t *testing.T) {
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
-	logs := &lockedBuffer{}
+	logs := &testutil.SyncBuffer{}
 	n := newNode(t, "a", openPostgres(t, dsn, "a"), Options{Retry: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	n.write(numbered("m1", "down", 2)...)

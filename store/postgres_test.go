@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"outbound/internal/pgtest"
+	"outbound/internal/testutil"
 )
 
 // waitFor is how long a test waits for something another goroutine or
@@ -609,7 +610,7 @@ func TestPostgresMirrorServesThroughAnOutage(t *testing.T) {
 	srv := pgtest.Start(t)
 	// The cluster trusts any password: one in the DSN must reach no log.
 	dsn := strings.Replace(srv.NewDatabase(t), "outbound@", "outbound:sekrit@", 1)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := OpenPostgres(ctx, PostgresOptions{DSN: dsn, Node: "a", Cached: []string{"users"}, MaxStale: time.Hour,
@@ -691,24 +692,6 @@ func TestPostgresMirrorServesThroughAnOutage(t *testing.T) {
 	if strings.Count(out, "unreachable") != 1 || strings.Count(out, "reachable again") != 1 {
 		t.Errorf("the outage is not logged once down and once up:\n%s", out)
 	}
-}
-
-// syncBuffer is a log destination for goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestPostgresUpdateRetriesADeadlock: two Updates that take two buckets'
